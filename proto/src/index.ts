@@ -1,0 +1,4 @@
+export * from './codec.js';
+export * from './commands.js';
+export * from './messages.js';
+export * from './version.js';

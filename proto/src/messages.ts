@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { Command, DumpTool } from './commands.js';
+
+const Id = z.string().min(1).max(128);
+const Uuid = z.uuid();
+
+/** Host facts sent with every heartbeat. */
+export const HostFacts = z.object({
+  hostname: z.string().max(255),
+  os: z.string().max(255),
+  arch: z.string().max(64),
+  agentVersion: z.string().max(64),
+  uptimeSeconds: z.number().nonnegative(),
+  hostUptimeSeconds: z.number().nonnegative(),
+  load: z.array(z.number()).max(3),
+  stateDirFreeBytes: z.number().int().nonnegative().nullable(),
+  tools: z.array(DumpTool).max(64),
+  queueDepth: z.number().int().nonnegative(),
+  outboxDepth: z.number().int().nonnegative(),
+});
+export type HostFacts = z.infer<typeof HostFacts>;
+
+/** Events an agent records in its outbox; each carries a per-agent sequence number. */
+export const AgentEventBody = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('command.started'), commandId: Uuid }),
+  z.object({ type: z.literal('command.succeeded'), commandId: Uuid, result: z.unknown() }),
+  z.object({
+    type: z.literal('command.failed'),
+    commandId: Uuid,
+    error: z.object({ code: z.string().max(64), message: z.string().max(4096) }),
+  }),
+  z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string().max(4096) }),
+]);
+export type AgentEventBody = z.infer<typeof AgentEventBody>;
+
+export const AgentEvent = z.object({
+  seq: z.number().int().positive(),
+  at: z.string(),
+  body: AgentEventBody,
+});
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+/** Agent -> control plane. */
+export const AgentMessages = {
+  hello: z.object({
+    agentId: Uuid,
+    agentVersion: z.string().max(64),
+    protocol: z.object({ major: z.number().int(), minor: z.number().int() }),
+    /** Highest event sequence number the control plane has acknowledged, as the agent knows it. */
+    eventsAckedUpTo: z.number().int().nonnegative(),
+    /** Command ids the agent has recorded and acknowledged but that may not have reached the control plane. */
+    recentCommandIds: z.array(Uuid).max(1000),
+  }),
+  heartbeat: z.object({ facts: HostFacts }),
+  'command.ack': z.object({ commandId: Uuid }),
+  event: AgentEvent,
+  ping: z.object({ t: z.number() }),
+  pong: z.object({ t: z.number() }),
+} as const;
+
+/** Control plane -> agent. */
+export const ServerMessages = {
+  welcome: z.object({
+    serverTime: z.string(),
+    heartbeatIntervalMs: z.number().int().positive(),
+    configVersion: z.number().int().nonnegative(),
+    /** Highest event sequence number the control plane has applied for this agent. */
+    eventsAckedUpTo: z.number().int().nonnegative(),
+    protocol: z.object({ major: z.number().int(), minor: z.number().int() }),
+  }),
+  command: z.object({ commandId: Uuid, command: Command, expiresAt: z.string() }),
+  'event.ack': z.object({ upTo: z.number().int().nonnegative() }),
+  'heartbeat.ack': z.object({ serverTime: z.string() }),
+  ping: z.object({ t: z.number() }),
+  pong: z.object({ t: z.number() }),
+} as const;
+
+export type AgentMessageType = keyof typeof AgentMessages;
+export type ServerMessageType = keyof typeof ServerMessages;
+export type AgentPayload<T extends AgentMessageType> = z.infer<(typeof AgentMessages)[T]>;
+export type ServerPayload<T extends ServerMessageType> = z.infer<(typeof ServerMessages)[T]>;
+
+export type Envelope<T extends string, P> = { v: number; type: T; id: string; payload: P };
+
+export type AgentMessage = {
+  [K in AgentMessageType]: Envelope<K, AgentPayload<K>>;
+}[AgentMessageType];
+export type ServerMessage = {
+  [K in ServerMessageType]: Envelope<K, ServerPayload<K>>;
+}[ServerMessageType];
+
+export const EnvelopeShape = z.object({
+  v: z.number().int(),
+  type: z.string().max(64),
+  id: Id,
+  payload: z.unknown(),
+});

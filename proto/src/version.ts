@@ -1,0 +1,33 @@
+/**
+ * Wire protocol version between agent and control plane.
+ *
+ * The major version goes in every envelope (`v`). A peer refuses a major it
+ * does not speak. Minor versions only add optional fields or new message
+ * types, which an older peer ignores (unknown *command kinds* are failed
+ * by the agent with a clear error instead of being silently dropped).
+ *
+ * History:
+ *   1.0  hello/welcome, heartbeat, ping/pong, command push + ack,
+ *        sequenced agent events acknowledged by high-water mark;
+ *        commands: ping, probe.
+ */
+export const PROTOCOL_MAJOR = 1;
+export const PROTOCOL_MINOR = 0;
+export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
+
+/** Largest WebSocket frame either side accepts, in bytes. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** WebSocket close codes used by both sides (4000-4999 are application codes). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  invalidPayload: 1007,
+  policyViolation: 1008,
+  tooBig: 1009,
+  unsupportedVersion: 4001,
+  revoked: 4003,
+  replaced: 4004,
+  heartbeatTimeout: 4008,
+} as const;
