@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * All control-plane configuration, parsed once at start-up. Every option is a
+ * `DBBACKUP_*` environment variable; `DBBACKUP_CONFIG_FILE` may point at a JSON
+ * object with the same keys, which the environment overrides.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const Schema = z
+  .object({
+    DBBACKUP_HOST: z.string().min(1).default('127.0.0.1'),
+    DBBACKUP_PORT: int(0, 65535).default(8080),
+    DBBACKUP_DATA_DIR: z.string().min(1).default('./data/control-plane'),
+    DBBACKUP_DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    DBBACKUP_EMBEDDED_PG_PORT: int(1, 65535).default(54329),
+    DBBACKUP_HEARTBEAT_INTERVAL_MS: int(100, 3_600_000).default(15_000),
+    DBBACKUP_COMMAND_TTL_SECONDS: int(1, 30 * 86_400).default(3600),
+    DBBACKUP_ENROLLMENT_TOKEN_TTL_SECONDS: int(60, 30 * 86_400).default(86_400),
+    DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS: int(10, 900).default(300),
+    DBBACKUP_CLOCK_SKEW_SECONDS: int(0, 300).default(5),
+    DBBACKUP_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    DBBACKUP_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  })
+  .strict();
+
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  embeddedPgPort: number;
+  heartbeatIntervalMs: number;
+  commandTtlSeconds: number;
+  enrollmentTokenTtlSeconds: number;
+  agentTokenMaxAgeSeconds: number;
+  clockSkewSeconds: number;
+  logLevel: string;
+  maxBodyBytes: number;
+}>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse configuration from an environment (and the file it names). Throws ConfigError naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  let fromFile: Record<string, unknown> = {};
+  const file = env.DBBACKUP_CONFIG_FILE;
+  if (file) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`DBBACKUP_CONFIG_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
+      throw new ConfigError(`DBBACKUP_CONFIG_FILE: ${file} must hold a JSON object of DBBACKUP_* keys`);
+    }
+  }
+  const fromEnv: Record<string, string> = {};
+  for (const key of Object.keys(Schema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') fromEnv[key] = v;
+  }
+  // DATABASE_URL is the conventional name; DBBACKUP_DATABASE_URL wins when both are set.
+  if (!fromEnv.DBBACKUP_DATABASE_URL && env.DATABASE_URL) fromEnv.DBBACKUP_DATABASE_URL = env.DATABASE_URL;
+
+  const parsed = Schema.safeParse({ ...fromFile, ...fromEnv });
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = i.path.join('.') || '(config)';
+      return i.code === 'unrecognized_keys'
+        ? `${file ?? 'config'}: unknown keys ${i.keys.join(', ')}`
+        : `${name}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  return Object.freeze({
+    host: c.DBBACKUP_HOST,
+    port: c.DBBACKUP_PORT,
+    dataDir: path.resolve(c.DBBACKUP_DATA_DIR),
+    databaseUrl: c.DBBACKUP_DATABASE_URL,
+    embeddedPgPort: c.DBBACKUP_EMBEDDED_PG_PORT,
+    heartbeatIntervalMs: c.DBBACKUP_HEARTBEAT_INTERVAL_MS,
+    commandTtlSeconds: c.DBBACKUP_COMMAND_TTL_SECONDS,
+    enrollmentTokenTtlSeconds: c.DBBACKUP_ENROLLMENT_TOKEN_TTL_SECONDS,
+    agentTokenMaxAgeSeconds: c.DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS,
+    clockSkewSeconds: c.DBBACKUP_CLOCK_SKEW_SECONDS,
+    logLevel: c.DBBACKUP_LOG_LEVEL,
+    maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
+  });
+}

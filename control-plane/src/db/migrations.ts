@@ -1,0 +1,114 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+/** Migrations live in code, in order; never edit one that has shipped, add the next. */
+const migrations: Record<string, Migration> = {
+  '0001_foundation': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE settings (key text PRIMARY KEY, value jsonb NOT NULL);
+
+        CREATE TABLE api_tokens (
+          id uuid PRIMARY KEY,
+          name text NOT NULL,
+          role text NOT NULL CHECK (role IN ('admin','operator','viewer')),
+          token_hash text NOT NULL UNIQUE,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          last_used_at timestamptz,
+          revoked_at timestamptz
+        );
+
+        CREATE TABLE agents (
+          id uuid PRIMARY KEY,
+          hostname text NOT NULL,
+          agent_version text NOT NULL,
+          labels jsonb NOT NULL DEFAULT '{}',
+          signing_jwk jsonb NOT NULL,
+          encryption_jwk jsonb,
+          status text NOT NULL CHECK (status IN ('pending','online','offline','revoked')),
+          enrolled_at timestamptz NOT NULL DEFAULT now(),
+          last_seen_at timestamptz,
+          connected_at timestamptz,
+          facts jsonb,
+          revoked_at timestamptz,
+          last_event_seq bigint NOT NULL DEFAULT 0,
+          config_version integer NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE enrollment_tokens (
+          id uuid PRIMARY KEY,
+          token_hash text NOT NULL UNIQUE,
+          labels jsonb NOT NULL DEFAULT '{}',
+          created_by uuid REFERENCES api_tokens(id),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          expires_at timestamptz NOT NULL,
+          used_at timestamptz,
+          agent_id uuid REFERENCES agents(id)
+        );
+
+        CREATE TABLE agent_status_history (
+          id bigserial PRIMARY KEY,
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          status text NOT NULL,
+          reason text NOT NULL,
+          at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX agent_status_history_agent ON agent_status_history (agent_id, id DESC);
+
+        CREATE TABLE agent_token_jtis (
+          jti text PRIMARY KEY,
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          expires_at timestamptz NOT NULL
+        );
+        CREATE INDEX agent_token_jtis_expiry ON agent_token_jtis (expires_at);
+
+        CREATE TABLE commands (
+          id uuid PRIMARY KEY,
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          kind text NOT NULL,
+          payload jsonb NOT NULL,
+          state text NOT NULL CHECK (state IN
+            ('queued','delivered','acknowledged','running','succeeded','failed','cancelled','expired')),
+          created_by uuid REFERENCES api_tokens(id),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now(),
+          expires_at timestamptz NOT NULL,
+          delivered_at timestamptz,
+          acknowledged_at timestamptz,
+          started_at timestamptz,
+          finished_at timestamptz,
+          deliveries integer NOT NULL DEFAULT 0,
+          result jsonb,
+          error jsonb
+        );
+        CREATE INDEX commands_pending ON commands (agent_id, created_at) WHERE state IN ('queued','delivered');
+
+        CREATE TABLE agent_events (
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          seq bigint NOT NULL,
+          type text NOT NULL,
+          body jsonb NOT NULL,
+          received_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (agent_id, seq)
+        );
+      `.execute(db);
+    },
+  },
+};
+
+class InlineProvider implements MigrationProvider {
+  async getMigrations() {
+    return migrations;
+  }
+}
+
+export type MigrationOutcome = { error: unknown; applied: string[] };
+
+/** Bring the schema up to date. Safe when several replicas start at once (kysely takes a lock). */
+export async function migrate(db: Kysely<unknown>): Promise<MigrationOutcome> {
+  const migrator = new Migrator({ db, provider: new InlineProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  return {
+    error,
+    applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
+  };
+}

@@ -1,0 +1,114 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T = unknown> = ColumnType<T, string, string>;
+type NullableJson<T = unknown> = ColumnType<T | null, string | null | undefined, string | null>;
+
+export type Role = 'admin' | 'operator' | 'viewer';
+export type AgentStatus = 'pending' | 'online' | 'offline' | 'revoked';
+export type CommandState =
+  | 'queued'
+  | 'delivered'
+  | 'acknowledged'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'expired';
+
+export interface SettingsTable {
+  key: string;
+  value: Json;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: Role;
+  token_hash: string;
+  created_at: GeneratedTimestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface EnrollmentTokensTable {
+  id: string;
+  token_hash: string;
+  labels: Json<Record<string, string>>;
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  agent_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface AgentsTable {
+  id: string;
+  hostname: string;
+  agent_version: string;
+  labels: Json<Record<string, string>>;
+  signing_jwk: Json<Record<string, string>>;
+  encryption_jwk: NullableJson<Record<string, string>>;
+  status: AgentStatus;
+  enrolled_at: GeneratedTimestamp;
+  last_seen_at: NullableTimestamp;
+  connected_at: NullableTimestamp;
+  facts: NullableJson<Record<string, unknown>>;
+  revoked_at: NullableTimestamp;
+  last_event_seq: Generated<number>;
+  config_version: Generated<number>;
+}
+
+export interface AgentStatusHistoryTable {
+  id: Generated<number>;
+  agent_id: string;
+  status: AgentStatus;
+  reason: string;
+  at: GeneratedTimestamp;
+}
+
+export interface AgentTokenJtisTable {
+  jti: string;
+  agent_id: string;
+  expires_at: Timestamp;
+}
+
+export interface CommandsTable {
+  id: string;
+  agent_id: string;
+  kind: string;
+  payload: Json<Record<string, unknown>>;
+  state: CommandState;
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  delivered_at: NullableTimestamp;
+  acknowledged_at: NullableTimestamp;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  deliveries: Generated<number>;
+  result: NullableJson;
+  error: NullableJson<{ code: string; message: string }>;
+}
+
+export interface AgentEventsTable {
+  agent_id: string;
+  seq: number;
+  type: string;
+  body: Json;
+  received_at: GeneratedTimestamp;
+}
+
+export interface Database {
+  settings: SettingsTable;
+  api_tokens: ApiTokensTable;
+  enrollment_tokens: EnrollmentTokensTable;
+  agents: AgentsTable;
+  agent_status_history: AgentStatusHistoryTable;
+  agent_token_jtis: AgentTokenJtisTable;
+  commands: CommandsTable;
+  agent_events: AgentEventsTable;
+}

@@ -1,0 +1,91 @@
+import { type JWK, decodeJwt, errors, importJWK, jwtVerify } from 'jose';
+import type { Db } from '../db/database.js';
+import { ProblemError, unauthorized } from '../http/problem.js';
+
+export interface AgentAuthOptions {
+  db: Db;
+  /** The cluster id every agent token must name as its audience. */
+  audience: string;
+  maxAgeSeconds: number;
+  clockSkewSeconds: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Check the short-lived JWT an agent presents on connect: signed with the
+ * agent's own enrolled Ed25519 key, for this control plane's audience, at most
+ * `maxAgeSeconds` long, not yet seen (`jti` single use). Clock skew up to
+ * `clockSkewSeconds` is tolerated; beyond that the refusal says how far off the
+ * agent's clock is. Throws a 401 ProblemError; returns the agent id.
+ */
+export async function authenticateAgent(authorization: string | undefined, o: AgentAuthOptions): Promise<string> {
+  const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+  if (!m?.[1]) throw unauthorized('missing agent token (Authorization: Bearer <jwt>)');
+  const token = m[1];
+
+  let claims: ReturnType<typeof decodeJwt>;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    throw unauthorized('agent token is not a JWT');
+  }
+  const agentId = claims.sub;
+  if (!agentId || !UUID_RE.test(agentId)) throw unauthorized('agent token has no agent id (sub)');
+
+  const agent = await o.db
+    .selectFrom('agents')
+    .select(['id', 'signing_jwk', 'status'])
+    .where('id', '=', agentId)
+    .executeTakeFirst();
+  if (!agent) throw unauthorized('unknown agent');
+  if (agent.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
+
+  const nowS = Date.now() / 1000;
+  const skew = o.clockSkewSeconds;
+  if (typeof claims.iat === 'number' && claims.iat > nowS + skew) {
+    throw clockSkew(`agent token issued ${Math.round(claims.iat - nowS)} s in the future: the agent's clock is ahead`);
+  }
+  try {
+    const key = await importJWK(agent.signing_jwk as JWK, 'EdDSA');
+    await jwtVerify(token, key, {
+      algorithms: ['EdDSA', 'Ed25519'],
+      audience: o.audience,
+      subject: agentId,
+      clockTolerance: skew,
+      maxTokenAge: o.maxAgeSeconds + skew,
+      requiredClaims: ['iat', 'exp', 'jti', 'sub', 'aud'],
+    });
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) {
+      const ago = typeof claims.exp === 'number' ? Math.round(nowS - claims.exp) : undefined;
+      throw clockSkew(
+        `agent token expired${ago !== undefined ? ` ${ago} s ago` : ''}; if this agent's clock is behind, fix its time sync`,
+        'token-expired',
+      );
+    }
+    if (err instanceof errors.JWTClaimValidationFailed) throw unauthorized(`agent token rejected: ${err.message}`);
+    throw unauthorized('agent token signature is not valid for this agent');
+  }
+  if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number' || claims.exp - claims.iat > o.maxAgeSeconds) {
+    throw unauthorized(`agent token lives longer than ${o.maxAgeSeconds} s`);
+  }
+  const jti = String(claims.jti);
+  if (jti.length > 128) throw unauthorized('agent token jti too long');
+  const inserted = await o.db
+    .insertInto('agent_token_jtis')
+    .values({ jti: `${agentId}:${jti}`, agent_id: agentId, expires_at: new Date((claims.exp + skew) * 1000) })
+    .onConflict((oc) => oc.doNothing())
+    .returning('jti')
+    .executeTakeFirst();
+  if (!inserted) throw unauthorized('agent token already used (replay)', 'token-replayed');
+  return agentId;
+}
+
+function clockSkew(detail: string, type = 'clock-skew'): ProblemError {
+  return new ProblemError(401, 'Unauthorized', detail, { type, extra: { serverTime: new Date().toISOString() } });
+}
+
+export async function purgeExpiredJtis(db: Db) {
+  await db.deleteFrom('agent_token_jtis').where('expires_at', '<', new Date()).execute();
+}

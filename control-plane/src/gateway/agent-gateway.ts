@@ -1,0 +1,118 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '@dbbackup/logger';
+import { CloseCode, MAX_FRAME_BYTES } from '@dbbackup/proto';
+import { WebSocketServer } from 'ws';
+import type { Db } from '../db/database.js';
+import { ProblemError, problemBody } from '../http/problem.js';
+import { setAgentStatus } from '../services/agent-status.js';
+import { type AgentAuthOptions, authenticateAgent } from './agent-auth.js';
+import { AgentSession } from './agent-session.js';
+
+export const AGENT_CONNECT_PATH = '/v1/agent/connect';
+
+export interface GatewayOptions extends AgentAuthOptions {
+  log: Logger;
+  heartbeatIntervalMs: number;
+  db: Db;
+}
+
+/**
+ * The agent WebSocket endpoint, on the HTTP server's own port. Authentication
+ * happens at the HTTP upgrade: a bad token is answered with a 401
+ * problem+json response and no socket is opened.
+ */
+export class AgentGateway {
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  readonly #sessions = new Map<string, AgentSession>();
+  readonly #o: GatewayOptions;
+  #closing = false;
+
+  constructor(o: GatewayOptions) {
+    this.#o = o;
+  }
+
+  attach(server: Server) {
+    server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => {});
+      void this.#upgrade(req, socket, head);
+    });
+  }
+
+  get connectedAgentIds(): string[] {
+    return [...this.#sessions.keys()];
+  }
+
+  session(agentId: string): AgentSession | undefined {
+    return this.#sessions.get(agentId);
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const { pathname } = new URL(req.url ?? '/', 'http://x');
+    if (pathname !== AGENT_CONNECT_PATH) return refuse(socket, new ProblemError(404, 'Not Found', 'no WebSocket here'));
+    if (this.#closing) return refuse(socket, new ProblemError(503, 'Service Unavailable', 'shutting down'));
+    let agentId: string;
+    try {
+      agentId = await authenticateAgent(req.headers.authorization, this.#o);
+    } catch (err) {
+      if (err instanceof ProblemError) {
+        this.#o.log.warn({ reason: err.message, type: err.type, remote: req.socket.remoteAddress }, 'agent connect refused');
+        return refuse(socket, err);
+      }
+      this.#o.log.error({ err }, 'agent authentication failed');
+      return refuse(socket, new ProblemError(503, 'Service Unavailable', 'cannot authenticate now; retry'));
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      const previous = this.#sessions.get(agentId);
+      const session = new AgentSession(
+        agentId,
+        ws,
+        { db: this.#o.db, log: this.#o.log, heartbeatIntervalMs: this.#o.heartbeatIntervalMs },
+        (s) => this.#closed(s),
+      );
+      this.#sessions.set(agentId, session);
+      previous?.close(CloseCode.replaced, 'replaced by a newer connection');
+    });
+  }
+
+  #closed(s: AgentSession) {
+    if (this.#sessions.get(s.agentId) !== s) return;
+    this.#sessions.delete(s.agentId);
+    if (!this.#closing) {
+      void setAgentStatus(this.#o.db, s.agentId, 'offline', 'disconnected').catch((err) =>
+        this.#o.log.error({ err }, 'failed to record offline'),
+      );
+    }
+  }
+
+  /** Close this replica's socket for an agent (revocation). */
+  revoke(agentId: string) {
+    const s = this.#sessions.get(agentId);
+    if (!s) return;
+    this.#sessions.delete(agentId);
+    s.close(CloseCode.revoked, 'agent revoked');
+  }
+
+  dispatch(agentId: string) {
+    void this.#sessions.get(agentId)?.dispatchPending();
+  }
+
+  async close() {
+    this.#closing = true;
+    for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
+    await new Promise<void>((r) => this.#wss.close(() => r()));
+  }
+}
+
+function refuse(socket: Duplex, p: ProblemError) {
+  const body = JSON.stringify(problemBody(p));
+  const reason = p.status === 401 ? 'Unauthorized' : p.status === 404 ? 'Not Found' : 'Service Unavailable';
+  socket.end(
+    `HTTP/1.1 ${p.status} ${reason}\r\n` +
+      'Content-Type: application/problem+json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Date: ${new Date().toUTCString()}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,195 @@
+import type { Logger } from '@dbbackup/logger';
+import {
+  type AgentMessage,
+  CloseCode,
+  decodeAgentMessage,
+  encodeServerMessage,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  type ServerMessageType,
+  type ServerPayload,
+} from '@dbbackup/proto';
+import type { WebSocket } from 'ws';
+import { type Db, json } from '../db/database.js';
+import { applyAgentEvent, markDelivered, pendingCommands, toWireCommand, transition } from '../services/commands.js';
+import { setAgentStatus } from '../services/agent-status.js';
+
+export interface SessionDeps {
+  db: Db;
+  log: Logger;
+  heartbeatIntervalMs: number;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+
+/**
+ * One agent's WebSocket on this replica. Messages are handled strictly one at a
+ * time, in arrival order, so events apply in sequence. The first message must
+ * be `hello`; a frame that does not decode closes this connection (and nothing
+ * else) with the decoder's reason.
+ */
+export class AgentSession {
+  readonly agentId: string;
+  readonly #ws: WebSocket;
+  readonly #deps: SessionDeps;
+  readonly #log: Logger;
+  #ready = false;
+  #closed = false;
+  #lastInbound = Date.now();
+  #queue: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout;
+  #onClosed: (s: AgentSession) => void;
+
+  constructor(agentId: string, ws: WebSocket, deps: SessionDeps, onClosed: (s: AgentSession) => void) {
+    this.agentId = agentId;
+    this.#ws = ws;
+    this.#deps = deps;
+    this.#onClosed = onClosed;
+    this.#log = deps.log.child({ agentId });
+    const helloDeadline = Date.now() + HELLO_TIMEOUT_MS;
+    const hb = deps.heartbeatIntervalMs;
+    this.#timer = setInterval(
+      () => {
+        if (!this.#ready && Date.now() > helloDeadline) this.close(CloseCode.policyViolation, 'hello expected');
+        else if (Date.now() - this.#lastInbound > 2 * hb) {
+          this.#log.warn('two heartbeats missed; dropping connection');
+          this.close(CloseCode.heartbeatTimeout, 'heartbeat timeout');
+          // A half-open TCP connection may never deliver the close handshake.
+          setTimeout(() => this.#ws.terminate(), 1000).unref();
+        }
+      },
+      Math.max(50, Math.floor(hb / 4)),
+    );
+    ws.on('message', (data, isBinary) => {
+      this.#lastInbound = Date.now();
+      const decoded = decodeAgentMessage(isBinary ? data : data.toString());
+      if (!decoded.ok) {
+        this.#log.warn({ code: decoded.code, reason: decoded.reason }, 'closing on bad frame');
+        this.close(decoded.code, decoded.reason);
+        return;
+      }
+      this.#queue = this.#queue
+        .then(() => this.#handle(decoded.message))
+        .catch((err) => {
+          this.#log.error({ err }, 'failed to handle agent message');
+          this.close(1011, 'server error handling message');
+        });
+    });
+    ws.on('error', (err) => this.#log.warn({ err }, 'agent socket error'));
+    ws.on('close', (code, reason) => {
+      this.#closed = true;
+      clearInterval(this.#timer);
+      this.#log.info({ code, reason: reason.toString() }, 'agent disconnected');
+      this.#onClosed(this);
+    });
+  }
+
+  get ready() {
+    return this.#ready;
+  }
+
+  send<T extends ServerMessageType>(type: T, payload: ServerPayload<T>) {
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
+    this.#ws.send(encodeServerMessage(type, payload));
+    return true;
+  }
+
+  close(code: number, reason: string) {
+    if (this.#closed) return;
+    try {
+      this.#ws.close(code, reason);
+    } catch {
+      this.#ws.terminate();
+    }
+  }
+
+  /** Push every pending command, in order; serialised with message handling. */
+  dispatchPending(): Promise<void> {
+    this.#queue = this.#queue.then(() => this.#dispatch()).catch((err) => {
+      this.#log.error({ err }, 'dispatch failed');
+    });
+    return this.#queue;
+  }
+
+  async #dispatch() {
+    if (!this.#ready || this.#closed) return;
+    const { db } = this.#deps;
+    for (const row of await pendingCommands(db, this.agentId)) {
+      const sent = this.send('command', {
+        commandId: row.id,
+        command: toWireCommand(row),
+        expiresAt: new Date(row.expires_at).toISOString(),
+      });
+      if (!sent) return;
+      await markDelivered(db, row.id);
+      this.#log.debug({ commandId: row.id, kind: row.kind }, 'command delivered');
+    }
+  }
+
+  async #handle(msg: AgentMessage) {
+    const { db } = this.#deps;
+    if (!this.#ready && msg.type !== 'hello') {
+      this.close(CloseCode.policyViolation, 'hello expected first');
+      return;
+    }
+    switch (msg.type) {
+      case 'hello': {
+        const p = msg.payload;
+        if (this.#ready) return this.close(CloseCode.policyViolation, 'duplicate hello');
+        if (p.agentId !== this.agentId) return this.close(CloseCode.policyViolation, 'hello agentId does not match token');
+        if (p.protocol.major !== PROTOCOL_MAJOR) {
+          return this.close(
+            CloseCode.unsupportedVersion,
+            `unsupported protocol ${p.protocol.major}.${p.protocol.minor}; server speaks ${PROTOCOL_MAJOR}.x`,
+          );
+        }
+        const agent = await db
+          .updateTable('agents')
+          .set({ last_seen_at: new Date(), agent_version: p.agentVersion })
+          .where('id', '=', this.agentId)
+          .returning(['last_event_seq', 'config_version', 'status'])
+          .executeTakeFirst();
+        if (!agent || agent.status === 'revoked') return this.close(CloseCode.revoked, 'agent revoked');
+        this.#ready = true;
+        this.send('welcome', {
+          serverTime: new Date().toISOString(),
+          heartbeatIntervalMs: this.#deps.heartbeatIntervalMs,
+          configVersion: agent.config_version,
+          eventsAckedUpTo: agent.last_event_seq,
+          protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
+        });
+        await setAgentStatus(db, this.agentId, 'online', 'connected');
+        this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
+        await this.#dispatch();
+        return;
+      }
+      case 'heartbeat': {
+        await db
+          .updateTable('agents')
+          .set({ last_seen_at: new Date(), facts: json(msg.payload.facts), hostname: msg.payload.facts.hostname })
+          .where('id', '=', this.agentId)
+          .execute();
+        // The sweeper may have marked us offline while a heartbeat was late.
+        await setAgentStatus(db, this.agentId, 'online', 'heartbeat resumed');
+        this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
+        return;
+      }
+      case 'command.ack': {
+        await transition(db, msg.payload.commandId, 'acknowledged', { agentId: this.agentId });
+        return;
+      }
+      case 'event': {
+        const r = await applyAgentEvent(db, this.agentId, msg.payload, (expected, got) =>
+          this.#log.warn({ expected, got }, 'event sequence gap: events acknowledged earlier were lost here'),
+        );
+        this.send('event.ack', { upTo: r.upTo });
+        return;
+      }
+      case 'ping':
+        this.send('pong', { t: msg.payload.t });
+        return;
+      case 'pong':
+        return;
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import type { Logger } from '@dbbackup/logger';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { ProblemError, renderProblem } from './problem.js';
+import { apiRoutes, readiness, type RouteDeps } from './routes.js';
+
+export interface AppDeps extends RouteDeps {
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+/** The REST surface. Every error leaves through `onError` as problem+json. */
+export function createApp(d: AppDeps) {
+  const app = new Hono();
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: d.maxBodyBytes,
+      onError: () => {
+        throw new ProblemError(413, 'Content Too Large', `request body exceeds ${d.maxBodyBytes} bytes`);
+      },
+    }),
+  );
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await readiness(d.db);
+      return c.json({ status: 'ready' });
+    } catch {
+      return renderProblem(c, new ProblemError(503, 'Service Unavailable', 'database not reachable'));
+    }
+  });
+
+  app.route('/api/v1', apiRoutes(d));
+
+  app.notFound((c) => renderProblem(c, new ProblemError(404, 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    if (err instanceof ProblemError) return renderProblem(c, err);
+    if (err instanceof HTTPException) {
+      return renderProblem(c, new ProblemError(err.status as 400, 'Request Error', err.message || 'bad request'));
+    }
+    d.log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
+    return renderProblem(c, new ProblemError(500, 'Internal Server Error', 'internal error; see the control-plane log'));
+  });
+  return app;
+}

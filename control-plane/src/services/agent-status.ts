@@ -1,0 +1,44 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { AgentStatus } from '../db/schema.js';
+
+/**
+ * Move an agent to a status and record the change in its history, in one
+ * statement pair under a row lock. A revoked agent never changes status again.
+ * Returns true if the status changed.
+ */
+export async function setAgentStatus(db: Db, agentId: string, status: AgentStatus, reason: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .selectFrom('agents')
+      .select(['status'])
+      .where('id', '=', agentId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row || row.status === status || row.status === 'revoked') return false;
+    const patch: Record<string, unknown> = { status };
+    if (status === 'online') patch.connected_at = new Date();
+    if (status === 'revoked') patch.revoked_at = new Date();
+    await tx.updateTable('agents').set(patch).where('id', '=', agentId).execute();
+    await tx.insertInto('agent_status_history').values({ agent_id: agentId, status, reason }).execute();
+    return true;
+  });
+}
+
+/**
+ * Mark offline every online agent not heard from in `staleMs`, whichever replica
+ * held its socket. Returns the ids it changed.
+ */
+export async function sweepStaleAgents(db: Db, staleMs: number): Promise<string[]> {
+  const stale = await db
+    .selectFrom('agents')
+    .select('id')
+    .where('status', '=', 'online')
+    .where('last_seen_at', '<', sql<Date>`now() - make_interval(secs => ${staleMs / 1000})`)
+    .execute();
+  const changed: string[] = [];
+  for (const { id } of stale) {
+    if (await setAgentStatus(db, id, 'offline', 'no heartbeat')) changed.push(id);
+  }
+  return changed;
+}
