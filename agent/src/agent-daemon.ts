@@ -1,0 +1,158 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '@dbbackup/logger';
+import type { DumpTool, ServerPayload } from '@dbbackup/proto';
+import { CommandError, runCommand } from './commands/command-handlers.js';
+import { discoverTools, hostFacts } from './host-facts.js';
+import { loadIdentity } from './identity.js';
+import { AgentLink } from './link/agent-link.js';
+import { AgentStore } from './store/agent-store.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface DaemonOptions {
+  stateDir: string;
+  log: Logger;
+  caFile?: string | undefined;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  stableAfterMs: number;
+  /** Fault injection for tests: die with SIGKILL at this point. */
+  crashPoint?: string | undefined;
+}
+
+const TOOLS_TTL_MS = 10 * 60_000;
+
+/**
+ * The agent daemon: the link to the control plane, the inbox that records each
+ * command before it runs, and a worker that runs queued commands one at a time
+ * and records their outcome in the outbox in the same transaction.
+ */
+export class AgentDaemon {
+  readonly #o: DaemonOptions;
+  #store!: AgentStore;
+  #link!: AgentLink;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #worker: Promise<void> | undefined;
+  #tools: { at: number; list: DumpTool[] } | undefined;
+  #toolsPending: Promise<DumpTool[]> | undefined;
+  #revoked: ((reason: string) => void) | undefined;
+
+  constructor(o: DaemonOptions) {
+    this.#o = o;
+  }
+
+  /** Resolves when the control plane revokes this agent. */
+  readonly revoked = new Promise<string>((r) => {
+    this.#revoked = r;
+  });
+
+  async start() {
+    const { log } = this.#o;
+    const identity = await loadIdentity(this.#o.stateDir);
+    this.#store = await AgentStore.open(this.#o.stateDir);
+    const interrupted = await this.#store.failInterrupted();
+    if (interrupted.length) log.warn({ commands: interrupted }, 'commands interrupted by a restart were marked failed');
+    await this.#store.pruneInbox();
+    const ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
+    this.#link = new AgentLink({
+      identity,
+      store: this.#store,
+      log: log.child({ component: 'link' }),
+      agentVersion: AGENT_VERSION,
+      ca,
+      backoffBaseMs: this.#o.backoffBaseMs,
+      backoffCapMs: this.#o.backoffCapMs,
+      stableAfterMs: this.#o.stableAfterMs,
+      heartbeatIntervalMs: 15_000,
+      collectFacts: async () => {
+        const counts = await this.#store.inboxCounts();
+        return hostFacts({
+          agentVersion: AGENT_VERSION,
+          stateDir: this.#o.stateDir,
+          tools: await this.tools(),
+          queueDepth: counts.queued + counts.running,
+          outboxDepth: await this.#store.outboxDepth(),
+        });
+      },
+    });
+    this.#link.on('command', (c) => void this.#onCommand(c).catch((err) => log.error({ err }, 'failed to record command')));
+    this.#link.on('revoked', (reason) => this.#revoked?.(reason));
+    log.info({ agentId: identity.agentId, server: identity.server, version: AGENT_VERSION }, 'agent starting');
+    this.#link.start();
+    this.#worker = this.#work();
+  }
+
+  /** Dump tools on this host, rediscovered every ten minutes. */
+  async tools(): Promise<DumpTool[]> {
+    if (this.#tools && Date.now() - this.#tools.at < TOOLS_TTL_MS) return this.#tools.list;
+    this.#toolsPending ??= discoverTools().then((list) => {
+      this.#tools = { at: Date.now(), list };
+      this.#toolsPending = undefined;
+      return list;
+    });
+    return this.#toolsPending;
+  }
+
+  async #onCommand(c: ServerPayload<'command'>) {
+    const { log } = this.#o;
+    if (this.#stopping) return; // not recorded, not acknowledged: it will be redelivered
+    if (this.#o.crashPoint === 'before-record') process.kill(process.pid, 'SIGKILL');
+    const outcome = await this.#store.recordCommand({
+      commandId: c.commandId,
+      kind: c.command.kind,
+      payload: c.command,
+      expiresAt: c.expiresAt,
+    });
+    if (outcome === 'new' && this.#o.crashPoint === 'after-record') process.kill(process.pid, 'SIGKILL');
+    this.#link.ack(c.commandId);
+    if (outcome === 'repeat') {
+      log.info({ commandId: c.commandId }, 'repeated command re-acknowledged, not re-run');
+      return;
+    }
+    log.info({ commandId: c.commandId, kind: c.command.kind }, 'command recorded');
+    this.#wake?.();
+  }
+
+  async #work() {
+    const { log } = this.#o;
+    while (!this.#stopping) {
+      const next = await this.#store.nextQueued();
+      if (!next) {
+        await new Promise<void>((r) => {
+          this.#wake = r;
+          setTimeout(r, 5000).unref();
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      if (!(await this.#store.startCommand(next.command_id))) continue;
+      void this.#link.flush();
+      const clog = log.child({ commandId: next.command_id, kind: next.kind });
+      try {
+        if (new Date(next.expires_at).getTime() < Date.now()) throw new CommandError('expired', 'command expired before it could run');
+        if (this.#o.crashPoint === 'while-running') process.kill(process.pid, 'SIGKILL');
+        const result = await runCommand(next.kind, JSON.parse(next.payload), { tools: () => this.tools() });
+        await this.#store.finishCommand(next.command_id, { ok: true, result });
+        clog.info('command succeeded');
+      } catch (err) {
+        const code = err instanceof CommandError ? err.code : 'error';
+        const message = err instanceof Error ? err.message : String(err);
+        await this.#store.finishCommand(next.command_id, { ok: false, code, message });
+        clog.warn({ code, message }, 'command failed');
+      }
+      void this.#link.flush();
+    }
+  }
+
+  /** Stop taking work, let the running command finish (bounded), flush the outbox, close with 1001. */
+  async stop(graceMs = 20_000) {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#wake?.();
+    if (this.#worker) {
+      await Promise.race([this.#worker, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    }
+    await this.#link.stop();
+    await this.#store.close();
+  }
+}

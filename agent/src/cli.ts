@@ -1,0 +1,205 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { createLogger } from '@dbbackup/logger';
+import { AgentDaemon } from './agent-daemon.js';
+import { HttpError, postJson } from './http-client.js';
+import { createKeys, isEnrolled, readEnrollment, saveEnrollment } from './identity.js';
+import { AgentStore } from './store/agent-store.js';
+import { AGENT_VERSION } from './version.js';
+
+const USAGE = `dbbackup-agent ${AGENT_VERSION}
+
+Usage:
+  dbbackup-agent enroll --server URL --token TOKEN [--label k=v ...] [--force]
+  dbbackup-agent run
+  dbbackup-agent status
+  dbbackup-agent --version
+
+Options (each also an environment variable):
+  --server URL           DBBACKUP_SERVER           control plane URL (http[s]://host:port)
+  --token TOKEN          DBBACKUP_ENROLLMENT_TOKEN one-time enrolment token
+  --state-dir DIR        DBBACKUP_STATE_DIR        default /var/lib/dbbackup-agent
+  --label k=v            DBBACKUP_LABELS           labels, comma separated in the env var
+  --hostname NAME        DBBACKUP_HOSTNAME         default: this host's name
+  --ca-file FILE         DBBACKUP_CA_FILE          PEM bundle of a private CA
+  --log-level LEVEL      DBBACKUP_LOG_LEVEL        default info
+  --backoff-base-ms N    DBBACKUP_BACKOFF_BASE_MS  first reconnect delay ceiling, default 1000
+  --backoff-cap-ms N     DBBACKUP_BACKOFF_CAP_MS   largest reconnect delay, default 60000
+  --stable-after-ms N    DBBACKUP_STABLE_AFTER_MS  uptime after which backoff resets, default 30000
+Proxies: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
+`;
+
+export class UsageError extends Error {}
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+const ENV: Record<string, string> = {
+  server: 'DBBACKUP_SERVER',
+  token: 'DBBACKUP_ENROLLMENT_TOKEN',
+  'state-dir': 'DBBACKUP_STATE_DIR',
+  hostname: 'DBBACKUP_HOSTNAME',
+  'ca-file': 'DBBACKUP_CA_FILE',
+  'log-level': 'DBBACKUP_LOG_LEVEL',
+  'backoff-base-ms': 'DBBACKUP_BACKOFF_BASE_MS',
+  'backoff-cap-ms': 'DBBACKUP_BACKOFF_CAP_MS',
+  'stable-after-ms': 'DBBACKUP_STABLE_AFTER_MS',
+};
+
+function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const v = flags[name];
+  if (typeof v === 'string' && v !== '') return v;
+  const e = ENV[name] ? env[ENV[name]] : undefined;
+  return e === '' ? undefined : e;
+}
+
+function intOpt(flags: Flags, name: string, env: NodeJS.ProcessEnv, def: number, min: number, max: number): number {
+  const raw = opt(flags, name, env);
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} / ${ENV[name]}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function labels(flags: Flags, env: NodeJS.ProcessEnv): Record<string, string> {
+  const list = [...((flags.label as string[] | undefined) ?? []), ...(env.DBBACKUP_LABELS ?? '').split(',').filter(Boolean)];
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new UsageError(`--label / DBBACKUP_LABELS: expected key=value, got ${JSON.stringify(item)}`);
+    out[item.slice(0, i).trim()] = item.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      server: { type: 'string' },
+      token: { type: 'string' },
+      'state-dir': { type: 'string' },
+      label: { type: 'string', multiple: true },
+      hostname: { type: 'string' },
+      'ca-file': { type: 'string' },
+      'log-level': { type: 'string' },
+      'backoff-base-ms': { type: 'string' },
+      'backoff-cap-ms': { type: 'string' },
+      'stable-after-ms': { type: 'string' },
+      force: { type: 'boolean' },
+      version: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const flags = values as Flags;
+  if (flags.version) {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return 0;
+  }
+  const cmd = positionals[0];
+  if (flags.help || !cmd) {
+    process.stdout.write(USAGE);
+    return cmd || flags.help ? 0 : 2;
+  }
+  const stateDir = opt(flags, 'state-dir', env) ?? '/var/lib/dbbackup-agent';
+  const logLevel = opt(flags, 'log-level', env) ?? 'info';
+  const log = createLogger({ name: 'agent', level: logLevel });
+
+  switch (cmd) {
+    case 'enroll': {
+      const server = opt(flags, 'server', env);
+      const token = opt(flags, 'token', env);
+      if (!server) throw new UsageError('enroll needs --server URL (or DBBACKUP_SERVER)');
+      if (!/^https?:\/\//i.test(server)) throw new UsageError(`--server / DBBACKUP_SERVER: expected http(s)://host[:port], got ${JSON.stringify(server)}`);
+      if (!token) throw new UsageError('enroll needs --token TOKEN (or DBBACKUP_ENROLLMENT_TOKEN)');
+      if (isEnrolled(stateDir) && !flags.force) {
+        const e = await readEnrollment(stateDir);
+        throw new UsageError(`already enrolled as ${e.agentId} with ${e.server}; pass --force to enrol again with new keys`);
+      }
+      const caFile = opt(flags, 'ca-file', env);
+      const ca = caFile ? await readFile(caFile) : undefined;
+      const keys = await createKeys(stateDir);
+      const base = server.replace(/\/+$/, '');
+      try {
+        const res = await postJson<{ agentId: string; audience: string }>(
+          `${base}/api/v1/agents/enroll`,
+          {
+            token,
+            hostname: opt(flags, 'hostname', env) ?? os.hostname(),
+            agentVersion: AGENT_VERSION,
+            labels: labels(flags, env),
+            signingKey: keys.signingPublic,
+            encryptionKey: keys.encryptionPublic,
+          },
+          ca ? { ca } : {},
+        );
+        await saveEnrollment(stateDir, { agentId: res.agentId, server: base, audience: res.audience, enrolledAt: new Date().toISOString() });
+        log.info({ agentId: res.agentId, server: base }, 'enrolled');
+        process.stdout.write(`${JSON.stringify({ agentId: res.agentId })}\n`);
+        return 0;
+      } catch (err) {
+        if (err instanceof HttpError) {
+          log.error({ status: err.status, detail: err.problem?.detail }, 'enrolment refused');
+          process.stderr.write(`enrolment refused: ${err.message}\n`);
+          return 1;
+        }
+        throw err;
+      }
+    }
+    case 'run': {
+      const daemon = new AgentDaemon({
+        stateDir,
+        log,
+        caFile: opt(flags, 'ca-file', env),
+        backoffBaseMs: intOpt(flags, 'backoff-base-ms', env, 1000, 10, 600_000),
+        backoffCapMs: intOpt(flags, 'backoff-cap-ms', env, 60_000, 10, 3_600_000),
+        stableAfterMs: intOpt(flags, 'stable-after-ms', env, 30_000, 0, 3_600_000),
+        crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
+      });
+      await daemon.start();
+      const code = await new Promise<number>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal }, 'stopping: finishing current work and flushing the outbox');
+          daemon.stop().then(
+            () => resolve(0),
+            (err) => {
+              log.error({ err }, 'error while stopping');
+              resolve(1);
+            },
+          );
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+        void daemon.revoked.then(async () => {
+          await daemon.stop(1000).catch(() => {});
+          resolve(3);
+        });
+      });
+      log.info({ code }, 'agent stopped');
+      return code;
+    }
+    case 'status': {
+      const e = await readEnrollment(stateDir);
+      const store = await AgentStore.open(stateDir);
+      const status = {
+        agentId: e.agentId,
+        server: e.server,
+        enrolledAt: e.enrolledAt,
+        version: AGENT_VERSION,
+        lastConnectedAt: (await store.getMeta('last_connected_at')) ?? null,
+        eventsAckedUpTo: await store.eventsAckedUpTo(),
+        outboxDepth: await store.outboxDepth(),
+        commands: await store.inboxCounts(),
+      };
+      await store.close();
+      process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}; see dbbackup-agent --help`);
+  }
+}

@@ -1,0 +1,31 @@
+import { Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
+import { probeLocalServers } from '../host-facts.js';
+
+export interface HandlerContext {
+  tools: () => Promise<DumpTool[]>;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+/** Run one command; the result goes into the `command.succeeded` event. */
+export async function runCommand(kind: string, payload: unknown, ctx: HandlerContext): Promise<unknown> {
+  const parsed = Command.safeParse({ ...(payload as object), kind });
+  if (!parsed.success) throw new CommandError('unsupported', `this agent cannot run a '${kind}' command`);
+  const c = parsed.data;
+  switch (c.kind) {
+    case 'ping':
+      return { agentTime: new Date().toISOString(), ...(c.echo !== undefined ? { echo: c.echo } : {}) };
+    case 'probe': {
+      const [tools, servers] = await Promise.all([ctx.tools(), probeLocalServers()]);
+      return { tools, servers } satisfies ProbeResult;
+    }
+  }
+}

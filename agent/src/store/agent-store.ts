@@ -1,0 +1,245 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { AgentEvent, AgentEventBody } from '@dbbackup/proto';
+import SQLite from 'better-sqlite3';
+import { type Generated, Kysely, type Migration, Migrator, SqliteDialect, sql, type Transaction } from 'kysely';
+
+export type InboxState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+interface InboxTable {
+  command_id: string;
+  kind: string;
+  payload: string;
+  expires_at: string;
+  state: InboxState;
+  received_at: string;
+  finished_at: string | null;
+}
+interface OutboxTable {
+  seq: Generated<number>;
+  at: string;
+  body: string;
+}
+interface MetaTable {
+  key: string;
+  value: string;
+}
+interface StoreSchema {
+  inbox: InboxTable;
+  outbox: OutboxTable;
+  meta: MetaTable;
+}
+
+const migrations: Record<string, Migration> = {
+  '0001_inbox_outbox': {
+    async up(db) {
+      await sql`CREATE TABLE inbox (
+        command_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        finished_at TEXT
+      )`.execute(db);
+      await sql`CREATE INDEX inbox_state ON inbox (state, received_at)`.execute(db);
+      // AUTOINCREMENT: a sequence number is never reused, even after the row is deleted.
+      await sql`CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, body TEXT NOT NULL)`.execute(db);
+      await sql`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`.execute(db);
+    },
+  },
+};
+
+export type InboxRow = InboxTable;
+type Tx = Transaction<StoreSchema>;
+
+/**
+ * The agent's local SQLite store: the inbox (every command id it has accepted,
+ * which doubles as its job queue), the outbox of events not yet acknowledged by
+ * the control plane, and small key/value state. WAL mode; survives kill -9.
+ */
+export class AgentStore {
+  readonly db: Kysely<StoreSchema>;
+  readonly #sqlite: SQLite.Database;
+
+  private constructor(file: string) {
+    this.#sqlite = new SQLite(file);
+    this.#sqlite.pragma('journal_mode = WAL');
+    this.#sqlite.pragma('synchronous = FULL');
+    this.#sqlite.pragma('busy_timeout = 5000');
+    this.db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: this.#sqlite }) });
+  }
+
+  static async open(stateDir: string): Promise<AgentStore> {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const store = new AgentStore(path.join(stateDir, 'agent.db'));
+    const migrator = new Migrator({ db: store.db, provider: { getMigrations: async () => migrations } });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw new Error('agent store migration failed', { cause: error });
+    return store;
+  }
+
+  async close() {
+    await this.db.destroy();
+  }
+
+  // --- meta -----------------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
+    return r?.value;
+  }
+
+  async setMeta(key: string, value: string, tx: Kysely<StoreSchema> | Tx = this.db) {
+    await tx
+      .insertInto('meta')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
+  // --- inbox ----------------------------------------------------------------
+
+  /**
+   * Record a command id before anything acts on it. Returns 'new' the first time
+   * and 'repeat' for a redelivery, which the caller only re-acknowledges.
+   */
+  async recordCommand(c: { commandId: string; kind: string; payload: unknown; expiresAt: string }): Promise<'new' | 'repeat'> {
+    const r = await this.db
+      .insertInto('inbox')
+      .values({
+        command_id: c.commandId,
+        kind: c.kind,
+        payload: JSON.stringify(c.payload),
+        expires_at: c.expiresAt,
+        state: 'queued',
+        received_at: new Date().toISOString(),
+        finished_at: null,
+      })
+      .onConflict((oc) => oc.column('command_id').doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0 ? 'new' : 'repeat';
+  }
+
+  async nextQueued(): Promise<InboxRow | undefined> {
+    return this.db.selectFrom('inbox').selectAll().where('state', '=', 'queued').orderBy('received_at').executeTakeFirst();
+  }
+
+  /** queued -> running, with its `command.started` event, in one transaction. False if someone else took it. */
+  async startCommand(commandId: string): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('inbox')
+        .set({ state: 'running' })
+        .where('command_id', '=', commandId)
+        .where('state', '=', 'queued')
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      await this.#append(tx, { type: 'command.started', commandId });
+      return true;
+    });
+  }
+
+  /** running -> succeeded/failed, with its event, in one transaction. */
+  async finishCommand(
+    commandId: string,
+    outcome: { ok: true; result: unknown } | { ok: false; code: string; message: string },
+  ): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx
+        .updateTable('inbox')
+        .set({ state: outcome.ok ? 'succeeded' : 'failed', finished_at: new Date().toISOString() })
+        .where('command_id', '=', commandId)
+        .execute();
+      await this.#append(
+        tx,
+        outcome.ok
+          ? { type: 'command.succeeded', commandId, result: outcome.result }
+          : { type: 'command.failed', commandId, error: { code: outcome.code, message: outcome.message.slice(0, 4000) } },
+      );
+    });
+  }
+
+  /**
+   * After a crash: a command found `running` was interrupted. It is failed, not
+   * re-run (its effect may be partial); commands still `queued` will run.
+   */
+  async failInterrupted(): Promise<string[]> {
+    const running = await this.db.selectFrom('inbox').select('command_id').where('state', '=', 'running').execute();
+    for (const { command_id } of running) {
+      await this.finishCommand(command_id, { ok: false, code: 'interrupted', message: 'agent restarted while the command ran' });
+    }
+    return running.map((r) => r.command_id);
+  }
+
+  async recentCommandIds(limit = 100): Promise<string[]> {
+    const rows = await this.db.selectFrom('inbox').select('command_id').orderBy('received_at', 'desc').limit(limit).execute();
+    return rows.map((r) => r.command_id);
+  }
+
+  /** Forget finished commands older than the longest command TTL, so a redelivery can still be recognised. */
+  async pruneInbox(olderThanMs = 31 * 86_400_000) {
+    const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+    await this.db.deleteFrom('inbox').where('state', 'in', ['succeeded', 'failed']).where('finished_at', '<', cutoff).execute();
+  }
+
+  async inboxCounts(): Promise<Record<InboxState, number>> {
+    const rows = await this.db
+      .selectFrom('inbox')
+      .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('state')
+      .execute();
+    const out: Record<InboxState, number> = { queued: 0, running: 0, succeeded: 0, failed: 0 };
+    for (const r of rows) out[r.state] = Number(r.n);
+    return out;
+  }
+
+  // --- outbox ---------------------------------------------------------------
+
+  async appendEvent(body: AgentEventBody): Promise<number> {
+    return this.db.transaction().execute((tx) => this.#append(tx, body));
+  }
+
+  async #append(tx: Tx, body: AgentEventBody): Promise<number> {
+    const r = await tx
+      .insertInto('outbox')
+      .values({ at: new Date().toISOString(), body: JSON.stringify(body) })
+      .returning('seq')
+      .executeTakeFirstOrThrow();
+    return r.seq;
+  }
+
+  async pendingEvents(afterSeq: number, limit: number): Promise<AgentEvent[]> {
+    const rows = await this.db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('seq', '>', afterSeq)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ seq: r.seq, at: r.at, body: JSON.parse(r.body) }));
+  }
+
+  /**
+   * The control plane has applied every event up to `upTo`: delete them. Also
+   * make sure new events are numbered above `upTo`, in case this store is older
+   * than what the control plane has seen (restored state directory).
+   */
+  async ackEvents(upTo: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('outbox').where('seq', '<=', upTo).execute();
+      await sql`UPDATE sqlite_sequence SET seq = max(seq, ${upTo}) WHERE name = 'outbox'`.execute(tx);
+      await sql`INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', ${upTo} WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox')`.execute(tx);
+      await this.setMeta('events_acked_up_to', String(upTo), tx);
+    });
+  }
+
+  async eventsAckedUpTo(): Promise<number> {
+    return Number((await this.getMeta('events_acked_up_to')) ?? 0);
+  }
+
+  async outboxDepth(): Promise<number> {
+    const r = await this.db.selectFrom('outbox').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}
