@@ -44,18 +44,21 @@ async function versionOf(file: string): Promise<string | null | undefined> {
 
 /** Database dump and restore tools on this host, with the version each prints. Arguments are arrays; nothing goes through a shell. */
 export async function discoverTools(): Promise<DumpTool[]> {
-  const found: DumpTool[] = [];
-  for (const name of TOOL_NAMES) {
-    const seen = new Set<string>();
-    for (const file of await candidates(name)) {
-      const real = await realpath(file).catch(() => undefined);
-      if (!real || seen.has(real)) continue;
-      seen.add(real);
-      const version = await versionOf(file);
-      if (version !== undefined) found.push({ name, path: file, version });
-    }
-  }
-  return found;
+  const perTool = await Promise.all(
+    TOOL_NAMES.map(async (name) => {
+      const seen = new Set<string>();
+      const files: string[] = [];
+      for (const file of await candidates(name)) {
+        const real = await realpath(file).catch(() => undefined);
+        if (!real || seen.has(real)) continue;
+        seen.add(real);
+        files.push(file);
+      }
+      const versions = await Promise.all(files.map(versionOf));
+      return files.flatMap((file, i) => (versions[i] === undefined ? [] : [{ name, path: file, version: versions[i] ?? null }]));
+    }),
+  );
+  return perTool.flat();
 }
 
 function canConnect(opts: net.NetConnectOpts, timeoutMs = 500): Promise<boolean> {

@@ -99,7 +99,10 @@ export class AgentGateway {
 
   async close() {
     this.#closing = true;
+    const ids = [...this.#sessions.keys()];
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
+    // Its agents will reconnect, here after a restart or to another replica; until then they are offline.
+    await Promise.allSettled(ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')));
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }

@@ -1,0 +1,5 @@
+export * from './agent.js';
+export * from './control-plane.js';
+export * from './net.js';
+export * from './postgres.js';
+export * from './processes.js';

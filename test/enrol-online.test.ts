@@ -1,0 +1,58 @@
+import { type ControlPlane, cleanupAll, startAgent, waitFor } from '@dbbackup/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AgentView, controlPlane, getAgent } from './support.js';
+
+let cp: ControlPlane;
+beforeAll(async () => {
+  cp = await controlPlane();
+});
+afterAll(cleanupAll);
+
+describe('enrolment', () => {
+  it('lists a newly enrolled agent online within 2 s, with its host facts', async () => {
+    const agent = await startAgent(cp, { labels: { env: 'test', team: 'dba' } });
+    const t0 = Date.now();
+    const { value } = await waitFor(
+      async () => {
+        const a = await getAgent(cp, agent.id);
+        return a.status === 'online' && a.facts ? a : undefined;
+      },
+      { timeoutMs: 10_000, what: 'agent online with facts' },
+    );
+    // From the moment the run process started (after enrol) to online with facts.
+    expect(Date.now() - t0).toBeLessThan(2000 + 1500 /* process start of tsx */);
+    const facts = value.facts as Record<string, unknown>;
+    expect(facts.hostname).toEqual(expect.any(String));
+    expect(facts.agentVersion).toBe('0.1.0');
+    expect(facts.arch).toBe(process.arch);
+    expect(Array.isArray(facts.tools)).toBe(true);
+    expect(facts.stateDirFreeBytes).toBeGreaterThan(0);
+    expect(facts).toHaveProperty('outboxDepth');
+    expect(facts).toHaveProperty('queueDepth');
+
+    const list = await cp.api<{ items: AgentView[] }>('GET', '/api/v1/agents');
+    const listed = list.body.items.find((a) => a.id === agent.id) as AgentView & { labels: Record<string, string> };
+    expect(listed.status).toBe('online');
+    expect(listed.labels).toEqual({ env: 'test', team: 'dba' });
+  });
+
+  it('stores API and enrolment tokens only as hashes', async () => {
+    const { query } = await import('@dbbackup/testkit');
+    const rows = await query<{ token_hash: string }>(cp.databaseUrl, 'SELECT token_hash FROM api_tokens');
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r.token_hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(r.token_hash).not.toContain(cp.adminToken);
+    }
+  });
+
+  it('reports its status from the state directory', async () => {
+    const agent = await startAgent(cp);
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+    const r = await agent.run(['status']);
+    expect(r.code).toBe(0);
+    const status = JSON.parse(r.lines.join('\n'));
+    expect(status.agentId).toBe(agent.id);
+    expect(status.lastConnectedAt).not.toBeNull();
+  });
+});
