@@ -36,7 +36,7 @@ export async function rawIdentity(cp: ControlPlane) {
     agentId,
     audience,
     privateKey,
-    async jwt(o: { iatOffsetS?: number; lifetimeS?: number; key?: CryptoKey; aud?: string; jti?: string } = {}) {
+    async jwt(o: { iatOffsetS?: number; lifetimeS?: number; key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']; aud?: string; jti?: string } = {}) {
       const now = Math.floor(Date.now() / 1000) + (o.iatOffsetS ?? 0);
       return new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA' })

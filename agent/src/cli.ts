@@ -162,7 +162,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       });
       await daemon.start();
       const code = await new Promise<number>((resolve) => {
+        let stopping = false;
         const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
           log.info({ signal }, 'stopping: finishing current work and flushing the outbox');
           daemon.stop().then(
             () => resolve(0),
@@ -172,8 +175,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
             },
           );
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
         void daemon.revoked.then(async () => {
           await daemon.stop(1000).catch(() => {});
           resolve(3);
