@@ -43,6 +43,8 @@ export const problemBody = (p: ProblemError, instance?: string) => ({
 export function renderProblem(c: Context, p: ProblemError): Response {
   return c.body(JSON.stringify(problemBody(p, c.req.path)), p.status, {
     'content-type': 'application/problem+json',
+    // The unread rest of an oversized body must not be parsed as the next request.
+    ...(p.status === 413 ? { connection: 'close' } : {}),
   });
 }
 
