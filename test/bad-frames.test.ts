@@ -7,7 +7,9 @@ let bystander: Awaited<ReturnType<typeof startAgent>>;
 beforeAll(async () => {
   cp = await controlPlane();
   bystander = await startAgent(cp);
-  await waitFor(async () => (await getAgent(cp, bystander.id)).status === 'online', { what: 'bystander online' });
+  await waitFor(async () => (await getAgent(cp, bystander.id)).status === 'online', {
+    what: 'bystander online',
+  });
 });
 afterAll(cleanupAll);
 
@@ -24,9 +26,24 @@ async function openSession(sendHello = true) {
 
 const cases: [string, string | Buffer, number, RegExp][] = [
   ['malformed JSON', '{"v":1,"type":', 1007, /malformed JSON/],
-  ['an unknown message type', JSON.stringify({ v: 1, type: 'format-disk', id: 'x', payload: {} }), 1002, /unknown message type/],
-  ['a payload of the wrong shape', JSON.stringify({ v: 1, type: 'event', id: 'x', payload: { seq: -1 } }), 1002, /invalid event/],
-  ['the wrong protocol version', JSON.stringify({ v: 2, type: 'ping', id: 'x', payload: { t: 1 } }), 4001, /unsupported protocol major 2/],
+  [
+    'an unknown message type',
+    JSON.stringify({ v: 1, type: 'format-disk', id: 'x', payload: {} }),
+    1002,
+    /unknown message type/,
+  ],
+  [
+    'a payload of the wrong shape',
+    JSON.stringify({ v: 1, type: 'event', id: 'x', payload: { seq: -1 } }),
+    1002,
+    /invalid event/,
+  ],
+  [
+    'the wrong protocol version',
+    JSON.stringify({ v: 2, type: 'ping', id: 'x', payload: { t: 1 } }),
+    4001,
+    /unsupported protocol major 2/,
+  ],
   ['an oversized frame', Buffer.alloc(1024 * 1024 + 10, 0x20), 1009, /./],
 ];
 
@@ -61,7 +78,13 @@ describe('bad frames', () => {
         v: 1,
         type: 'hello',
         id: 'x',
-        payload: { agentId: id.agentId, agentVersion: 't', protocol: { major: 7, minor: 0 }, eventsAckedUpTo: 0, recentCommandIds: [] },
+        payload: {
+          agentId: id.agentId,
+          agentVersion: 't',
+          protocol: { major: 7, minor: 0 },
+          eventsAckedUpTo: 0,
+          recentCommandIds: [],
+        },
       }),
     );
     const r = await closing;

@@ -8,7 +8,8 @@ beforeAll(async () => {
 });
 afterAll(cleanupAll);
 
-const online = (id: string) => waitFor(async () => (await getAgent(cp, id)).status === 'online', { timeoutMs: 15_000, what: 'online' });
+const online = (id: string) =>
+  waitFor(async () => (await getAgent(cp, id)).status === 'online', { timeoutMs: 15_000, what: 'online' });
 
 async function send(agentId: string, command: Record<string, unknown>) {
   const r = await cp.api<CommandView>('POST', `/api/v1/agents/${agentId}/commands`, { command });
@@ -110,7 +111,10 @@ describe('commands', () => {
     const agent = await startAgent(cp);
     await online(agent.id);
     await agent.proc.kill('SIGKILL');
-    const r = await cp.api<CommandView>('POST', `/api/v1/agents/${agent.id}/commands`, { command: { kind: 'ping' }, ttlSeconds: 1 });
+    const r = await cp.api<CommandView>('POST', `/api/v1/agents/${agent.id}/commands`, {
+      command: { kind: 'ping' },
+      ttlSeconds: 1,
+    });
     const c = await finished(r.body.id);
     expect(c.state).toBe('expired');
     // Brought back, the agent is not handed the expired command.

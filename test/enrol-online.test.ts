@@ -31,7 +31,9 @@ describe('enrolment', () => {
     expect(facts).toHaveProperty('queueDepth');
 
     const list = await cp.api<{ items: AgentView[] }>('GET', '/api/v1/agents');
-    const listed = list.body.items.find((a) => a.id === agent.id) as AgentView & { labels: Record<string, string> };
+    const listed = list.body.items.find((a) => a.id === agent.id) as AgentView & {
+      labels: Record<string, string>;
+    };
     expect(listed.status).toBe('online');
     expect(listed.labels).toEqual({ env: 'test', team: 'dba' });
   });

@@ -12,10 +12,16 @@ afterAll(cleanupAll);
 
 async function enrolBody(token: string) {
   const { publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  return { token, hostname: `h-${randomUUID().slice(0, 8)}`, agentVersion: 'test', signingKey: await exportJWK(publicKey) };
+  return {
+    token,
+    hostname: `h-${randomUUID().slice(0, 8)}`,
+    agentVersion: 'test',
+    signingKey: await exportJWK(publicKey),
+  };
 }
 
-const agentCount = async () => Number((await query<{ n: string }>(cp.databaseUrl, 'SELECT count(*) AS n FROM agents'))[0]?.n);
+const agentCount = async () =>
+  Number((await query<{ n: string }>(cp.databaseUrl, 'SELECT count(*) AS n FROM agents'))[0]?.n);
 
 describe('enrolment tokens', () => {
   it('work once: a reused token gets 409 and creates no agent', async () => {
@@ -23,7 +29,12 @@ describe('enrolment tokens', () => {
     const first = await cp.api('POST', '/api/v1/agents/enroll', await enrolBody(token), null);
     expect(first.status).toBe(201);
     const before = await agentCount();
-    const again = await cp.api<{ type: string; detail: string }>('POST', '/api/v1/agents/enroll', await enrolBody(token), null);
+    const again = await cp.api<{ type: string; detail: string }>(
+      'POST',
+      '/api/v1/agents/enroll',
+      await enrolBody(token),
+      null,
+    );
     expect(again.status).toBe(409);
     expect(again.headers.get('content-type')).toContain('application/problem+json');
     expect(again.body.detail).toMatch(/already been used/);
@@ -32,7 +43,10 @@ describe('enrolment tokens', () => {
 
   it('expire: an expired token gets 401 naming the expiry', async () => {
     const token = await createEnrollmentToken(cp);
-    await query(cp.databaseUrl, "UPDATE enrollment_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL");
+    await query(
+      cp.databaseUrl,
+      "UPDATE enrollment_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
+    );
     const before = await agentCount();
     const r = await cp.api<{ detail: string }>('POST', '/api/v1/agents/enroll', await enrolBody(token), null);
     expect(r.status).toBe(401);

@@ -11,12 +11,21 @@ afterAll(cleanupAll);
 describe('HTTP CONNECT proxy', () => {
   it('an agent whose only way out is the proxy enrols and stays online', async () => {
     const proxy = await startConnectProxy();
-    const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '', no_proxy: '', http_proxy: '', https_proxy: '' };
+    const env = {
+      HTTP_PROXY: proxy.url,
+      HTTPS_PROXY: proxy.url,
+      NO_PROXY: '',
+      no_proxy: '',
+      http_proxy: '',
+      https_proxy: '',
+    };
     const agent = await startAgent(cp, { env });
     const target = `127.0.0.1:${cp.port}`;
     // Enrolment went through the proxy.
     expect(proxy.connects.filter((c) => c === target).length).toBeGreaterThanOrEqual(1);
-    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online via proxy' });
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', {
+      what: 'online via proxy',
+    });
     // Enrolment plus the WebSocket: at least two tunnels to the control plane, nothing else.
     expect(proxy.connects.filter((c) => c === target).length).toBeGreaterThanOrEqual(2);
     expect(proxy.connects.every((c) => c === target)).toBe(true);
@@ -31,8 +40,12 @@ describe('HTTP CONNECT proxy', () => {
     const proxy = await startConnectProxy();
     const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '', no_proxy: '' };
     const agent = await startAgent(cp, { env });
-    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online via proxy' });
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', {
+      what: 'online via proxy',
+    });
     await proxy.close();
-    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'offline', { what: 'offline without proxy' });
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'offline', {
+      what: 'offline without proxy',
+    });
   });
 });

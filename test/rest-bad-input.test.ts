@@ -9,13 +9,22 @@ let operator: string;
 let agentId: string;
 beforeAll(async () => {
   cp = await controlPlane();
-  viewer = (await cp.api<{ token: string }>('POST', '/api/v1/tokens', { name: 'v', role: 'viewer' })).body.token;
-  operator = (await cp.api<{ token: string }>('POST', '/api/v1/tokens', { name: 'o', role: 'operator' })).body.token;
+  viewer = (await cp.api<{ token: string }>('POST', '/api/v1/tokens', { name: 'v', role: 'viewer' })).body
+    .token;
+  operator = (await cp.api<{ token: string }>('POST', '/api/v1/tokens', { name: 'o', role: 'operator' })).body
+    .token;
   agentId = (await rawIdentity(cp)).agentId;
 });
 afterAll(cleanupAll);
 
-type Case = [name: string, method: string, path: string, body: unknown, token: 'admin' | 'viewer' | 'operator' | 'none' | 'bogus', status: number];
+type Case = [
+  name: string,
+  method: string,
+  path: string,
+  body: unknown,
+  token: 'admin' | 'viewer' | 'operator' | 'none' | 'bogus',
+  status: number,
+];
 
 const cases = (): Case[] => [
   ['invalid JSON', 'POST', '/api/v1/tokens', '{"name":', 'admin', 400],
@@ -23,8 +32,22 @@ const cases = (): Case[] => [
   ['wrong types', 'POST', '/api/v1/tokens', { name: 42, role: 'admin' }, 'admin', 422],
   ['an unknown role', 'POST', '/api/v1/tokens', { name: 'x', role: 'root' }, 'admin', 422],
   ['an out-of-range TTL', 'POST', '/api/v1/enrollment-tokens', { ttlSeconds: -5 }, 'admin', 422],
-  ['an unknown command kind', 'POST', `/api/v1/agents/${agentId}/commands`, { command: { kind: 'rm' } }, 'admin', 422],
-  ['a command for an unknown agent', 'POST', `/api/v1/agents/${randomUUID()}/commands`, { command: { kind: 'ping' } }, 'admin', 404],
+  [
+    'an unknown command kind',
+    'POST',
+    `/api/v1/agents/${agentId}/commands`,
+    { command: { kind: 'rm' } },
+    'admin',
+    422,
+  ],
+  [
+    'a command for an unknown agent',
+    'POST',
+    `/api/v1/agents/${randomUUID()}/commands`,
+    { command: { kind: 'ping' } },
+    'admin',
+    404,
+  ],
   ['an unknown agent id', 'GET', `/api/v1/agents/${randomUUID()}`, undefined, 'admin', 404],
   ['a malformed agent id', 'GET', "/api/v1/agents/1'%20OR%201=1", undefined, 'admin', 404],
   ['an unknown command id', 'GET', `/api/v1/commands/${randomUUID()}`, undefined, 'admin', 404],
@@ -35,20 +58,58 @@ const cases = (): Case[] => [
   ['a viewer creating a token', 'POST', '/api/v1/tokens', { name: 'x', role: 'admin' }, 'viewer', 403],
   ['an operator creating a token', 'POST', '/api/v1/tokens', { name: 'x', role: 'admin' }, 'operator', 403],
   ['a viewer creating an enrolment token', 'POST', '/api/v1/enrollment-tokens', {}, 'viewer', 403],
-  ['a viewer sending a command', 'POST', `/api/v1/agents/${agentId}/commands`, { command: { kind: 'ping' } }, 'viewer', 403],
+  [
+    'a viewer sending a command',
+    'POST',
+    `/api/v1/agents/${agentId}/commands`,
+    { command: { kind: 'ping' } },
+    'viewer',
+    403,
+  ],
   ['a viewer revoking an agent', 'DELETE', `/api/v1/agents/${agentId}`, undefined, 'viewer', 403],
-  ['an enrolment with a missing key', 'POST', '/api/v1/agents/enroll', { token: 'x', hostname: 'h', agentVersion: '1' }, 'none', 422],
-  ['an oversized body', 'POST', '/api/v1/tokens', JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), role: 'viewer' }), 'admin', 413],
+  [
+    'an enrolment with a missing key',
+    'POST',
+    '/api/v1/agents/enroll',
+    { token: 'x', hostname: 'h', agentVersion: '1' },
+    'none',
+    422,
+  ],
+  [
+    'an oversized body',
+    'POST',
+    '/api/v1/tokens',
+    JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), role: 'viewer' }),
+    'admin',
+    413,
+  ],
 ];
 
 describe('REST bad input', () => {
   it('answers every case with problem+json and the right 4xx, and changes nothing', async () => {
     const snapshot = async () =>
-      query(cp.databaseUrl, 'SELECT (SELECT count(*) FROM api_tokens) a, (SELECT count(*) FROM enrollment_tokens) e, (SELECT count(*) FROM commands) c, (SELECT string_agg(status, \',\') FROM agents) s');
+      query(
+        cp.databaseUrl,
+        "SELECT (SELECT count(*) FROM api_tokens) a, (SELECT count(*) FROM enrollment_tokens) e, (SELECT count(*) FROM commands) c, (SELECT string_agg(status, ',') FROM agents) s",
+      );
     const before = await snapshot();
     for (const [name, method, path, body, who, status] of cases()) {
-      const token = who === 'admin' ? undefined : who === 'viewer' ? viewer : who === 'operator' ? operator : who === 'bogus' ? 'dbb_api_bogus' : null;
-      const r = await cp.api<{ status: number; title: string; detail: string; type: string }>(method, path, body, token);
+      const token =
+        who === 'admin'
+          ? undefined
+          : who === 'viewer'
+            ? viewer
+            : who === 'operator'
+              ? operator
+              : who === 'bogus'
+                ? 'dbb_api_bogus'
+                : null;
+      const r = await cp.api<{ status: number; title: string; detail: string; type: string }>(
+        method,
+        path,
+        body,
+        token,
+      );
       expect.soft(r.status, name).toBe(status);
       expect.soft(r.headers.get('content-type'), name).toContain('application/problem+json');
       expect.soft(r.body.status, name).toBe(status);
@@ -68,13 +129,18 @@ describe('REST bad input', () => {
   });
 
   it('lists the validation issues by field', async () => {
-    const r = await cp.api<{ errors: { path: string }[] }>('POST', '/api/v1/tokens', { name: '', role: 'nope' });
+    const r = await cp.api<{ errors: { path: string }[] }>('POST', '/api/v1/tokens', {
+      name: '',
+      role: 'nope',
+    });
     expect(r.status).toBe(422);
     expect(r.body.errors.map((e) => e.path).sort()).toEqual(['name', 'role']);
   });
 
   it('a revoked API token stops working at once', async () => {
-    const t = (await cp.api<{ id: string; token: string }>('POST', '/api/v1/tokens', { name: 'tmp', role: 'viewer' })).body;
+    const t = (
+      await cp.api<{ id: string; token: string }>('POST', '/api/v1/tokens', { name: 'tmp', role: 'viewer' })
+    ).body;
     expect((await cp.api('GET', '/api/v1/agents', undefined, t.token)).status).toBe(200);
     expect((await cp.api('DELETE', `/api/v1/tokens/${t.id}`)).status).toBe(204);
     expect((await cp.api('GET', '/api/v1/agents', undefined, t.token)).status).toBe(401);

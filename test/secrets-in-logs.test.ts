@@ -1,4 +1,11 @@
-import { type ControlPlane, cleanupAll, createEnrollmentToken, startAgent, startControlPlane, waitFor } from '@dbbackup/testkit';
+import {
+  type ControlPlane,
+  cleanupAll,
+  createEnrollmentToken,
+  startAgent,
+  startControlPlane,
+  waitFor,
+} from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, getAgent, getCommand } from './support.js';
 
@@ -17,22 +24,42 @@ describe('secrets never reach a log line', () => {
     await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
     const enrolmentToken = await createEnrollmentToken(cp);
     // Error paths: an enrolment refused, a bad bearer token, a command that runs.
-    await cp.api('POST', '/api/v1/agents/enroll', { token: enrolmentToken, hostname: 'x', agentVersion: '1', signingKey: { kty: 'oct' } }, null);
+    await cp.api(
+      'POST',
+      '/api/v1/agents/enroll',
+      { token: enrolmentToken, hostname: 'x', agentVersion: '1', signingKey: { kty: 'oct' } },
+      null,
+    );
     await cp.api('GET', '/api/v1/agents', undefined, 'dbb_api_this-is-a-wrong-token');
-    const cmd = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, { command: { kind: 'ping' } });
-    await waitFor(async () => (await getCommand(cp, cmd.body.id)).state === 'succeeded', { what: 'ping done' });
+    const cmd = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
+      command: { kind: 'ping' },
+    });
+    await waitFor(async () => (await getCommand(cp, cmd.body.id)).state === 'succeeded', {
+      what: 'ping done',
+    });
     await agent.proc.kill('SIGTERM');
 
     const { readFileSync } = await import('node:fs');
     const path = await import('node:path');
-    const signingKey = JSON.parse(readFileSync(path.join(agent.stateDir, 'keys/signing.jwk.json'), 'utf8')) as { d: string };
-    const encKey = JSON.parse(readFileSync(path.join(agent.stateDir, 'keys/encryption.jwk.json'), 'utf8')) as { d: string };
+    const signingKey = JSON.parse(
+      readFileSync(path.join(agent.stateDir, 'keys/signing.jwk.json'), 'utf8'),
+    ) as { d: string };
+    const encKey = JSON.parse(
+      readFileSync(path.join(agent.stateDir, 'keys/encryption.jwk.json'), 'utf8'),
+    ) as { d: string };
 
     const cpJson = cp.proc.lines.filter((l) => l.startsWith('{'));
     const agentLines = agent.proc.lines;
     expect(cpJson.length).toBeGreaterThan(5);
     expect(agentLines.length).toBeGreaterThan(3);
-    for (const secret of [cp.adminToken, enrolmentToken, PLANTED_DB_PASSWORD, signingKey.d, encKey.d, 'dbb_api_this-is-a-wrong-token']) {
+    for (const secret of [
+      cp.adminToken,
+      enrolmentToken,
+      PLANTED_DB_PASSWORD,
+      signingKey.d,
+      encKey.d,
+      'dbb_api_this-is-a-wrong-token',
+    ]) {
       expect(cpJson.filter((l) => l.includes(secret))).toEqual([]);
       expect(agentLines.filter((l) => l.includes(secret))).toEqual([]);
     }

@@ -16,7 +16,9 @@ export async function freshDatabase(): Promise<string> {
   return admin.replace(/\/[^/]*$/, `/${name}`);
 }
 
-export async function controlPlane(o: { heartbeatIntervalMs?: number; env?: Record<string, string> } = {}): Promise<ControlPlane> {
+export async function controlPlane(
+  o: { heartbeatIntervalMs?: number; env?: Record<string, string> } = {},
+): Promise<ControlPlane> {
   return startControlPlane({ databaseUrl: await freshDatabase(), ...o });
 }
 
@@ -36,7 +38,15 @@ export async function rawIdentity(cp: ControlPlane) {
     agentId,
     audience,
     privateKey,
-    async jwt(o: { iatOffsetS?: number; lifetimeS?: number; key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey']; aud?: string; jti?: string } = {}) {
+    async jwt(
+      o: {
+        iatOffsetS?: number;
+        lifetimeS?: number;
+        key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+        aud?: string;
+        jti?: string;
+      } = {},
+    ) {
       const now = Math.floor(Date.now() / 1000) + (o.iatOffsetS ?? 0);
       return new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA' })
@@ -50,7 +60,9 @@ export async function rawIdentity(cp: ControlPlane) {
   };
 }
 
-export type UpgradeResult = { ok: true; ws: WebSocket } | { ok: false; status: number; body: { type?: string; detail?: string } };
+export type UpgradeResult =
+  | { ok: true; ws: WebSocket }
+  | { ok: false; status: number; body: { type?: string; detail?: string } };
 
 /** Open the agent WebSocket with a given bearer token and report the HTTP outcome of the upgrade. */
 export function connectWs(cp: ControlPlane, jwt: string | undefined): Promise<UpgradeResult> {
@@ -91,10 +103,21 @@ export const hello = (agentId: string) =>
     v: 1,
     type: 'hello',
     id: randomUUID(),
-    payload: { agentId, agentVersion: 'test', protocol: { major: 1, minor: 0 }, eventsAckedUpTo: 0, recentCommandIds: [] },
+    payload: {
+      agentId,
+      agentVersion: 'test',
+      protocol: { major: 1, minor: 0 },
+      eventsAckedUpTo: 0,
+      recentCommandIds: [],
+    },
   });
 
-export type AgentView = { id: string; status: string; facts: Record<string, unknown> | null; history?: { status: string; reason: string }[] };
+export type AgentView = {
+  id: string;
+  status: string;
+  facts: Record<string, unknown> | null;
+  history?: { status: string; reason: string }[];
+};
 export type CommandView = { id: string; state: string; deliveries: number; result: unknown; error: unknown };
 
 export async function getAgent(cp: ControlPlane, id: string) {

@@ -51,7 +51,8 @@ export class AgentDaemon {
     const identity = await loadIdentity(this.#o.stateDir);
     this.#store = await AgentStore.open(this.#o.stateDir);
     const interrupted = await this.#store.failInterrupted();
-    if (interrupted.length) log.warn({ commands: interrupted }, 'commands interrupted by a restart were marked failed');
+    if (interrupted.length)
+      log.warn({ commands: interrupted }, 'commands interrupted by a restart were marked failed');
     await this.#store.pruneInbox();
     const ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
     this.#link = new AgentLink({
@@ -75,9 +76,15 @@ export class AgentDaemon {
         });
       },
     });
-    this.#link.on('command', (c) => void this.#onCommand(c).catch((err) => log.error({ err }, 'failed to record command')));
+    this.#link.on(
+      'command',
+      (c) => void this.#onCommand(c).catch((err) => log.error({ err }, 'failed to record command')),
+    );
     this.#link.on('revoked', (reason) => this.#revoked?.(reason));
-    log.info({ agentId: identity.agentId, server: identity.server, version: AGENT_VERSION }, 'agent starting');
+    log.info(
+      { agentId: identity.agentId, server: identity.server, version: AGENT_VERSION },
+      'agent starting',
+    );
     this.#link.start();
     this.#worker = this.#work();
   }
@@ -129,7 +136,8 @@ export class AgentDaemon {
       void this.#link.flush();
       const clog = log.child({ commandId: next.command_id, kind: next.kind });
       try {
-        if (new Date(next.expires_at).getTime() < Date.now()) throw new CommandError('expired', 'command expired before it could run');
+        if (new Date(next.expires_at).getTime() < Date.now())
+          throw new CommandError('expired', 'command expired before it could run');
         if (this.#o.crashPoint === 'while-running') process.kill(process.pid, 'SIGKILL');
         const result = await runCommand(next.kind, JSON.parse(next.payload), { tools: () => this.tools() });
         await this.#store.finishCommand(next.command_id, { ok: true, result });

@@ -53,22 +53,35 @@ function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undef
   return e === '' ? undefined : e;
 }
 
-function intOpt(flags: Flags, name: string, env: NodeJS.ProcessEnv, def: number, min: number, max: number): number {
+function intOpt(
+  flags: Flags,
+  name: string,
+  env: NodeJS.ProcessEnv,
+  def: number,
+  min: number,
+  max: number,
+): number {
   const raw = opt(flags, name, env);
   if (raw === undefined) return def;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} / ${ENV[name]}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--${name} / ${ENV[name]}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
   }
   return n;
 }
 
 function labels(flags: Flags, env: NodeJS.ProcessEnv): Record<string, string> {
-  const list = [...((flags.label as string[] | undefined) ?? []), ...(env.DBBACKUP_LABELS ?? '').split(',').filter(Boolean)];
+  const list = [
+    ...((flags.label as string[] | undefined) ?? []),
+    ...(env.DBBACKUP_LABELS ?? '').split(',').filter(Boolean),
+  ];
   const out: Record<string, string> = {};
   for (const item of list) {
     const i = item.indexOf('=');
-    if (i <= 0) throw new UsageError(`--label / DBBACKUP_LABELS: expected key=value, got ${JSON.stringify(item)}`);
+    if (i <= 0)
+      throw new UsageError(`--label / DBBACKUP_LABELS: expected key=value, got ${JSON.stringify(item)}`);
     out[item.slice(0, i).trim()] = item.slice(i + 1).trim();
   }
   return out;
@@ -114,11 +127,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       const server = opt(flags, 'server', env);
       const token = opt(flags, 'token', env);
       if (!server) throw new UsageError('enroll needs --server URL (or DBBACKUP_SERVER)');
-      if (!/^https?:\/\//i.test(server)) throw new UsageError(`--server / DBBACKUP_SERVER: expected http(s)://host[:port], got ${JSON.stringify(server)}`);
+      if (!/^https?:\/\//i.test(server))
+        throw new UsageError(
+          `--server / DBBACKUP_SERVER: expected http(s)://host[:port], got ${JSON.stringify(server)}`,
+        );
       if (!token) throw new UsageError('enroll needs --token TOKEN (or DBBACKUP_ENROLLMENT_TOKEN)');
       if (isEnrolled(stateDir) && !flags.force) {
         const e = await readEnrollment(stateDir);
-        throw new UsageError(`already enrolled as ${e.agentId} with ${e.server}; pass --force to enrol again with new keys`);
+        throw new UsageError(
+          `already enrolled as ${e.agentId} with ${e.server}; pass --force to enrol again with new keys`,
+        );
       }
       const caFile = opt(flags, 'ca-file', env);
       const ca = caFile ? await readFile(caFile) : undefined;
@@ -137,7 +155,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
           },
           ca ? { ca } : {},
         );
-        await saveEnrollment(stateDir, { agentId: res.agentId, server: base, audience: res.audience, enrolledAt: new Date().toISOString() });
+        await saveEnrollment(stateDir, {
+          agentId: res.agentId,
+          server: base,
+          audience: res.audience,
+          enrolledAt: new Date().toISOString(),
+        });
         log.info({ agentId: res.agentId, server: base }, 'enrolled');
         process.stdout.write(`${JSON.stringify({ agentId: res.agentId })}\n`);
         return 0;

@@ -55,7 +55,9 @@ export async function discoverTools(): Promise<DumpTool[]> {
         files.push(file);
       }
       const versions = await Promise.all(files.map(versionOf));
-      return files.flatMap((file, i) => (versions[i] === undefined ? [] : [{ name, path: file, version: versions[i] ?? null }]));
+      return files.flatMap((file, i) =>
+        versions[i] === undefined ? [] : [{ name, path: file, version: versions[i] ?? null }],
+      );
     }),
   );
   return perTool.flat();
@@ -94,7 +96,9 @@ export async function probeLocalServers(): Promise<ReachableServer[]> {
   }
   const checks = [
     ...tcp.map(async ([engine, port]) =>
-      (await canConnect({ host: '127.0.0.1', port })) ? { engine, address: `127.0.0.1:${port}`, via: 'tcp' as const } : undefined,
+      (await canConnect({ host: '127.0.0.1', port }))
+        ? { engine, address: `127.0.0.1:${port}`, via: 'tcp' as const }
+        : undefined,
     ),
     ...[...new Map(sockets.map((s) => [s[1], s])).values()].map(async ([engine, p]) =>
       (await canConnect({ path: p })) ? { engine, address: p, via: 'unix' as const } : undefined,

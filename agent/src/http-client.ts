@@ -14,7 +14,11 @@ export class HttpError extends Error {
 }
 
 /** POST JSON to the control plane, through the configured proxy and CA, and parse the JSON answer. */
-export async function postJson<T>(url: string, body: unknown, { ca, timeoutMs = 30_000 }: { ca?: Buffer; timeoutMs?: number } = {}): Promise<T> {
+export async function postJson<T>(
+  url: string,
+  body: unknown,
+  { ca, timeoutMs = 30_000 }: { ca?: Buffer; timeoutMs?: number } = {},
+): Promise<T> {
   const u = new URL(url);
   const lib = u.protocol === 'https:' ? https : http;
   const payload = Buffer.from(JSON.stringify(body));
@@ -25,7 +29,11 @@ export async function postJson<T>(url: string, body: unknown, { ca, timeoutMs = 
         method: 'POST',
         agent: proxyAgentFor(url, ca),
         ...(ca ? { ca } : {}),
-        headers: { 'content-type': 'application/json', 'content-length': payload.length, accept: 'application/json' },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': payload.length,
+          accept: 'application/json',
+        },
         timeout: timeoutMs,
       },
       (res) => {
@@ -42,7 +50,13 @@ export async function postJson<T>(url: string, body: unknown, { ca, timeoutMs = 
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve(parsed as T);
           const problem = parsed as { title?: string; detail?: string; type?: string } | undefined;
-          reject(new HttpError(status, problem, `${status} ${problem?.title ?? res.statusMessage ?? ''}: ${problem?.detail ?? text.slice(0, 200)}`));
+          reject(
+            new HttpError(
+              status,
+              problem,
+              `${status} ${problem?.title ?? res.statusMessage ?? ''}: ${problem?.detail ?? text.slice(0, 200)}`,
+            ),
+          );
         });
       },
     );

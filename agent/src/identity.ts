@@ -27,7 +27,9 @@ const files = (stateDir: string) => ({
 
 export class NotEnrolledError extends Error {
   constructor(stateDir: string) {
-    super(`this agent is not enrolled (no ${files(stateDir).enrollment}); run: dbbackup-agent enroll --server URL --token TOKEN`);
+    super(
+      `this agent is not enrolled (no ${files(stateDir).enrollment}); run: dbbackup-agent enroll --server URL --token TOKEN`,
+    );
     this.name = 'NotEnrolledError';
   }
 }

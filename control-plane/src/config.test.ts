@@ -13,7 +13,9 @@ describe('loadConfig', () => {
 
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ DBBACKUP_PORT: 'eighty' })).toThrow(/DBBACKUP_PORT/);
-    expect(() => loadConfig({ DBBACKUP_HEARTBEAT_INTERVAL_MS: '5' })).toThrow(/DBBACKUP_HEARTBEAT_INTERVAL_MS/);
+    expect(() => loadConfig({ DBBACKUP_HEARTBEAT_INTERVAL_MS: '5' })).toThrow(
+      /DBBACKUP_HEARTBEAT_INTERVAL_MS/,
+    );
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(ConfigError);
   });
 

@@ -24,7 +24,9 @@ const Schema = z
     DBBACKUP_ENROLLMENT_TOKEN_TTL_SECONDS: int(60, 30 * 86_400).default(86_400),
     DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS: int(10, 900).default(300),
     DBBACKUP_CLOCK_SKEW_SECONDS: int(0, 300).default(5),
-    DBBACKUP_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    DBBACKUP_LOG_LEVEL: z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+      .default('info'),
     DBBACKUP_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   })
   .strict();

@@ -4,15 +4,15 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { serve } from '@hono/node-server';
 import type { Logger } from '@dbbackup/logger';
+import { serve } from '@hono/node-server';
 import { sql } from 'kysely';
 import type { Config } from './config.js';
 import { createDb, type Db, json } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
-import { AgentGateway } from './gateway/agent-gateway.js';
 import { purgeExpiredJtis } from './gateway/agent-auth.js';
+import { AgentGateway } from './gateway/agent-gateway.js';
 import { createApp } from './http/app.js';
 import { createApiToken } from './http/auth.js';
 import { sweepStaleAgents } from './services/agent-status.js';
@@ -70,7 +70,9 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   });
 
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s as Server));
+    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () =>
+      resolve(s as Server),
+    );
     (s as Server).once('error', reject);
   });
   gateway.attach(server);
@@ -89,7 +91,10 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     Math.max(100, Math.floor(config.heartbeatIntervalMs / 2)),
   );
 
-  log.info({ host: config.host, port, clusterId, embeddedDatabase: !config.databaseUrl }, 'control plane listening');
+  log.info(
+    { host: config.host, port, clusterId, embeddedDatabase: !config.databaseUrl },
+    'control plane listening',
+  );
 
   return {
     port,
@@ -112,7 +117,11 @@ async function ensureClusterId(db: Db): Promise<string> {
     .values({ key: 'cluster_id', value: json(randomUUID()) })
     .onConflict((oc) => oc.doNothing())
     .execute();
-  const row = await db.selectFrom('settings').select('value').where('key', '=', 'cluster_id').executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('settings')
+    .select('value')
+    .where('key', '=', 'cluster_id')
+    .executeTakeFirstOrThrow();
   return String(row.value);
 }
 

@@ -19,7 +19,11 @@ describe('decodeAgentMessage', () => {
   });
 
   it('returns invalid-payload for malformed JSON instead of throwing', () => {
-    expect(decodeAgentMessage('{nope')).toEqual({ ok: false, code: CloseCode.invalidPayload, reason: 'malformed JSON' });
+    expect(decodeAgentMessage('{nope')).toEqual({
+      ok: false,
+      code: CloseCode.invalidPayload,
+      reason: 'malformed JSON',
+    });
   });
 
   it('names an unknown type', () => {
@@ -39,7 +43,9 @@ describe('decodeAgentMessage', () => {
   });
 
   it('points at the bad field of a payload', () => {
-    const r = decodeAgentMessage(JSON.stringify({ v: 1, type: 'command.ack', id: 'x', payload: { commandId: 'nope' } }));
+    const r = decodeAgentMessage(
+      JSON.stringify({ v: 1, type: 'command.ack', id: 'x', payload: { commandId: 'nope' } }),
+    );
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toContain('commandId');
   });

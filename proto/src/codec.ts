@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import {
-  AgentMessages,
   type AgentMessage,
+  AgentMessages,
   type AgentMessageType,
   type AgentPayload,
   EnvelopeShape,
-  ServerMessages,
   type ServerMessage,
+  ServerMessages,
   type ServerMessageType,
   type ServerPayload,
 } from './messages.js';
@@ -34,7 +34,8 @@ function decodeWith<M>(catalog: Catalog, raw: unknown): DecodeResult<M> {
   else if (raw instanceof ArrayBuffer) text = Buffer.from(raw).toString('utf8');
   else return fail(CloseCode.invalidPayload, 'unsupported frame');
 
-  if (Buffer.byteLength(text) > MAX_FRAME_BYTES) return fail(CloseCode.tooBig, `frame exceeds ${MAX_FRAME_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_FRAME_BYTES)
+    return fail(CloseCode.tooBig, `frame exceeds ${MAX_FRAME_BYTES} bytes`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -44,7 +45,10 @@ function decodeWith<M>(catalog: Catalog, raw: unknown): DecodeResult<M> {
   const env = EnvelopeShape.safeParse(json);
   if (!env.success) return fail(CloseCode.protocolError, 'not an envelope {v,type,id,payload}');
   if (env.data.v !== PROTOCOL_MAJOR) {
-    return fail(CloseCode.unsupportedVersion, `unsupported protocol major ${env.data.v}, expected ${PROTOCOL_MAJOR}`);
+    return fail(
+      CloseCode.unsupportedVersion,
+      `unsupported protocol major ${env.data.v}, expected ${PROTOCOL_MAJOR}`,
+    );
   }
   const schema = Object.hasOwn(catalog, env.data.type) ? catalog[env.data.type] : undefined;
   if (!schema) return fail(CloseCode.protocolError, `unknown message type ${JSON.stringify(env.data.type)}`);
@@ -52,9 +56,15 @@ function decodeWith<M>(catalog: Catalog, raw: unknown): DecodeResult<M> {
   if (!payload.success) {
     const issue = payload.error.issues[0];
     const where = issue?.path.join('.') || 'payload';
-    return fail(CloseCode.protocolError, `invalid ${env.data.type}: ${where}: ${issue?.message ?? 'invalid'}`);
+    return fail(
+      CloseCode.protocolError,
+      `invalid ${env.data.type}: ${where}: ${issue?.message ?? 'invalid'}`,
+    );
   }
-  return { ok: true, message: { v: env.data.v, type: env.data.type, id: env.data.id, payload: payload.data } as M };
+  return {
+    ok: true,
+    message: { v: env.data.v, type: env.data.type, id: env.data.id, payload: payload.data } as M,
+  };
 }
 
 /** Decode a frame received by the control plane. Never throws. */
@@ -67,7 +77,11 @@ export function decodeServerMessage(raw: unknown): DecodeResult<ServerMessage> {
   return decodeWith<ServerMessage>(ServerMessages, raw);
 }
 
-export function encodeAgentMessage<T extends AgentMessageType>(type: T, payload: AgentPayload<T>, id = randomUUID()): string {
+export function encodeAgentMessage<T extends AgentMessageType>(
+  type: T,
+  payload: AgentPayload<T>,
+  id = randomUUID(),
+): string {
   return JSON.stringify({ v: PROTOCOL_MAJOR, type, id, payload });
 }
 

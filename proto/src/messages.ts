@@ -29,7 +29,11 @@ export const AgentEventBody = z.discriminatedUnion('type', [
     commandId: Uuid,
     error: z.object({ code: z.string().max(64), message: z.string().max(4096) }),
   }),
-  z.object({ type: z.literal('log'), level: z.enum(['info', 'warn', 'error']), message: z.string().max(4096) }),
+  z.object({
+    type: z.literal('log'),
+    level: z.enum(['info', 'warn', 'error']),
+    message: z.string().max(4096),
+  }),
 ]);
 export type AgentEventBody = z.infer<typeof AgentEventBody>;
 

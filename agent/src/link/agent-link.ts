@@ -80,7 +80,11 @@ export class AgentLink extends EventEmitter<LinkEvents> {
     super();
     this.#o = o;
     this.#heartbeatMs = o.heartbeatIntervalMs;
-    this.#backoff = new Backoff({ baseMs: o.backoffBaseMs, capMs: o.backoffCapMs, stableAfterMs: o.stableAfterMs });
+    this.#backoff = new Backoff({
+      baseMs: o.backoffBaseMs,
+      capMs: o.backoffCapMs,
+      stableAfterMs: o.stableAfterMs,
+    });
   }
 
   get state() {
@@ -98,7 +102,12 @@ export class AgentLink extends EventEmitter<LinkEvents> {
   }
 
   #timer(ms: number, fn: () => void, repeat = false) {
-    const t = repeat ? setInterval(fn, ms) : setTimeout(() => (this.#timers.delete(t), fn()), ms);
+    const t = repeat
+      ? setInterval(fn, ms)
+      : setTimeout(() => {
+          this.#timers.delete(t);
+          fn();
+        }, ms);
     this.#timers.add(t);
     return t;
   }
@@ -155,17 +164,27 @@ export class AgentLink extends EventEmitter<LinkEvents> {
       try {
         problem = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {}
-      const type = String(problem.type ?? '').split('/').pop();
+      const type = String(problem.type ?? '')
+        .split('/')
+        .pop();
       const detail = problem.detail ?? res.statusMessage;
       if (type === 'agent-revoked') {
-        this.#o.log.error({ status: res.statusCode, detail }, 'this agent has been revoked by the control plane; stopping');
+        this.#o.log.error(
+          { status: res.statusCode, detail },
+          'this agent has been revoked by the control plane; stopping',
+        );
         this.#clearTimers();
         this.#to('stopped');
         this.emit('revoked', detail ?? 'revoked');
       } else if (type === 'clock-skew' || type === 'token-expired') {
         const serverTime = problem.serverTime ?? res.headers.date;
-        const skewS = serverTime ? Math.round((Date.now() - new Date(serverTime).getTime()) / 1000) : undefined;
-        this.#o.log.error({ status: res.statusCode, detail, agentClockAheadSeconds: skewS }, 'connection refused: clock skew; fix time sync (NTP) on this host');
+        const skewS = serverTime
+          ? Math.round((Date.now() - new Date(serverTime).getTime()) / 1000)
+          : undefined;
+        this.#o.log.error(
+          { status: res.statusCode, detail, agentClockAheadSeconds: skewS },
+          'connection refused: clock skew; fix time sync (NTP) on this host',
+        );
       } else {
         this.#o.log.warn({ status: res.statusCode, detail }, 'connection refused by control plane');
       }
@@ -204,7 +223,9 @@ export class AgentLink extends EventEmitter<LinkEvents> {
       ws.close(d.code, d.reason);
       return;
     }
-    void this.#handle(d.message).catch((err) => this.#o.log.error({ err }, 'failed to handle control-plane message'));
+    void this.#handle(d.message).catch((err) =>
+      this.#o.log.error({ err }, 'failed to handle control-plane message'),
+    );
   }
 
   async #handle(m: ServerMessage) {
@@ -212,7 +233,8 @@ export class AgentLink extends EventEmitter<LinkEvents> {
       case 'welcome': {
         if (this.#state !== 'handshaking') return;
         const skewMs = Date.now() - new Date(m.payload.serverTime).getTime();
-        if (Math.abs(skewMs) > 2000) this.#o.log.warn({ agentClockAheadMs: skewMs }, 'clock differs from the control plane');
+        if (Math.abs(skewMs) > 2000)
+          this.#o.log.warn({ agentClockAheadMs: skewMs }, 'clock differs from the control plane');
         this.#heartbeatMs = m.payload.heartbeatIntervalMs;
         // Anything the control plane already applied can go; new events number above it.
         await this.#o.store.ackEvents(m.payload.eventsAckedUpTo);
@@ -259,7 +281,10 @@ export class AgentLink extends EventEmitter<LinkEvents> {
       () => {
         if (this.#ws !== ws || this.#state !== 'ready') return;
         if (Date.now() - this.#lastInbound > 2 * pingEvery) {
-          this.#o.log.warn({ silentMs: Date.now() - this.#lastInbound }, 'control plane silent for two ping intervals; reconnecting');
+          this.#o.log.warn(
+            { silentMs: Date.now() - this.#lastInbound },
+            'control plane silent for two ping intervals; reconnecting',
+          );
           ws?.terminate();
           return;
         }

@@ -4,7 +4,16 @@ import { describeProxy, proxyAgentFor } from './proxy.js';
 afterEach(() => vi.unstubAllEnvs());
 
 function env(vars: Record<string, string>) {
-  for (const k of ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'all_proxy', 'no_proxy']) {
+  for (const k of [
+    'HTTPS_PROXY',
+    'HTTP_PROXY',
+    'ALL_PROXY',
+    'NO_PROXY',
+    'https_proxy',
+    'http_proxy',
+    'all_proxy',
+    'no_proxy',
+  ]) {
     vi.stubEnv(k, '');
   }
   for (const [k, v] of Object.entries(vars)) vi.stubEnv(k, v);

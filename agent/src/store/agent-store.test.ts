@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { AgentStore } from './agent-store.js';
 
 const dir = () => mkdtempSync(path.join(tmpdir(), 'agent-store-'));
-const cmd = (commandId: string) => ({ commandId, kind: 'ping', payload: {}, expiresAt: new Date(Date.now() + 60_000).toISOString() });
+const cmd = (commandId: string) => ({
+  commandId,
+  kind: 'ping',
+  payload: {},
+  expiresAt: new Date(Date.now() + 60_000).toISOString(),
+});
 const ID = '7d3f0c1e-8b1a-4d6e-9c2b-1f0e2d3c4b5a';
 
 describe('AgentStore', () => {

@@ -2,7 +2,15 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentEvent, AgentEventBody } from '@dbbackup/proto';
 import SQLite from 'better-sqlite3';
-import { type Generated, Kysely, type Migration, Migrator, SqliteDialect, sql, type Transaction } from 'kysely';
+import {
+  type Generated,
+  Kysely,
+  type Migration,
+  Migrator,
+  SqliteDialect,
+  sql,
+  type Transaction,
+} from 'kysely';
 
 export type InboxState = 'queued' | 'running' | 'succeeded' | 'failed';
 
@@ -44,7 +52,9 @@ const migrations: Record<string, Migration> = {
       )`.execute(db);
       await sql`CREATE INDEX inbox_state ON inbox (state, received_at)`.execute(db);
       // AUTOINCREMENT: a sequence number is never reused, even after the row is deleted.
-      await sql`CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, body TEXT NOT NULL)`.execute(db);
+      await sql`CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, body TEXT NOT NULL)`.execute(
+        db,
+      );
       await sql`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`.execute(db);
     },
   },
@@ -104,7 +114,12 @@ export class AgentStore {
    * Record a command id before anything acts on it. Returns 'new' the first time
    * and 'repeat' for a redelivery, which the caller only re-acknowledges.
    */
-  async recordCommand(c: { commandId: string; kind: string; payload: unknown; expiresAt: string }): Promise<'new' | 'repeat'> {
+  async recordCommand(c: {
+    commandId: string;
+    kind: string;
+    payload: unknown;
+    expiresAt: string;
+  }): Promise<'new' | 'repeat'> {
     const r = await this.db
       .insertInto('inbox')
       .values({
@@ -122,7 +137,12 @@ export class AgentStore {
   }
 
   async nextQueued(): Promise<InboxRow | undefined> {
-    return this.db.selectFrom('inbox').selectAll().where('state', '=', 'queued').orderBy('received_at').executeTakeFirst();
+    return this.db
+      .selectFrom('inbox')
+      .selectAll()
+      .where('state', '=', 'queued')
+      .orderBy('received_at')
+      .executeTakeFirst();
   }
 
   /** queued -> running, with its `command.started` event, in one transaction. False if someone else took it. */
@@ -155,7 +175,11 @@ export class AgentStore {
         tx,
         outcome.ok
           ? { type: 'command.succeeded', commandId, result: outcome.result }
-          : { type: 'command.failed', commandId, error: { code: outcome.code, message: outcome.message.slice(0, 4000) } },
+          : {
+              type: 'command.failed',
+              commandId,
+              error: { code: outcome.code, message: outcome.message.slice(0, 4000) },
+            },
       );
     });
   }
@@ -165,22 +189,39 @@ export class AgentStore {
    * re-run (its effect may be partial); commands still `queued` will run.
    */
   async failInterrupted(): Promise<string[]> {
-    const running = await this.db.selectFrom('inbox').select('command_id').where('state', '=', 'running').execute();
+    const running = await this.db
+      .selectFrom('inbox')
+      .select('command_id')
+      .where('state', '=', 'running')
+      .execute();
     for (const { command_id } of running) {
-      await this.finishCommand(command_id, { ok: false, code: 'interrupted', message: 'agent restarted while the command ran' });
+      await this.finishCommand(command_id, {
+        ok: false,
+        code: 'interrupted',
+        message: 'agent restarted while the command ran',
+      });
     }
     return running.map((r) => r.command_id);
   }
 
   async recentCommandIds(limit = 100): Promise<string[]> {
-    const rows = await this.db.selectFrom('inbox').select('command_id').orderBy('received_at', 'desc').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('inbox')
+      .select('command_id')
+      .orderBy('received_at', 'desc')
+      .limit(limit)
+      .execute();
     return rows.map((r) => r.command_id);
   }
 
   /** Forget finished commands older than the longest command TTL, so a redelivery can still be recognised. */
   async pruneInbox(olderThanMs = 31 * 86_400_000) {
     const cutoff = new Date(Date.now() - olderThanMs).toISOString();
-    await this.db.deleteFrom('inbox').where('state', 'in', ['succeeded', 'failed']).where('finished_at', '<', cutoff).execute();
+    await this.db
+      .deleteFrom('inbox')
+      .where('state', 'in', ['succeeded', 'failed'])
+      .where('finished_at', '<', cutoff)
+      .execute();
   }
 
   async inboxCounts(): Promise<Record<InboxState, number>> {
@@ -229,7 +270,9 @@ export class AgentStore {
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('outbox').where('seq', '<=', upTo).execute();
       await sql`UPDATE sqlite_sequence SET seq = max(seq, ${upTo}) WHERE name = 'outbox'`.execute(tx);
-      await sql`INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', ${upTo} WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox')`.execute(tx);
+      await sql`INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', ${upTo} WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox')`.execute(
+        tx,
+      );
       await this.setMeta('events_acked_up_to', String(upTo), tx);
     });
   }
@@ -239,7 +282,10 @@ export class AgentStore {
   }
 
   async outboxDepth(): Promise<number> {
-    const r = await this.db.selectFrom('outbox').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom('outbox')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 }

@@ -1,4 +1,4 @@
-import { type JWK, decodeJwt, errors, importJWK, jwtVerify } from 'jose';
+import { decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { Db } from '../db/database.js';
 import { ProblemError, unauthorized } from '../http/problem.js';
 
@@ -19,7 +19,10 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * `clockSkewSeconds` is tolerated; beyond that the refusal says how far off the
  * agent's clock is. Throws a 401 ProblemError; returns the agent id.
  */
-export async function authenticateAgent(authorization: string | undefined, o: AgentAuthOptions): Promise<string> {
+export async function authenticateAgent(
+  authorization: string | undefined,
+  o: AgentAuthOptions,
+): Promise<string> {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!m?.[1]) throw unauthorized('missing agent token (Authorization: Bearer <jwt>)');
   const token = m[1];
@@ -44,7 +47,9 @@ export async function authenticateAgent(authorization: string | undefined, o: Ag
   const nowS = Date.now() / 1000;
   const skew = o.clockSkewSeconds;
   if (typeof claims.iat === 'number' && claims.iat > nowS + skew) {
-    throw clockSkew(`agent token issued ${Math.round(claims.iat - nowS)} s in the future: the agent's clock is ahead`);
+    throw clockSkew(
+      `agent token issued ${Math.round(claims.iat - nowS)} s in the future: the agent's clock is ahead`,
+    );
   }
   try {
     const key = await importJWK(agent.signing_jwk as JWK, 'EdDSA');
@@ -64,10 +69,15 @@ export async function authenticateAgent(authorization: string | undefined, o: Ag
         'token-expired',
       );
     }
-    if (err instanceof errors.JWTClaimValidationFailed) throw unauthorized(`agent token rejected: ${err.message}`);
+    if (err instanceof errors.JWTClaimValidationFailed)
+      throw unauthorized(`agent token rejected: ${err.message}`);
     throw unauthorized('agent token signature is not valid for this agent');
   }
-  if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number' || claims.exp - claims.iat > o.maxAgeSeconds) {
+  if (
+    typeof claims.exp !== 'number' ||
+    typeof claims.iat !== 'number' ||
+    claims.exp - claims.iat > o.maxAgeSeconds
+  ) {
     throw unauthorized(`agent token lives longer than ${o.maxAgeSeconds} s`);
   }
   const jti = String(claims.jti);
@@ -83,7 +93,10 @@ export async function authenticateAgent(authorization: string | undefined, o: Ag
 }
 
 function clockSkew(detail: string, type = 'clock-skew'): ProblemError {
-  return new ProblemError(401, 'Unauthorized', detail, { type, extra: { serverTime: new Date().toISOString() } });
+  return new ProblemError(401, 'Unauthorized', detail, {
+    type,
+    extra: { serverTime: new Date().toISOString() },
+  });
 }
 
 export async function purgeExpiredJtis(db: Db) {

@@ -49,14 +49,18 @@ export class AgentGateway {
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
     const { pathname } = new URL(req.url ?? '/', 'http://x');
-    if (pathname !== AGENT_CONNECT_PATH) return refuse(socket, new ProblemError(404, 'Not Found', 'no WebSocket here'));
+    if (pathname !== AGENT_CONNECT_PATH)
+      return refuse(socket, new ProblemError(404, 'Not Found', 'no WebSocket here'));
     if (this.#closing) return refuse(socket, new ProblemError(503, 'Service Unavailable', 'shutting down'));
     let agentId: string;
     try {
       agentId = await authenticateAgent(req.headers.authorization, this.#o);
     } catch (err) {
       if (err instanceof ProblemError) {
-        this.#o.log.warn({ reason: err.message, type: err.type, remote: req.socket.remoteAddress }, 'agent connect refused');
+        this.#o.log.warn(
+          { reason: err.message, type: err.type, remote: req.socket.remoteAddress },
+          'agent connect refused',
+        );
         return refuse(socket, err);
       }
       this.#o.log.error({ err }, 'agent authentication failed');
@@ -102,8 +106,11 @@ export class AgentGateway {
     const ids = [...this.#sessions.keys()];
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
     // Its agents will reconnect, here after a restart or to another replica; until then they are offline.
-    const results = await Promise.allSettled(ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')));
-    for (const r of results) if (r.status === 'rejected') this.#o.log.warn({ err: r.reason }, 'could not record agent offline');
+    const results = await Promise.allSettled(
+      ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')),
+    );
+    for (const r of results)
+      if (r.status === 'rejected') this.#o.log.warn({ err: r.reason }, 'could not record agent offline');
     this.#o.log.info({ agents: ids.length }, 'agent sockets closed');
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }

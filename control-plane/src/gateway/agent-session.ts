@@ -11,8 +11,14 @@ import {
 } from '@dbbackup/proto';
 import type { WebSocket } from 'ws';
 import { type Db, json } from '../db/database.js';
-import { applyAgentEvent, markDelivered, pendingCommands, toWireCommand, transition } from '../services/commands.js';
 import { setAgentStatus } from '../services/agent-status.js';
+import {
+  applyAgentEvent,
+  markDelivered,
+  pendingCommands,
+  toWireCommand,
+  transition,
+} from '../services/commands.js';
 
 export interface SessionDeps {
   db: Db;
@@ -50,7 +56,8 @@ export class AgentSession {
     const hb = deps.heartbeatIntervalMs;
     this.#timer = setInterval(
       () => {
-        if (!this.#ready && Date.now() > helloDeadline) this.close(CloseCode.policyViolation, 'hello expected');
+        if (!this.#ready && Date.now() > helloDeadline)
+          this.close(CloseCode.policyViolation, 'hello expected');
         else if (Date.now() - this.#lastInbound > 2 * hb) {
           this.#log.warn('two heartbeats missed; dropping connection');
           // The peer is not answering, so a close handshake would only wait: drop the TCP connection.
@@ -105,9 +112,11 @@ export class AgentSession {
 
   /** Push every pending command, in order; serialised with message handling. */
   dispatchPending(): Promise<void> {
-    this.#queue = this.#queue.then(() => this.#dispatch()).catch((err) => {
-      this.#log.error({ err }, 'dispatch failed');
-    });
+    this.#queue = this.#queue
+      .then(() => this.#dispatch())
+      .catch((err) => {
+        this.#log.error({ err }, 'dispatch failed');
+      });
     return this.#queue;
   }
 
@@ -136,7 +145,8 @@ export class AgentSession {
       case 'hello': {
         const p = msg.payload;
         if (this.#ready) return this.close(CloseCode.policyViolation, 'duplicate hello');
-        if (p.agentId !== this.agentId) return this.close(CloseCode.policyViolation, 'hello agentId does not match token');
+        if (p.agentId !== this.agentId)
+          return this.close(CloseCode.policyViolation, 'hello agentId does not match token');
         if (p.protocol.major !== PROTOCOL_MAJOR) {
           return this.close(
             CloseCode.unsupportedVersion,
@@ -166,7 +176,11 @@ export class AgentSession {
       case 'heartbeat': {
         await db
           .updateTable('agents')
-          .set({ last_seen_at: new Date(), facts: json(msg.payload.facts), hostname: msg.payload.facts.hostname })
+          .set({
+            last_seen_at: new Date(),
+            facts: json(msg.payload.facts),
+            hostname: msg.payload.facts.hostname,
+          })
           .where('id', '=', this.agentId)
           .execute();
         // The sweeper may have marked us offline while a heartbeat was late.

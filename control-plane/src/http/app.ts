@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { ProblemError, renderProblem } from './problem.js';
-import { apiRoutes, readiness, type RouteDeps } from './routes.js';
+import { apiRoutes, type RouteDeps, readiness } from './routes.js';
 
 export interface AppDeps extends RouteDeps {
   log: Logger;
@@ -36,14 +36,22 @@ export function createApp(d: AppDeps) {
 
   app.route('/api/v1', apiRoutes(d));
 
-  app.notFound((c) => renderProblem(c, new ProblemError(404, 'Not Found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) =>
+    renderProblem(c, new ProblemError(404, 'Not Found', `no route for ${c.req.method} ${c.req.path}`)),
+  );
   app.onError((err, c) => {
     if (err instanceof ProblemError) return renderProblem(c, err);
     if (err instanceof HTTPException) {
-      return renderProblem(c, new ProblemError(err.status as 400, 'Request Error', err.message || 'bad request'));
+      return renderProblem(
+        c,
+        new ProblemError(err.status as 400, 'Request Error', err.message || 'bad request'),
+      );
     }
     d.log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
-    return renderProblem(c, new ProblemError(500, 'Internal Server Error', 'internal error; see the control-plane log'));
+    return renderProblem(
+      c,
+      new ProblemError(500, 'Internal Server Error', 'internal error; see the control-plane log'),
+    );
   });
   return app;
 }

@@ -27,7 +27,10 @@ export function sameHash(a: string, b: string): boolean {
 export async function createApiToken(db: Db, name: string, role: Role) {
   const token = newSecretToken('api');
   const id = randomUUID();
-  await db.insertInto('api_tokens').values({ id, name, role, token_hash: hashToken(token) }).execute();
+  await db
+    .insertInto('api_tokens')
+    .values({ id, name, role, token_hash: hashToken(token) })
+    .execute();
   return { id, name, role, token };
 }
 
@@ -59,7 +62,8 @@ export function authenticate(db: Db): MiddlewareHandler<AuthEnv> {
 export function requireRole(min: Role): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const p = c.get('principal');
-    if (rank(p.role) < rank(min)) throw forbidden(`this action needs the ${min} role; token '${p.name}' has ${p.role}`);
+    if (rank(p.role) < rank(min))
+      throw forbidden(`this action needs the ${min} role; token '${p.name}' has ${p.role}`);
     await next();
   };
 }

@@ -28,7 +28,10 @@ export class ProblemError extends Error {
 }
 
 function slug(s: string) {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 }
 
 export const problemBody = (p: ProblemError, instance?: string) => ({
@@ -54,7 +57,8 @@ export const unauthorized = (detail: string, type = 'unauthorized') =>
   new ProblemError(401, 'Unauthorized', detail, { type });
 export const forbidden = (detail: string) => new ProblemError(403, 'Forbidden', detail);
 export const notFound = (what: string) => new ProblemError(404, 'Not Found', `${what} not found`);
-export const conflict = (detail: string, type = 'conflict') => new ProblemError(409, 'Conflict', detail, { type });
+export const conflict = (detail: string, type = 'conflict') =>
+  new ProblemError(409, 'Conflict', detail, { type });
 
 /** Read and validate a JSON body. Malformed JSON is 400; a body of the wrong shape is 422 with every issue listed. */
 export async function parseJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
@@ -72,10 +76,15 @@ export async function parseJson<S extends z.ZodType>(c: Context, schema: S): Pro
   const r = schema.safeParse(body);
   if (!r.success) {
     const errors = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-    throw new ProblemError(422, 'Unprocessable Content', errors.map((e) => `${e.path}: ${e.message}`).join('; '), {
-      type: 'validation',
-      extra: { errors },
-    });
+    throw new ProblemError(
+      422,
+      'Unprocessable Content',
+      errors.map((e) => `${e.path}: ${e.message}`).join('; '),
+      {
+        type: 'validation',
+        extra: { errors },
+      },
+    );
   }
   return r.data;
 }

@@ -5,11 +5,19 @@ import { importJWK, type JWK } from 'jose';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
-import type { NotifyBus } from '../services/notify-bus.js';
-import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
 import { setAgentStatus } from '../services/agent-status.js';
-import { type AuthEnv, authenticate, createApiToken, hashToken, newSecretToken, requireRole, ROLES } from './auth.js';
-import { conflict, notFound, parseJson, ProblemError, unauthorized, uuidParam } from './problem.js';
+import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
+import type { NotifyBus } from '../services/notify-bus.js';
+import {
+  type AuthEnv,
+  authenticate,
+  createApiToken,
+  hashToken,
+  newSecretToken,
+  ROLES,
+  requireRole,
+} from './auth.js';
+import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 
 export interface RouteDeps {
   db: Db;
@@ -21,7 +29,10 @@ export interface RouteDeps {
 }
 
 const Labels = z
-  .record(z.string().regex(/^[a-zA-Z0-9_.\-/]{1,63}$/, 'label keys: 1-63 of [a-zA-Z0-9_.-/]'), z.string().max(255))
+  .record(
+    z.string().regex(/^[a-zA-Z0-9_.\-/]{1,63}$/, 'label keys: 1-63 of [a-zA-Z0-9_.-/]'),
+    z.string().max(255),
+  )
   .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels');
 
 const PublicOkp = (crv: 'Ed25519' | 'X25519') =>
@@ -50,9 +61,14 @@ export function apiRoutes(d: RouteDeps) {
       await importJWK(body.signingKey as JWK, 'EdDSA');
       if (body.encryptionKey) await importJWK(body.encryptionKey as JWK, 'ECDH-ES');
     } catch {
-      throw new ProblemError(422, 'Unprocessable Content', 'signingKey/encryptionKey is not a usable public JWK', {
-        type: 'validation',
-      });
+      throw new ProblemError(
+        422,
+        'Unprocessable Content',
+        'signingKey/encryptionKey is not a usable public JWK',
+        {
+          type: 'validation',
+        },
+      );
     }
     const agentId = randomUUID();
     const hash = hashToken(body.token);
@@ -76,12 +92,21 @@ export function apiRoutes(d: RouteDeps) {
           agent_version: body.agentVersion,
           labels: json(labels),
           signing_jwk: json({ kty: 'OKP', crv: 'Ed25519', x: body.signingKey.x }),
-          encryption_jwk: json(body.encryptionKey ? { kty: 'OKP', crv: 'X25519', x: body.encryptionKey.x } : null),
+          encryption_jwk: json(
+            body.encryptionKey ? { kty: 'OKP', crv: 'X25519', x: body.encryptionKey.x } : null,
+          ),
           status: 'pending',
         })
         .execute();
-      await tx.updateTable('enrollment_tokens').set({ agent_id: agentId }).where('id', '=', claimed.id).execute();
-      await tx.insertInto('agent_status_history').values({ agent_id: agentId, status: 'pending', reason: 'enrolled' }).execute();
+      await tx
+        .updateTable('enrollment_tokens')
+        .set({ agent_id: agentId })
+        .where('id', '=', claimed.id)
+        .execute();
+      await tx
+        .insertInto('agent_status_history')
+        .values({ agent_id: agentId, status: 'pending', reason: 'enrolled' })
+        .execute();
       return { labels };
     });
     if (!result) {
@@ -92,7 +117,10 @@ export function apiRoutes(d: RouteDeps) {
         .executeTakeFirst();
       if (!t) throw unauthorized('unknown enrollment token', 'enrollment-token-invalid');
       if (t.used_at) throw conflict('enrollment token has already been used', 'enrollment-token-used');
-      throw unauthorized(`enrollment token expired at ${new Date(t.expires_at).toISOString()}`, 'enrollment-token-expired');
+      throw unauthorized(
+        `enrollment token expired at ${new Date(t.expires_at).toISOString()}`,
+        'enrollment-token-expired',
+      );
     }
     return c.json(
       {
@@ -123,13 +151,27 @@ export function apiRoutes(d: RouteDeps) {
       .select(['id', 'name', 'role', 'created_at', 'last_used_at', 'revoked_at'])
       .orderBy('created_at')
       .execute();
-    return c.json({ items: rows.map((r) => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at })) });
+    return c.json({
+      items: rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        role: r.role,
+        createdAt: r.created_at,
+        lastUsedAt: r.last_used_at,
+        revokedAt: r.revoked_at,
+      })),
+    });
   });
 
   api.delete('/tokens/:id', requireRole('admin'), async (c) => {
     const id = uuidParam(c, 'id', 'token');
     if (id === c.get('principal').tokenId) throw conflict('a token cannot revoke itself');
-    const r = await db.updateTable('api_tokens').set({ revoked_at: new Date() }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const r = await db
+      .updateTable('api_tokens')
+      .set({ revoked_at: new Date() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) throw notFound('token');
     return c.body(null, 204);
   });
@@ -138,7 +180,12 @@ export function apiRoutes(d: RouteDeps) {
     const body = await parseJson(
       c,
       z.object({
-        ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(d.enrollmentTokenTtlSeconds),
+        ttlSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 86_400)
+          .default(d.enrollmentTokenTtlSeconds),
         labels: Labels.default({}),
       }),
     );
@@ -193,7 +240,15 @@ export function apiRoutes(d: RouteDeps) {
     const id = uuidParam(c, 'id', 'agent');
     const body = await parseJson(
       c,
-      z.object({ command: Command, ttlSeconds: z.number().int().min(1).max(30 * 86_400).optional() }),
+      z.object({
+        command: Command,
+        ttlSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(30 * 86_400)
+          .optional(),
+      }),
     );
     const agent = await db.selectFrom('agents').select(['status']).where('id', '=', id).executeTakeFirst();
     if (!agent) throw notFound('agent');
@@ -211,7 +266,13 @@ export function apiRoutes(d: RouteDeps) {
 
   api.get('/agents/:id/commands', requireRole('viewer'), async (c) => {
     const id = uuidParam(c, 'id', 'agent');
-    const rows = await db.selectFrom('commands').selectAll().where('agent_id', '=', id).orderBy('created_at', 'desc').limit(200).execute();
+    const rows = await db
+      .selectFrom('commands')
+      .selectAll()
+      .where('agent_id', '=', id)
+      .orderBy('created_at', 'desc')
+      .limit(200)
+      .execute();
     return c.json({ items: rows.map(commandView) });
   });
 
@@ -230,7 +291,9 @@ export function apiRoutes(d: RouteDeps) {
       .orderBy('seq', 'desc')
       .limit(500)
       .execute();
-    return c.json({ items: rows.map((r) => ({ seq: r.seq, type: r.type, body: r.body, receivedAt: r.received_at })) });
+    return c.json({
+      items: rows.map((r) => ({ seq: r.seq, type: r.type, body: r.body, receivedAt: r.received_at })),
+    });
   });
 
   return api;

@@ -7,7 +7,12 @@ import type { AgentStatus } from '../db/schema.js';
  * statement pair under a row lock. A revoked agent never changes status again.
  * Returns true if the status changed.
  */
-export async function setAgentStatus(db: Db, agentId: string, status: AgentStatus, reason: string): Promise<boolean> {
+export async function setAgentStatus(
+  db: Db,
+  agentId: string,
+  status: AgentStatus,
+  reason: string,
+): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
     const row = await tx
       .selectFrom('agents')

@@ -31,7 +31,12 @@ export type CommandRow = Awaited<ReturnType<typeof getCommand>>;
 
 export async function createCommand(
   db: Db,
-  { agentId, command, ttlSeconds, createdBy }: { agentId: string; command: Command; ttlSeconds: number; createdBy: string | null },
+  {
+    agentId,
+    command,
+    ttlSeconds,
+    createdBy,
+  }: { agentId: string; command: Command; ttlSeconds: number; createdBy: string | null },
 ) {
   const id = randomUUID();
   const { kind, ...payload } = command;
@@ -136,7 +141,12 @@ export async function expireCommands(db: Db): Promise<number> {
 export async function cancelAgentCommands(db: Db, agentId: string, reason: string) {
   await db
     .updateTable('commands')
-    .set({ state: 'cancelled', updated_at: new Date(), finished_at: new Date(), error: json({ code: 'cancelled', message: reason }) })
+    .set({
+      state: 'cancelled',
+      updated_at: new Date(),
+      finished_at: new Date(),
+      error: json({ code: 'cancelled', message: reason }),
+    })
     .where('agent_id', '=', agentId)
     .where('state', 'in', FROM.cancelled)
     .execute();

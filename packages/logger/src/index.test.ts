@@ -16,7 +16,10 @@ function capture() {
 describe('createLogger', () => {
   it('redacts secret fields at any depth', () => {
     const { lines, log } = capture();
-    log.info({ password: 'hunter2', s3: { secretAccessKey: 'AKIAXYZSECRET' }, a: { b: { token: 'tok' } } }, 'x');
+    log.info(
+      { password: 'hunter2', s3: { secretAccessKey: 'AKIAXYZSECRET' }, a: { b: { token: 'tok' } } },
+      'x',
+    );
     const out = lines.join('');
     expect(out).not.toContain('hunter2');
     expect(out).not.toContain('AKIAXYZSECRET');

@@ -22,7 +22,10 @@ export interface Agent {
   run(args: string[], env?: Record<string, string>): Promise<{ code: number | null; lines: string[] }>;
 }
 
-export async function createEnrollmentToken(cp: ControlPlane, labels: Record<string, string> = {}): Promise<string> {
+export async function createEnrollmentToken(
+  cp: ControlPlane,
+  labels: Record<string, string> = {},
+): Promise<string> {
   const r = await cp.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', { labels });
   if (r.status !== 201) throw new Error(`enrollment token: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.token;
@@ -38,7 +41,10 @@ const runEnv = (stateDir: string, env: Record<string, string> = {}) => ({
 });
 
 /** Run one agent CLI command to completion. */
-export async function agentCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> {
+export async function agentCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; lines: string[] }> {
   const p = startProcess(AGENT_BIN, args, { env });
   const { code } = await p.exited;
   return { code, lines: p.lines };
@@ -69,7 +75,10 @@ export async function startAgent(cp: ControlPlane, o: AgentOptions = {}): Promis
 }
 
 /** Poll until `fn` returns a truthy value or the time runs out; returns the value and how long it took. */
-export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>, { timeoutMs = 10_000, intervalMs = 50, what = 'condition' } = {}): Promise<{ value: T; ms: number }> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false | null>,
+  { timeoutMs = 10_000, intervalMs = 50, what = 'condition' } = {},
+): Promise<{ value: T; ms: number }> {
   const start = Date.now();
   let last: unknown;
   while (Date.now() - start < timeoutMs) {

@@ -15,7 +15,12 @@ export interface ControlPlane {
   adminToken: string;
   proc: Proc;
   /** Call the REST API; `token` defaults to the admin token, `null` sends none. */
-  api<T = unknown>(method: string, p: string, body?: unknown, token?: string | null): Promise<{ status: number; body: T; headers: Headers }>;
+  api<T = unknown>(
+    method: string,
+    p: string,
+    body?: unknown,
+    token?: string | null,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Start again with the same port, data directory and database. */
   restart(): Promise<void>;
@@ -70,7 +75,11 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
         headers['content-type'] = 'application/json';
         payload = typeof body === 'string' ? body : JSON.stringify(body);
       }
-      const res = await fetch(`${cp.url}${p}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      const res = await fetch(`${cp.url}${p}`, {
+        method,
+        headers,
+        ...(payload !== undefined ? { body: payload } : {}),
+      });
       const text = await res.text();
       let parsed: unknown = text;
       try {

@@ -9,7 +9,9 @@ import { onCleanup, trackDir } from './processes.js';
 /** The directory of the newest PostgreSQL server binaries from Debian's packages. */
 export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const majors = existsSync(root) ? readdirSync(root).filter((m) => existsSync(path.join(root, m, 'bin', 'initdb'))) : [];
+  const majors = existsSync(root)
+    ? readdirSync(root).filter((m) => existsSync(path.join(root, m, 'bin', 'initdb')))
+    : [];
   majors.sort((a, b) => Number(b) - Number(a));
   if (!majors[0]) throw new Error('PostgreSQL server not installed: apt-get install postgresql');
   return path.join(root, majors[0], 'bin');
@@ -26,7 +28,9 @@ export interface PgServer {
 
 function asPostgres(cmd: string, args: string[]) {
   const isRoot = process.getuid?.() === 0;
-  return isRoot ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
+  return isRoot
+    ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' })
+    : execFileSync(cmd, args, { stdio: 'pipe' });
 }
 
 /**
@@ -44,7 +48,17 @@ export async function startPostgres(): Promise<PgServer> {
     chownSync(dir, uid, gid);
   }
   const data = path.join(dir, 'data');
-  asPostgres(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+  asPostgres(path.join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '-A',
+    'trust',
+    '--no-sync',
+    '-E',
+    'UTF8',
+  ]);
   const port = await freePort();
   writeFileSync(path.join(dir, 'port'), String(port));
   asPostgres(path.join(bin, 'pg_ctl'), [
@@ -86,7 +100,11 @@ export async function startPostgres(): Promise<PgServer> {
 }
 
 /** Run SQL against a database and return the rows. */
-export async function query<T = Record<string, unknown>>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+export async function query<T = Record<string, unknown>>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {

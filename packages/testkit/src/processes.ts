@@ -24,7 +24,11 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startProcess(cmd: string, args: string[], { env, cwd }: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+export function startProcess(
+  cmd: string,
+  args: string[],
+  { env, cwd }: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Proc {
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const lines: string[] = [];
@@ -76,7 +80,11 @@ export function startProcess(cmd: string, args: string[], { env, cwd }: { env?: 
         };
         const t = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}; output:\n${lines.slice(-30).join('\n')}`));
+          reject(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${re}; output:\n${lines.slice(-30).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian 12 machine that has
+# only Node.js 20 and npm, then lint, type-check and run every test.
+# Ends with one line: "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages the tests start for real (PostgreSQL server and client tools, zstd).
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+command -v pnpm >/dev/null 2>&1 || as_root npm install -g pnpm@10 >/dev/null
+pnpm install --frozen-lockfile --reporter=append-only
+
+pnpm run lint
+pnpm run typecheck
+
+mkdir -p .tmp
+set +e
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-results.json
+status=$?
+set -e
+node -e '
+  const fs = require("fs");
+  let r;
+  try { r = JSON.parse(fs.readFileSync(".tmp/vitest-results.json", "utf8")); }
+  catch { console.log("0 passed, 1 failed"); process.exit(0); }
+  const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
+  // A file that failed to load has no test results; count it as a failure.
+  const broken = (r.testResults || []).filter((f) => f.status === "failed" && (f.assertionResults || []).length === 0).length;
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests + broken} failed, ${skipped} skipped`);
+'
+exit $status
