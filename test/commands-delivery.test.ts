@@ -123,4 +123,22 @@ describe('commands', () => {
     await new Promise((res) => setTimeout(res, 500));
     expect(await startedCount(cp, r.body.id)).toBe(0);
   });
+
+  it('kill -9 of the control plane right after a command is created: after restart it still runs exactly once', async () => {
+    const agent = await startAgent(cp);
+    await online(agent.id);
+    const id = await send(agent.id, { kind: 'ping', echo: 'crash' });
+    await cp.stop('SIGKILL');
+    await cp.restart();
+    const c = await finished(id);
+    expect(c.state).toBe('succeeded');
+    expect(await startedCount(cp, id)).toBe(1);
+    const events = await (await import('@dbbackup/testkit')).query<{ n: string }>(
+      cp.databaseUrl,
+      "SELECT count(*) AS n FROM agent_events WHERE body->>'commandId' = $1",
+      [id],
+    );
+    // started + succeeded, each once, whatever was in flight when the control plane died.
+    expect(Number(events[0]?.n)).toBe(2);
+  });
 });

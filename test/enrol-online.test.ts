@@ -57,4 +57,24 @@ describe('enrolment', () => {
     expect(status.agentId).toBe(agent.id);
     expect(status.lastConnectedAt).not.toBeNull();
   });
+
+  it('keeps secrets in owner-only files: admin token 0600, agent state dir 0700, keys 0600', async () => {
+    const { statSync } = await import('node:fs');
+    const path = await import('node:path');
+    const agent = await startAgent(cp);
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    expect(mode(path.join(cp.dataDir, 'admin-token'))).toBe(0o600);
+    expect(mode(agent.stateDir)).toBe(0o700);
+    expect(mode(path.join(agent.stateDir, 'keys/signing.jwk.json'))).toBe(0o600);
+    expect(mode(path.join(agent.stateDir, 'keys/encryption.jwk.json'))).toBe(0o600);
+    expect(mode(path.join(agent.stateDir, 'agent.json'))).toBe(0o600);
+  });
+
+  it('prints the admin token once, on first start only', async () => {
+    const banner = (lines: string[]) => lines.filter((l) => l.includes(cp.adminToken)).length;
+    expect(banner(cp.proc.lines)).toBe(1);
+    await cp.stop();
+    await cp.restart();
+    expect(banner(cp.proc.lines)).toBe(0);
+  });
 });

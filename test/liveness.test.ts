@@ -51,4 +51,27 @@ describe('liveness', () => {
     expect(cp.proc.lines.some((l) => l.includes(agent.id) && l.includes('"code":1001'))).toBe(true);
     expect((await getAgent(cp, agent.id)).status).toBe('offline');
   });
+
+  it('the agent notices a silent control plane (half-open link) within two ping intervals and reconnects', async () => {
+    const agent = await startAgent(cp);
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+    cp.proc.child.kill('SIGSTOP');
+    const t0 = Date.now();
+    try {
+      await agent.proc.waitForLine(/silent for two ping intervals/, 5000);
+      // Ping interval is half the heartbeat; two of them, plus one check period of slack.
+      expect(Date.now() - t0).toBeLessThanOrEqual(3 * (HEARTBEAT_MS / 2) + 250);
+    } finally {
+      cp.proc.child.kill('SIGCONT');
+    }
+    // It reconnects by itself once the control plane answers again.
+    await waitFor(
+      async () => agent.proc.lines.filter((l) => l.includes('connected to control plane')).length >= 2,
+      {
+        timeoutMs: 15_000,
+        what: 'second connection',
+      },
+    );
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online again' });
+  });
 });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { createLogger } from '@dbbackup/logger';
@@ -140,6 +140,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       }
       const caFile = opt(flags, 'ca-file', env);
       const ca = caFile ? await readFile(caFile) : undefined;
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      await chmod(stateDir, 0o700);
       const keys = await createKeys(stateDir);
       const base = server.replace(/\/+$/, '');
       try {

@@ -86,6 +86,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
         const expired = await expireCommands(db);
         if (expired) log.info({ expired }, 'commands expired');
         await purgeExpiredJtis(db);
+        await gateway.dispatchQueued();
       })().catch((err) => log.warn({ err }, 'sweep failed'));
     },
     Math.max(100, Math.floor(config.heartbeatIntervalMs / 2)),

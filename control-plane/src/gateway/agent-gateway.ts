@@ -101,6 +101,24 @@ export class AgentGateway {
     void this.#sessions.get(agentId)?.dispatchPending();
   }
 
+  /**
+   * Safety net behind NOTIFY (its connection may be down for a moment): push any
+   * command still `queued` for an agent connected here.
+   */
+  async dispatchQueued() {
+    const ids = [...this.#sessions.keys()];
+    if (ids.length === 0) return;
+    const rows = await this.#o.db
+      .selectFrom('commands')
+      .select('agent_id')
+      .distinct()
+      .where('state', '=', 'queued')
+      .where('agent_id', 'in', ids)
+      .where('created_at', '<', new Date(Date.now() - 1000))
+      .execute();
+    for (const r of rows) this.dispatch(r.agent_id);
+  }
+
   async close() {
     this.#closing = true;
     const ids = [...this.#sessions.keys()];
