@@ -27,6 +27,8 @@ export interface RunningControlPlane {
 
 /** Start the control plane: database (embedded when none is configured), migrations, HTTP + agent gateway, sweepers. */
 export async function startControlPlane(config: Config, log: Logger): Promise<RunningControlPlane> {
+  // Parents get the usual 0755; the data directory itself is owner-only.
+  await mkdir(path.dirname(config.dataDir), { recursive: true });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   let databaseUrl = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;

@@ -48,7 +48,18 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPgOp
   if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
     log.info({ dir: pgDir }, 'initialising embedded PostgreSQL');
     await mkdir(pgDir, { recursive: true });
-    await server.initialise();
+    try {
+      await server.initialise();
+    } catch (err) {
+      if (isRoot && /Permission denied/.test(String(err))) {
+        throw new Error(
+          `embedded PostgreSQL runs as user 'postgres' (it refuses root), which cannot reach ${pgDir}: ` +
+            'every parent directory of DBBACKUP_DATA_DIR must be traversable (x) by that user',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
   }
   await server.start();
   const client = server.getPgClient('postgres', '127.0.0.1');
