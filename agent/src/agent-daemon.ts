@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@dbbackup/logger';
-import type { DumpTool, ServerPayload } from '@dbbackup/proto';
+import { type DumpTool, type ServerPayload, StorageSpec } from '@dbbackup/proto';
 import { CommandError, runCommand } from './commands/command-handlers.js';
 import { discoverTools, hostFacts } from './host-facts.js';
-import { loadIdentity } from './identity.js';
+import { loadEncryptionKey, loadIdentity } from './identity.js';
+import type { JobContext } from './jobs/job-context.js';
+import { openStore } from './storage/object-store.js';
+import { redactText } from '@dbbackup/logger';
 import { AgentLink } from './link/agent-link.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
@@ -36,6 +39,7 @@ export class AgentDaemon {
   #tools: { at: number; list: DumpTool[] } | undefined;
   #toolsPending: Promise<DumpTool[]> | undefined;
   #revoked: ((reason: string) => void) | undefined;
+  #agentId = '';
 
   constructor(o: DaemonOptions) {
     this.#o = o;
@@ -54,6 +58,8 @@ export class AgentDaemon {
     if (interrupted.length)
       log.warn({ commands: interrupted }, 'commands interrupted by a restart were marked failed');
     await this.#store.pruneInbox();
+    this.#agentId = identity.agentId;
+    await this.#abortUnfinishedUploads();
     const ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
     this.#link = new AgentLink({
       identity,
@@ -139,16 +145,54 @@ export class AgentDaemon {
         if (new Date(next.expires_at).getTime() < Date.now())
           throw new CommandError('expired', 'command expired before it could run');
         if (this.#o.crashPoint === 'while-running') process.kill(process.pid, 'SIGKILL');
-        const result = await runCommand(next.kind, JSON.parse(next.payload), { tools: () => this.tools() });
+        const result = await runCommand(next.kind, JSON.parse(next.payload), {
+          tools: () => this.tools(),
+          job: (jobId) => this.#jobContext(jobId),
+        });
         await this.#store.finishCommand(next.command_id, { ok: true, result });
         clog.info('command succeeded');
       } catch (err) {
-        const code = err instanceof CommandError ? err.code : 'error';
+        const code = (err as { code?: unknown }).code;
+        const codeStr = typeof code === 'string' && /^[a-z][a-z0-9-]{0,63}$/.test(code) ? code : err instanceof CommandError ? err.code : 'error';
         const message = err instanceof Error ? err.message : String(err);
-        await this.#store.finishCommand(next.command_id, { ok: false, code, message });
-        clog.warn({ code, message }, 'command failed');
+        const payload = JSON.parse(next.payload) as { jobId?: string };
+        if (payload.jobId) await this.#store.appendEvent({ type: 'job.log', jobId: payload.jobId, level: 'error', message: redactText(message).slice(0, 8000) });
+        await this.#store.finishCommand(next.command_id, { ok: false, code: codeStr, message: redactText(message) });
+        clog.warn({ code: codeStr, message }, 'command failed');
       }
       void this.#link.flush();
+    }
+  }
+
+  #jobContext(jobId: string): JobContext {
+    const store = this.#store;
+    const flush = () => void this.#link.flush();
+    const log = this.#o.log.child({ jobId });
+    return {
+      agentId: this.#agentId,
+      encryptionKey: () => loadEncryptionKey(this.#o.stateDir),
+      log: (level, message) => {
+        log[level]({ job: true }, message);
+        void store.appendEvent({ type: 'job.log', jobId, level, message: redactText(message).slice(0, 8000) }).then(flush);
+      },
+      progress: (phase, bytesIn, bytesOut) => {
+        void store.appendEvent({ type: 'job.progress', jobId, phase, bytesIn, bytesOut }).then(flush);
+      },
+      recordUpload: (storage, key, uploadId) => store.recordUpload(jobId, storage, key, uploadId),
+      clearUpload: () => store.clearUpload(jobId),
+    };
+  }
+
+  /** After a crash: abort the uploads of jobs that were interrupted, so no multipart upload is left behind. */
+  async #abortUnfinishedUploads() {
+    for (const u of await this.#store.unfinishedUploads()) {
+      try {
+        const n = await openStore(StorageSpec.parse(JSON.parse(u.storage))).cleanupUnfinished(u.object_key);
+        this.#o.log.warn({ jobId: u.job_id, key: u.object_key, aborted: n }, 'aborted the unfinished upload of an interrupted job');
+        await this.#store.clearUpload(u.job_id);
+      } catch (err) {
+        this.#o.log.error({ err, jobId: u.job_id }, 'could not abort an unfinished upload; will retry at next start');
+      }
     }
   }
 

@@ -92,3 +92,8 @@ export async function connectToken(id: Identity, lifetimeSeconds = 120): Promise
     .setJti(randomUUID())
     .sign(id.signingKey);
 }
+
+/** The agent's X25519 private key: the control plane re-wraps data keys to its public half for restores. */
+export async function loadEncryptionKey(stateDir: string): Promise<JWK> {
+  return JSON.parse(await readFile(files(stateDir).encryption, 'utf8')) as JWK;
+}

@@ -2,3 +2,4 @@ export * from './codec.js';
 export * from './commands.js';
 export * from './messages.js';
 export * from './version.js';
+export * from './targets.js';

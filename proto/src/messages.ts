@@ -34,6 +34,19 @@ export const AgentEventBody = z.discriminatedUnion('type', [
     level: z.enum(['info', 'warn', 'error']),
     message: z.string().max(4096),
   }),
+  z.object({
+    type: z.literal('job.progress'),
+    jobId: Uuid,
+    phase: z.string().max(64),
+    bytesIn: z.number().nonnegative(),
+    bytesOut: z.number().nonnegative(),
+  }),
+  z.object({
+    type: z.literal('job.log'),
+    jobId: Uuid,
+    level: z.enum(['info', 'warn', 'error']),
+    message: z.string().max(8192),
+  }),
 ]);
 export type AgentEventBody = z.infer<typeof AgentEventBody>;
 

@@ -10,9 +10,10 @@
  *   1.0  hello/welcome, heartbeat, ping/pong, command push + ack,
  *        sequenced agent events acknowledged by high-water mark;
  *        commands: ping, probe.
+ *   1.1  commands target.test, backup, verify, restore; events job.progress, job.log.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 0;
+export const PROTOCOL_MINOR = 1;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

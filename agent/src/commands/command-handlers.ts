@@ -1,8 +1,13 @@
 import { Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
+import { engineFor } from '../engines/registry.js';
 import { probeLocalServers } from '../host-facts.js';
+import { runBackup } from '../jobs/backup-job.js';
+import type { JobContext } from '../jobs/job-context.js';
+import { runRestore, runVerify } from '../jobs/restore-job.js';
 
 export interface HandlerContext {
   tools: () => Promise<DumpTool[]>;
+  job: (jobId: string) => JobContext;
 }
 
 export class CommandError extends Error {
@@ -27,5 +32,15 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       const [tools, servers] = await Promise.all([ctx.tools(), probeLocalServers()]);
       return { tools, servers } satisfies ProbeResult;
     }
+    case 'target.test':
+      return engineFor(c.target).testConnection(c.target);
+    case 'backup':
+      return runBackup(c, ctx.job(c.jobId));
+    case 'verify':
+      return runVerify(c, ctx.job(c.jobId));
+    case 'restore':
+      return runRestore(c, ctx.job(c.jobId));
+    default:
+      throw new CommandError('unsupported', `this agent cannot run a '${kind}' command`);
   }
 }

@@ -32,10 +32,18 @@ interface MetaTable {
   key: string;
   value: string;
 }
+interface UploadsTable {
+  job_id: string;
+  storage: string;
+  object_key: string;
+  upload_id: string | null;
+  started_at: string;
+}
 interface StoreSchema {
   inbox: InboxTable;
   outbox: OutboxTable;
   meta: MetaTable;
+  uploads: UploadsTable;
 }
 
 const migrations: Record<string, Migration> = {
@@ -56,6 +64,19 @@ const migrations: Record<string, Migration> = {
         db,
       );
       await sql`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`.execute(db);
+    },
+  },
+  '0002_uploads': {
+    async up(db) {
+      // Unfinished uploads, so that a restart can abort them (the storage spec holds its credentials
+      // for that; the row is deleted as soon as the upload is committed or aborted).
+      await sql`CREATE TABLE uploads (
+        job_id TEXT PRIMARY KEY,
+        storage TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        upload_id TEXT,
+        started_at TEXT NOT NULL
+      )`.execute(db);
     },
   },
 };
@@ -168,7 +189,8 @@ export class AgentStore {
     await this.db.transaction().execute(async (tx) => {
       await tx
         .updateTable('inbox')
-        .set({ state: outcome.ok ? 'succeeded' : 'failed', finished_at: new Date().toISOString() })
+        // The payload may carry storage credentials; once finished it is not needed.
+        .set({ state: outcome.ok ? 'succeeded' : 'failed', finished_at: new Date().toISOString(), payload: '{}' })
         .where('command_id', '=', commandId)
         .execute();
       await this.#append(
@@ -202,6 +224,28 @@ export class AgentStore {
       });
     }
     return running.map((r) => r.command_id);
+  }
+
+  async recordUpload(jobId: string, storage: unknown, objectKey: string, uploadId?: string) {
+    await this.db
+      .insertInto('uploads')
+      .values({
+        job_id: jobId,
+        storage: JSON.stringify(storage),
+        object_key: objectKey,
+        upload_id: uploadId ?? null,
+        started_at: new Date().toISOString(),
+      })
+      .onConflict((oc) => oc.column('job_id').doUpdateSet({ object_key: objectKey, upload_id: uploadId ?? null }))
+      .execute();
+  }
+
+  async clearUpload(jobId: string) {
+    await this.db.deleteFrom('uploads').where('job_id', '=', jobId).execute();
+  }
+
+  async unfinishedUploads() {
+    return this.db.selectFrom('uploads').selectAll().execute();
   }
 
   async recentCommandIds(limit = 100): Promise<string[]> {

@@ -1,0 +1,65 @@
+import type { Readable } from 'node:stream';
+import type { TargetSpec } from '@dbbackup/proto';
+
+export interface TableStat {
+  table: string;
+  rows: number;
+  exact: boolean;
+}
+
+export interface ConnectionInfo {
+  serverVersion: string;
+  toolVersion: string;
+  toolPath: string;
+}
+
+export interface DumpHandle {
+  stdout: Readable;
+  /** Resolves when the tool exits 0; rejects with the tool's own error text otherwise. */
+  done: Promise<void>;
+  serverVersion: string;
+  toolVersion: string;
+  /** Row counts taken in the dump's own snapshot where the engine can. */
+  tables: TableStat[];
+}
+
+export interface RestoreOptions {
+  database: string;
+  conflict: 'fail' | 'clean' | 'create';
+  tables?: string[] | undefined;
+}
+
+export interface Mismatch {
+  table: string;
+  expected: number;
+  actual: number | null;
+}
+
+/**
+ * One database engine: everything engine-specific lives behind this interface,
+ * so the pipeline (compression, encryption, hashing, storage) never changes
+ * when an engine is added. Tools run with argument arrays, never a shell;
+ * credentials reach them through the environment of the child only.
+ */
+export interface Engine {
+  readonly id: TargetSpec['engine'];
+  /** File-name extension of the native dump format, before compression and encryption. */
+  readonly formatExtension: string;
+  testConnection(target: TargetSpec): Promise<ConnectionInfo>;
+  dump(target: TargetSpec, log: (m: string) => void): Promise<DumpHandle>;
+  /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */
+  list(input: Readable): Promise<{ entries: number }>;
+  restore(target: TargetSpec, input: Readable, o: RestoreOptions, log: (m: string) => void): Promise<void>;
+  postRestoreCheck(target: TargetSpec, database: string, expected: TableStat[], tables?: string[]): Promise<Mismatch[]>;
+}
+
+export class EngineError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'EngineError';
+  }
+}

@@ -1,0 +1,253 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { TargetSpec } from '@dbbackup/proto';
+import { execa } from 'execa';
+import pg from 'pg';
+import { type DumpHandle, type Engine, EngineError, type Mismatch, type RestoreOptions, type TableStat } from './engine.js';
+
+/** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
+const EXACT_COUNT_MAX_BYTES = 512 * 1024 * 1024;
+
+/**
+ * libpq environment for the tools and the client: the password never goes on a
+ * command line, and never leaves this host (invariant 6).
+ */
+function libpqEnv(t: TargetSpec): Record<string, string> {
+  const c = t.connection;
+  const env: Record<string, string> = {
+    PGDATABASE: c.database,
+    PGCONNECT_TIMEOUT: '10',
+    PGAPPNAME: 'dbbackup',
+  };
+  if (c.host) env.PGHOST = c.host;
+  if (c.port) env.PGPORT = String(c.port);
+  if (c.user) env.PGUSER = c.user;
+  const s = t.secretRef;
+  if (s.kind === 'passfile') env.PGPASSFILE = s.path;
+  if (s.kind === 'env') {
+    const v = process.env[s.name];
+    if (v === undefined) throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+    env.PGPASSWORD = v;
+  }
+  return env;
+}
+
+async function client(t: TargetSpec, database = t.connection.database): Promise<pg.Client> {
+  const env = libpqEnv(t);
+  const c = t.connection;
+  const cl = new pg.Client({
+    host: c.host ?? '/var/run/postgresql',
+    port: c.port ?? 5432,
+    database,
+    user: c.user ?? process.env.USER ?? 'postgres',
+    ...(env.PGPASSWORD ? { password: env.PGPASSWORD } : {}),
+    connectionTimeoutMillis: 10_000,
+    application_name: 'dbbackup',
+  });
+  // node-postgres reads PGPASSFILE through its pgpass support when no password is given.
+  const savedPassfile = process.env.PGPASSFILE;
+  if (env.PGPASSFILE) process.env.PGPASSFILE = env.PGPASSFILE;
+  try {
+    await cl.connect();
+  } catch (err) {
+    throw new EngineError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, { cause: err });
+  } finally {
+    if (env.PGPASSFILE) {
+      if (savedPassfile === undefined) delete process.env.PGPASSFILE;
+      else process.env.PGPASSFILE = savedPassfile;
+    }
+  }
+  cl.on('error', () => {});
+  return cl;
+}
+
+type Tool = { path: string; major: number; version: string };
+
+async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
+  const dirs = new Set<string>();
+  const majors = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
+  for (const m of majors) dirs.add(`/usr/lib/postgresql/${m}/bin`);
+  for (const d of (process.env.PATH ?? '').split(path.delimiter)) if (d) dirs.add(d);
+  const found: Tool[] = [];
+  for (const d of dirs) {
+    const file = path.join(d, name);
+    const r = await execa(file, ['--version'], { reject: false, timeout: 5000 });
+    const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout ?? '');
+    if (r.exitCode === 0 && m?.[1]) found.push({ path: file, major: Number(m[1]), version: r.stdout.trim() });
+  }
+  return found;
+}
+
+/**
+ * The pg_dump/pg_restore for a server: the same major version when there is
+ * one, else the oldest newer one; a tool older than the server cannot dump it.
+ */
+export async function pickTool(name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
+  const tools = await toolVersions(name);
+  const same = tools.find((t) => t.major === serverMajor);
+  if (same) return same;
+  const newer = tools.filter((t) => t.major > serverMajor).sort((a, b) => a.major - b.major)[0];
+  if (newer) return newer;
+  const have = tools.length ? tools.map((t) => `${t.major} (${t.path})`).join(', ') : 'none';
+  throw new EngineError(
+    'tool-too-old',
+    `the server is PostgreSQL ${serverMajor} but no ${name} of version ${serverMajor} or newer is installed (found: ${have}); ` +
+      `install postgresql-client-${serverMajor} on this host`,
+  );
+}
+
+async function serverInfo(cl: pg.Client) {
+  const r = await cl.query<{ num: string; version: string }>(
+    "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version",
+  );
+  const num = Number(r.rows[0]?.num);
+  return { major: Math.floor(num / 10000), version: r.rows[0]?.version ?? String(num) };
+}
+
+const STATS_SQL = `
+  SELECT format('%I.%I', n.nspname, c.relname) AS tbl,
+         CASE WHEN pg_relation_size(c.oid) <= $1
+              THEN (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
+              ELSE greatest(c.reltuples, 0)::bigint END AS n,
+         pg_relation_size(c.oid) <= $1 AS exact
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+   ORDER BY 1`;
+
+async function tableStats(cl: pg.Client): Promise<TableStat[]> {
+  const r = await cl.query<{ tbl: string; n: string; exact: boolean }>(STATS_SQL, [EXACT_COUNT_MAX_BYTES]);
+  return r.rows.map((row) => ({ table: row.tbl, rows: Number(row.n), exact: row.exact }));
+}
+
+/** Run a tool; on failure reject with its own stderr, which the job log shows. */
+function toolFailure(tool: string, r: { exitCode?: number | undefined; stderr?: unknown; signal?: string | undefined }) {
+  const stderr = String(r.stderr ?? '').trim().split('\n').slice(-20).join('\n');
+  return new EngineError('tool-failed', `${tool} failed (${r.signal ?? `exit ${r.exitCode}`}): ${stderr || 'no error output'}`);
+}
+
+export const postgresEngine: Engine = {
+  id: 'postgresql',
+  formatExtension: 'pgdump',
+
+  async testConnection(t) {
+    const cl = await client(t);
+    try {
+      const s = await serverInfo(cl);
+      const tool = await pickTool('pg_dump', s.major);
+      return { serverVersion: s.version, toolVersion: tool.version, toolPath: tool.path };
+    } finally {
+      await cl.end().catch(() => {});
+    }
+  },
+
+  async dump(t, log) {
+    // Hold a repeatable-read transaction, export its snapshot, dump from that
+    // snapshot and count rows in it: the counts describe exactly what was dumped.
+    const cl = await client(t);
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await cl.query('ROLLBACK').catch(() => {});
+      await cl.end().catch(() => {});
+    };
+    try {
+      const s = await serverInfo(cl);
+      const tool = await pickTool('pg_dump', s.major);
+      log(`using ${tool.path} (${tool.version}) for server ${s.version}`);
+      await cl.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+      const snapshot = snap.rows[0]!.id;
+      const tables = await tableStats(cl);
+      const proc = execa(tool.path, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot}`], {
+        env: libpqEnv(t),
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        reject: false,
+        buffer: { stdout: false, stderr: true },
+      });
+      const done = proc.then(async (r) => {
+        await release();
+        if (r.exitCode !== 0) throw toolFailure('pg_dump', r);
+      });
+      done.catch(() => {});
+      return { stdout: proc.stdout!, done, serverVersion: s.version, toolVersion: tool.version, tables } satisfies DumpHandle;
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  },
+
+  async list(input: Readable) {
+    const tool = await pickTool('pg_restore', 0);
+    const r = await execa(tool.path, ['--list'], { input, reject: false, buffer: true });
+    if (r.exitCode !== 0) throw toolFailure('pg_restore --list', r);
+    const entries = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).length;
+    if (entries === 0) throw new EngineError('empty-dump', 'pg_restore --list found no entries');
+    return { entries };
+  },
+
+  async restore(t, input, o: RestoreOptions, log) {
+    const admin = await client(t, t.connection.database === o.database ? 'postgres' : t.connection.database);
+    let serverMajor: number;
+    try {
+      serverMajor = (await serverInfo(admin)).major;
+      const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database])).rowCount! > 0;
+      if (o.conflict === 'create') {
+        if (exists) throw new EngineError('target-exists', `database "${o.database}" already exists (conflict policy create)`);
+        await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(o.database)}`);
+        log(`created database ${o.database}`);
+      } else if (!exists) {
+        throw new EngineError('target-missing', `database "${o.database}" does not exist; use conflict policy create`);
+      }
+    } finally {
+      await admin.end().catch(() => {});
+    }
+    if (o.conflict === 'fail') {
+      const cl = await client(t, o.database);
+      try {
+        const n = await cl.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','S') AND ns.nspname NOT IN ('pg_catalog','information_schema') AND ns.nspname NOT LIKE 'pg_toast%'",
+        );
+        if (Number(n.rows[0]?.n) > 0) {
+          throw new EngineError('target-not-empty', `database "${o.database}" is not empty (conflict policy fail); use clean or create`);
+        }
+      } finally {
+        await cl.end().catch(() => {});
+      }
+    }
+    const tool = await pickTool('pg_restore', serverMajor);
+    const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${o.database}`];
+    if (o.conflict === 'clean') args.push('--clean', '--if-exists');
+    for (const tbl of o.tables ?? []) {
+      const [schema, name] = tbl.includes('.') ? tbl.split('.', 2) : [undefined, tbl];
+      if (schema) args.push(`--schema=${schema}`);
+      args.push(`--table=${name}`);
+    }
+    log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
+    const env = { ...libpqEnv(t), PGDATABASE: o.database };
+    const r = await execa(tool.path, args, { input, env, reject: false, buffer: { stdout: false, stderr: true } });
+    if (r.exitCode !== 0) throw toolFailure('pg_restore', r);
+  },
+
+  async postRestoreCheck(t, database, expected, tables) {
+    const cl = await client(t, database);
+    try {
+      const actual = new Map((await tableStats(cl)).map((s) => [s.table, s]));
+      const wanted = tables?.length
+        ? expected.filter((e) => tables.some((w) => e.table === w || e.table.endsWith(`.${w}`)))
+        : expected;
+      const mismatches: Mismatch[] = [];
+      for (const e of wanted) {
+        if (!e.exact) continue;
+        const a = actual.get(e.table);
+        if (!a || a.rows !== e.rows) mismatches.push({ table: e.table, expected: e.rows, actual: a?.rows ?? null });
+      }
+      return mismatches;
+    } finally {
+      await cl.end().catch(() => {});
+    }
+  },
+};

@@ -1,0 +1,15 @@
+import type { TargetSpec } from '@dbbackup/proto';
+import type { Engine } from './engine.js';
+import { EngineError } from './engine.js';
+import { postgresEngine } from './postgres-engine.js';
+
+/** Adding an engine: its module and one line here. */
+const ENGINES: Record<string, Engine> = {
+  postgresql: postgresEngine,
+};
+
+export function engineFor(t: Pick<TargetSpec, 'engine'>): Engine {
+  const e = ENGINES[t.engine];
+  if (!e) throw new EngineError('unsupported-engine', `this agent has no '${t.engine}' engine`);
+  return e;
+}

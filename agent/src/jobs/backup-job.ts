@@ -1,0 +1,107 @@
+import os from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import type { BackupMeta, Command } from '@dbbackup/proto';
+import { engineFor } from '../engines/registry.js';
+import { COMPRESS_EXT, compressor, hasZstd } from '../pipeline/compression.js';
+import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
+import { Gate, Meter } from '../pipeline/meter.js';
+import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
+import { openStore } from '../storage/object-store.js';
+import { backupObjectPath } from './backup-naming.js';
+import { every, type JobContext, JobError } from './job-context.js';
+
+type BackupCommand = Extract<Command, { kind: 'backup' }>;
+
+/**
+ * dump stdout -> compress -> encrypt -> sha256 -> storage, with backpressure end
+ * to end and nothing but bounded buffers in memory. The data object is
+ * committed and its size confirmed before `<filename>.meta.json`, the commit
+ * marker, is written; any failure before that leaves no object and no meta.
+ */
+export async function runBackup(cmd: BackupCommand, ctx: JobContext): Promise<{ meta: BackupMeta; metaKey: string }> {
+  const started = new Date();
+  const { target, storage } = cmd;
+  const engine = engineFor(target);
+
+  let algo = target.options.compression;
+  if (algo === 'zstd' && !(await hasZstd())) {
+    ctx.log('warn', 'zstd is not installed on this host; compressing with gzip instead (apt-get install zstd)');
+    algo = 'gzip';
+  }
+  const ext = `${engine.formatExtension}${COMPRESS_EXT[algo]}.enc`;
+  const store = openStore(storage);
+  const { relative, filename } = backupObjectPath({
+    env: cmd.naming.env,
+    agentName: cmd.naming.agentName,
+    dbType: target.engine,
+    dbName: target.connection.database,
+    app: target.name,
+    at: started,
+    id: cmd.backupId.replace(/-/g, '').slice(0, 12),
+    ext,
+  });
+  const objectKey = store.key(relative);
+  const metaKey = `${objectKey}.meta.json`;
+
+  const dump = await engine.dump(target, (m) => ctx.log('info', m));
+  ctx.log('info', `dumping ${target.connection.database} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`);
+  const dataKey = newDataKey();
+  const wrappedKey = await wrapDataKey(dataKey, cmd.kek.publicJwk, cmd.kek.kid);
+
+  await ctx.recordUpload(storage, objectKey);
+  const writer = await store.createWriter(objectKey, (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId));
+  const dumped = new Meter();
+  const stored = new Meter({ sha256: true });
+  const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
+  dataKey.fill(0);
+  const stopProgress = every(1000, () => ctx.progress('upload', dumped.bytes, stored.bytes));
+  try {
+    await pipeline(dump.stdout, new Gate(dump.done), dumped, compressor(algo, target.options.compressionLevel), encrypt, stored, writer.stream);
+    const { sizeBytes } = await writer.commit();
+    if (sizeBytes !== stored.bytes) {
+      throw new JobError('size-mismatch', `storage holds ${sizeBytes} bytes but ${stored.bytes} were sent`);
+    }
+  } catch (err) {
+    stopProgress();
+    await writer.abort().catch(() => {});
+    await ctx.clearUpload();
+    throw err;
+  }
+  stopProgress();
+  ctx.progress('commit', dumped.bytes, stored.bytes);
+  const ended = new Date();
+  const meta: BackupMeta = {
+    filename,
+    objectKey,
+    version: 1,
+    backupId: cmd.backupId,
+    targetId: target.id,
+    targetName: target.name,
+    agentId: ctx.agentId,
+    dbType: target.engine,
+    dbHost: target.connection.host ?? os.hostname(),
+    dbPort: target.connection.port ?? null,
+    dbName: target.connection.database,
+    startTime: started.toISOString(),
+    endTime: ended.toISOString(),
+    durationMs: ended.getTime() - started.getTime(),
+    sizeBytes: stored.bytes,
+    dumpBytes: dumped.bytes,
+    sha256: stored.digest(),
+    compressAlgo: algo,
+    encryptAlgo: ENCRYPT_ALGO,
+    segmentBytes: DEFAULT_SEGMENT_BYTES,
+    chunks: encrypt.segments,
+    status: 'completed',
+    wrappedKey,
+    kekId: cmd.kek.kid,
+    engineVersion: dump.serverVersion,
+    toolVersion: dump.toolVersion,
+    tables: dump.tables,
+  };
+  // The commit marker, last.
+  await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
+  await ctx.clearUpload();
+  ctx.log('info', `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`);
+  return { meta, metaKey };
+}

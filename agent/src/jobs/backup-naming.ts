@@ -1,0 +1,33 @@
+const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '') || 'x';
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * `{env}/{agent}/{dbtype}/{dbname}/{yyyy}/{MM}/{app}_{dbtype}_{dbname}_{yyyyMMdd}T{HHmmss}Z_{id}.{ext}`
+ * (the storage profile's prefix goes in front). Every component is reduced to
+ * [A-Za-z0-9_.-] so a name can never climb out of its folder.
+ */
+export function backupObjectPath(o: {
+  env: string;
+  agentName: string;
+  dbType: string;
+  dbName: string;
+  app: string;
+  at: Date;
+  id: string;
+  ext: string;
+}): { relative: string; filename: string } {
+  const d = o.at;
+  const date = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`;
+  const time = `${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+  const filename = `${safe(o.app)}_${safe(o.dbType)}_${safe(o.dbName)}_${date}T${time}Z_${safe(o.id)}.${o.ext}`;
+  const relative = [
+    safe(o.env),
+    safe(o.agentName),
+    safe(o.dbType),
+    safe(o.dbName),
+    String(d.getUTCFullYear()),
+    pad(d.getUTCMonth() + 1),
+    filename,
+  ].join('/');
+  return { relative, filename };
+}

@@ -1,0 +1,32 @@
+import type { StorageSpec } from '@dbbackup/proto';
+import type { JWK } from 'jose';
+
+/** What a job may use of the agent around it. */
+export interface JobContext {
+  agentId: string;
+  /** The agent's own X25519 private key, to unwrap data keys re-wrapped to it. */
+  encryptionKey: () => Promise<JWK>;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  progress: (phase: string, bytesIn: number, bytesOut: number) => void;
+  /** Remember an unfinished upload so that a restart can abort it; forget it once committed or aborted. */
+  recordUpload: (storage: StorageSpec, key: string, uploadId?: string) => Promise<void>;
+  clearUpload: () => Promise<void>;
+}
+
+export class JobError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'JobError';
+  }
+}
+
+/** Call `fn` every `ms` until stopped. */
+export function every(ms: number, fn: () => void) {
+  const t = setInterval(fn, ms);
+  t.unref();
+  return () => clearInterval(t);
+}

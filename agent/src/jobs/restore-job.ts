@@ -1,0 +1,107 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { BackupMeta, Command } from '@dbbackup/proto';
+import { engineFor } from '../engines/registry.js';
+import { decompressor } from '../pipeline/compression.js';
+import { unwrapDataKey } from '../pipeline/data-key.js';
+import { Meter } from '../pipeline/meter.js';
+import { DecryptStream } from '../pipeline/segmented-gcm.js';
+import { openStore } from '../storage/object-store.js';
+import { every, type JobContext, JobError } from './job-context.js';
+
+type VerifyCommand = Extract<Command, { kind: 'verify' }>;
+type RestoreCommand = Extract<Command, { kind: 'restore' }>;
+
+/** Read the whole stored object and check its size and SHA-256 against the metadata. */
+async function checkObject(src: Readable, meta: BackupMeta, ctx: JobContext) {
+  const m = new Meter({ sha256: true });
+  const stop = every(1000, () => ctx.progress('checksum', m.bytes, 0));
+  try {
+    await pipeline(src, m, async (s: AsyncIterable<Buffer>) => {
+      for await (const _ of s) {
+        // drain
+      }
+    });
+  } finally {
+    stop();
+  }
+  if (m.bytes !== meta.sizeBytes) {
+    throw new JobError('size-mismatch', `stored object is ${m.bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`);
+  }
+  const sha = m.digest();
+  if (sha !== meta.sha256) throw new JobError('checksum-mismatch', `SHA-256 of the stored object is ${sha}, metadata says ${meta.sha256}`);
+}
+
+/**
+ * Verify: stream the object back, check size and SHA-256, authenticate and
+ * decrypt every segment, decompress, and have the engine list the dump.
+ */
+export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
+  const { meta } = cmd;
+  const store = openStore(cmd.storage);
+  const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
+  const sha = new Meter({ sha256: true });
+  const decrypt = new DecryptStream(key);
+  key.fill(0);
+  const plain = new Meter();
+  const engine = engineFor(cmd.target);
+  const stop = every(1000, () => ctx.progress('verify', sha.bytes, plain.bytes));
+  let entries: number;
+  try {
+    const src = await store.read(meta.objectKey);
+    const listed = engine.list(plain);
+    const piped = pipeline(src, sha, decrypt, decompressor(meta.compressAlgo), plain);
+    const [, l] = await Promise.all([piped, listed]);
+    entries = l.entries;
+  } catch (err) {
+    throw new JobError('verify-failed', `verify failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    stop();
+  }
+  if (sha.bytes !== meta.sizeBytes) throw new JobError('size-mismatch', `stored object is ${sha.bytes} bytes, metadata says ${meta.sizeBytes}`);
+  const digest = sha.digest();
+  if (digest !== meta.sha256) throw new JobError('checksum-mismatch', `SHA-256 is ${digest}, metadata says ${meta.sha256}`);
+  ctx.log('info', `verified: ${sha.bytes} bytes, ${decrypt.segments} segments authenticated, ${entries} dump entries`);
+  return { sizeBytes: sha.bytes, sha256: digest, segments: decrypt.segments, entries };
+}
+
+/**
+ * Restore: first prove the stored object is exactly what was backed up (size
+ * and SHA-256), so a damaged backup never reaches the restore tool; then
+ * decrypt (authenticating every segment), decompress and restore in a single
+ * transaction, and compare row counts with the metadata.
+ */
+export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
+  const { meta } = cmd;
+  const store = openStore(cmd.storage);
+  ctx.log('info', `checking ${meta.objectKey} before restoring`);
+  await checkObject(await store.read(meta.objectKey), meta, ctx);
+  const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
+  const decrypt = new DecryptStream(key);
+  key.fill(0);
+  const engine = engineFor(cmd.target);
+  const read = new Meter();
+  const plain = new Meter();
+  const stop = every(1000, () => ctx.progress('restore', read.bytes, plain.bytes));
+  try {
+    const src = await store.read(meta.objectKey);
+    const restoring = engine.restore(
+      cmd.target,
+      plain,
+      { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables },
+      (m) => ctx.log('info', m),
+    );
+    await Promise.all([pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring]);
+  } finally {
+    stop();
+  }
+  const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, meta.tables, cmd.tables);
+  if (mismatches.length) {
+    const list = mismatches.map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`).join('; ');
+    ctx.log('error', `post-restore check: row counts differ: ${list}`);
+    throw new JobError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
+  }
+  const checked = meta.tables.filter((t) => t.exact).length;
+  ctx.log('info', `restored ${meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`);
+  return { database: cmd.database, tablesChecked: checked, bytes: plain.bytes };
+}

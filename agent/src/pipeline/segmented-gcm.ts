@@ -1,0 +1,185 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * Streaming authenticated encryption: AES-256-GCM over fixed-size segments.
+ *
+ *   header  = "DBBKENC1" | u32 segmentSize | 7-byte random nonce prefix | 13 bytes zero   (32 bytes)
+ *   segment = ciphertext (segmentSize bytes, the last one 0..segmentSize) | 16-byte tag
+ *   nonce   = prefix (7) | u32 counter (4) | last flag (1)
+ *
+ * The header is the additional data of every segment, the counter orders them
+ * and the last flag marks the end, so a flipped bit, a truncated stream
+ * (ending on a segment not sealed as last) or swapped segments fail
+ * authentication at that segment, before its plaintext is passed on.
+ */
+export const MAGIC = Buffer.from('DBBKENC1');
+export const HEADER_BYTES = 32;
+export const TAG_BYTES = 16;
+export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
+export const ENCRYPT_ALGO = 'aes-256-gcm-segmented-v1';
+
+export class IntegrityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IntegrityError';
+  }
+}
+
+function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  prefix.copy(n, 0, 0, 7);
+  n.writeUInt32BE(counter, 7);
+  n[11] = last ? 1 : 0;
+  return n;
+}
+
+export class EncryptStream extends Transform {
+  readonly #key: Buffer;
+  readonly #header: Buffer;
+  readonly #prefix: Buffer;
+  readonly #segment: number;
+  #buf: Buffer[] = [];
+  #buffered = 0;
+  #counter = 0;
+  #headerSent = false;
+  segments = 0;
+
+  constructor(key: Buffer, segmentBytes = DEFAULT_SEGMENT_BYTES) {
+    super();
+    if (key.length !== 32) throw new Error('data key must be 32 bytes');
+    this.#key = key;
+    this.#segment = segmentBytes;
+    this.#prefix = randomBytes(7);
+    this.#header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(this.#header, 0);
+    this.#header.writeUInt32BE(segmentBytes, 8);
+    this.#prefix.copy(this.#header, 12);
+  }
+
+  #seal(plain: Buffer, last: boolean): Buffer {
+    const c = createCipheriv('aes-256-gcm', this.#key, nonce(this.#prefix, this.#counter++, last));
+    c.setAAD(this.#header);
+    const out = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    this.segments++;
+    return out;
+  }
+
+  #sendHeader() {
+    if (!this.#headerSent) {
+      this.push(this.#header);
+      this.#headerSent = true;
+    }
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    this.#sendHeader();
+    this.#buf.push(chunk);
+    this.#buffered += chunk.length;
+    // Keep at least one byte back so the final segment is never empty unless the whole stream is.
+    if (this.#buffered > this.#segment) {
+      let all = Buffer.concat(this.#buf);
+      while (all.length > this.#segment) {
+        this.push(this.#seal(all.subarray(0, this.#segment), false));
+        all = all.subarray(this.#segment);
+      }
+      this.#buf = [all];
+      this.#buffered = all.length;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback) {
+    this.#sendHeader();
+    this.push(this.#seal(Buffer.concat(this.#buf), true));
+    this.#buf = [];
+    cb();
+  }
+}
+
+export class DecryptStream extends Transform {
+  readonly #key: Buffer;
+  #header: Buffer | undefined;
+  #prefix: Buffer | undefined;
+  #segment = 0;
+  #buf: Buffer = Buffer.alloc(0);
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #counter = 0;
+  segments = 0;
+
+  constructor(key: Buffer) {
+    super();
+    if (key.length !== 32) throw new Error('data key must be 32 bytes');
+    this.#key = key;
+  }
+
+  #open(sealed: Buffer, last: boolean): Buffer {
+    const header = this.#header!;
+    const n = this.#counter;
+    const d = createDecipheriv('aes-256-gcm', this.#key, nonce(this.#prefix!, this.#counter++, last));
+    d.setAAD(header);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+      const out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+      this.segments++;
+      return out;
+    } catch {
+      throw new IntegrityError(
+        last
+          ? `segment ${n} failed authentication as the final segment: the backup is truncated, reordered or corrupted`
+          : `segment ${n} failed authentication: the backup is corrupted or its segments are out of order`,
+      );
+    }
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    try {
+      // Gather chunks and join them only when a whole segment (or the header) may be complete.
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      const need = this.#header ? this.#segment + TAG_BYTES : HEADER_BYTES;
+      if (this.#buf.length + this.#pendingBytes <= need) return cb();
+      this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      if (!this.#header) {
+        if (this.#buf.length < HEADER_BYTES) return cb();
+        const h = this.#buf.subarray(0, HEADER_BYTES);
+        if (!h.subarray(0, 8).equals(MAGIC)) throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
+        this.#segment = h.readUInt32BE(8);
+        if (this.#segment < 1024 || this.#segment > 64 * 1024 * 1024) throw new IntegrityError('implausible segment size in header');
+        this.#header = Buffer.from(h);
+        this.#prefix = Buffer.from(h.subarray(12, 19));
+        this.#buf = this.#buf.subarray(HEADER_BYTES);
+      }
+      const full = this.#segment + TAG_BYTES;
+      // A full segment is known not to be the last only once more bytes follow it.
+      while (this.#buf.length > full) {
+        this.push(this.#open(this.#buf.subarray(0, full), false));
+        this.#buf = this.#buf.subarray(full);
+      }
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback) {
+    try {
+      this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
+      this.#pending = [];
+      if (!this.#header && this.#buf.length >= HEADER_BYTES) {
+        this._transform(Buffer.alloc(0), 'binary', (err) => {
+          if (err) throw err;
+        });
+      }
+      if (!this.#header) throw new IntegrityError('stream ends before its header: truncated');
+      if (this.#buf.length < TAG_BYTES) throw new IntegrityError('stream ends inside a segment tag: truncated');
+      this.push(this.#open(this.#buf, true));
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+}

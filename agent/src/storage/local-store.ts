@@ -1,0 +1,114 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { StorageSpec } from '@dbbackup/proto';
+import { joinKey, type ObjectStore, type ObjectWriter } from './object-store.js';
+
+type LocalSpec = Extract<StorageSpec, { kind: 'local' }>;
+const PARTIAL = '.partial';
+
+/** A directory as object storage: write to a temporary name, fsync, rename; never a half-written object. */
+export class LocalStore implements ObjectStore {
+  readonly kind = 'local' as const;
+  readonly #dir: string;
+  readonly #prefix: string;
+
+  constructor(spec: LocalSpec) {
+    this.#dir = path.resolve(spec.directory);
+    this.#prefix = spec.prefix;
+  }
+
+  key(relative: string) {
+    return joinKey(this.#prefix, relative);
+  }
+
+  #path(key: string) {
+    const p = path.resolve(this.#dir, key);
+    if (!p.startsWith(this.#dir + path.sep)) throw new Error(`object key escapes the storage directory: ${key}`);
+    return p;
+  }
+
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const final = this.#path(key);
+    const tmp = `${final}${PARTIAL}`;
+    await mkdir(path.dirname(final), { recursive: true });
+    const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+    const finished = new Promise<void>((resolve, reject) => {
+      stream.once('finish', resolve);
+      stream.once('error', reject);
+    });
+    finished.catch(() => {});
+    return {
+      stream,
+      async commit() {
+        await finished;
+        const fh = await open(tmp, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, final);
+        await syncDir(path.dirname(final));
+        return { sizeBytes: (await stat(final)).size };
+      },
+      async abort() {
+        stream.destroy();
+        await rm(tmp, { force: true });
+      },
+    };
+  }
+
+  async putSmall(key: string, body: Buffer) {
+    const final = this.#path(key);
+    await mkdir(path.dirname(final), { recursive: true });
+    const tmp = `${final}${PARTIAL}`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, final);
+    await syncDir(path.dirname(final));
+  }
+
+  async read(key: string): Promise<Readable> {
+    const p = this.#path(key);
+    await stat(p);
+    return createReadStream(p, { highWaterMark: 1024 * 1024 });
+  }
+
+  async size(key: string) {
+    try {
+      return (await stat(this.#path(key))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async cleanupUnfinished(key: string) {
+    const final = this.#path(key);
+    const names = await readdir(path.dirname(final)).catch(() => [] as string[]);
+    const base = path.basename(final);
+    let n = 0;
+    for (const name of names) {
+      if (name.startsWith(base) && name.endsWith(PARTIAL)) {
+        await rm(path.join(path.dirname(final), name), { force: true });
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+async function syncDir(dir: string) {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

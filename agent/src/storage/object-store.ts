@@ -1,0 +1,34 @@
+import type { Readable, Writable } from 'node:stream';
+import type { StorageSpec } from '@dbbackup/proto';
+import { LocalStore } from './local-store.js';
+import { S3Store } from './s3-store.js';
+
+export interface ObjectWriter {
+  /** Where the object's bytes go; backpressure flows back through it. */
+  stream: Writable;
+  /** Resolves with the stored size once the object is complete and durable. */
+  commit(): Promise<{ sizeBytes: number }>;
+  /** Remove every trace of the unfinished object (multipart upload, temporary file). */
+  abort(): Promise<void>;
+}
+
+/** Object storage as the pipeline sees it: write a large object, put small ones, read back. */
+export interface ObjectStore {
+  readonly kind: StorageSpec['kind'];
+  /** The full key for a path below the profile's prefix. */
+  key(relative: string): string;
+  createWriter(key: string, onUploadId?: (uploadId: string) => void): Promise<ObjectWriter>;
+  putSmall(key: string, body: Buffer): Promise<void>;
+  read(key: string): Promise<Readable>;
+  size(key: string): Promise<number | undefined>;
+  /** Abort unfinished uploads left behind for this key (after a crash). Returns how many. */
+  cleanupUnfinished(key: string): Promise<number>;
+}
+
+export function openStore(spec: StorageSpec): ObjectStore {
+  return spec.kind === 's3' ? new S3Store(spec) : new LocalStore(spec);
+}
+
+export function joinKey(prefix: string, relative: string): string {
+  return [prefix.replace(/^\/+|\/+$/g, ''), relative.replace(/^\/+/, '')].filter(Boolean).join('/');
+}

@@ -1,0 +1,119 @@
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { StorageSpec } from '@dbbackup/proto';
+import { ConfiguredRetryStrategy } from '@smithy/util-retry';
+import { joinKey, type ObjectStore, type ObjectWriter } from './object-store.js';
+
+type S3Spec = Extract<StorageSpec, { kind: 's3' }>;
+
+/** Transient failures are retried: 5 attempts, backoff from 2 s doubling. */
+export const RETRY_ATTEMPTS = 5;
+export const RETRY_BASE_MS = 2000;
+
+/**
+ * S3-compatible storage. Large objects go up as a multipart upload of bounded
+ * part size x queue (so memory does not grow with the database); a failed or
+ * aborted upload is aborted on the server so no parts are left behind.
+ */
+export class S3Store implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly #spec: S3Spec;
+  readonly #client: S3Client;
+
+  constructor(spec: S3Spec, { retryBaseMs = RETRY_BASE_MS }: { retryBaseMs?: number } = {}) {
+    this.#spec = spec;
+    this.#client = new S3Client({
+      region: spec.region,
+      ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+      forcePathStyle: spec.forcePathStyle,
+      ...(spec.credentials ? { credentials: spec.credentials } : {}),
+      retryStrategy: new ConfiguredRetryStrategy(RETRY_ATTEMPTS, (attempt) => retryBaseMs * 2 ** attempt),
+      // Checksums on by default in newer SDKs are not understood by every S3-compatible server.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  key(relative: string) {
+    return joinKey(this.#spec.prefix, relative);
+  }
+
+  async createWriter(key: string, onUploadId?: (uploadId: string) => void): Promise<ObjectWriter> {
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const upload = new Upload({
+      client: this.#client,
+      params: { Bucket: this.#spec.bucket, Key: key, Body: body },
+      partSize: this.#spec.partSizeBytes,
+      queueSize: this.#spec.queueSize,
+      leavePartsOnError: false,
+    });
+    // lib-storage keeps the multipart UploadId to itself; read it once the first part is under way.
+    let reported = false;
+    upload.on('httpUploadProgress', () => {
+      const id = (upload as unknown as { uploadId?: string }).uploadId;
+      if (id && !reported) {
+        reported = true;
+        onUploadId?.(id);
+      }
+    });
+    const done = upload.done();
+    done.catch(() => {});
+    return {
+      stream: body,
+      commit: async () => {
+        await done;
+        const size = await this.size(key);
+        if (size === undefined) throw new Error(`object ${key} is missing after upload`);
+        return { sizeBytes: size };
+      },
+      abort: async () => {
+        body.destroy();
+        await upload.abort().catch(() => {});
+        await done.catch(() => {});
+        await this.cleanupUnfinished(key).catch(() => {});
+      },
+    };
+  }
+
+  async putSmall(key: string, body: Buffer) {
+    await this.#client.send(
+      new PutObjectCommand({ Bucket: this.#spec.bucket, Key: key, Body: body, ContentType: 'application/json' }),
+    );
+  }
+
+  async read(key: string): Promise<Readable> {
+    const r = await this.#client.send(new GetObjectCommand({ Bucket: this.#spec.bucket, Key: key }));
+    return r.Body as Readable;
+  }
+
+  async size(key: string) {
+    try {
+      const r = await this.#client.send(new HeadObjectCommand({ Bucket: this.#spec.bucket, Key: key }));
+      return r.ContentLength;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NotFound' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  async cleanupUnfinished(key: string) {
+    const r = await this.#client.send(new ListMultipartUploadsCommand({ Bucket: this.#spec.bucket, Prefix: key }));
+    let n = 0;
+    for (const u of r.Uploads ?? []) {
+      if (u.Key !== key || !u.UploadId) continue;
+      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#spec.bucket, Key: key, UploadId: u.UploadId }));
+      n++;
+    }
+    return n;
+  }
+}
