@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@dbbackup/logger';
+import { redactText } from '@dbbackup/logger';
 import { type DumpTool, type ServerPayload, StorageSpec } from '@dbbackup/proto';
 import { CommandError, runCommand } from './commands/command-handlers.js';
 import { discoverTools, hostFacts } from './host-facts.js';
 import { loadEncryptionKey, loadIdentity } from './identity.js';
 import type { JobContext } from './jobs/job-context.js';
-import { openStore } from './storage/object-store.js';
-import { redactText } from '@dbbackup/logger';
 import { AgentLink } from './link/agent-link.js';
+import { openStore } from './storage/object-store.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -153,11 +153,26 @@ export class AgentDaemon {
         clog.info('command succeeded');
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        const codeStr = typeof code === 'string' && /^[a-z][a-z0-9-]{0,63}$/.test(code) ? code : err instanceof CommandError ? err.code : 'error';
+        const codeStr =
+          typeof code === 'string' && /^[a-z][a-z0-9-]{0,63}$/.test(code)
+            ? code
+            : err instanceof CommandError
+              ? err.code
+              : 'error';
         const message = err instanceof Error ? err.message : String(err);
         const payload = JSON.parse(next.payload) as { jobId?: string };
-        if (payload.jobId) await this.#store.appendEvent({ type: 'job.log', jobId: payload.jobId, level: 'error', message: redactText(message).slice(0, 8000) });
-        await this.#store.finishCommand(next.command_id, { ok: false, code: codeStr, message: redactText(message) });
+        if (payload.jobId)
+          await this.#store.appendEvent({
+            type: 'job.log',
+            jobId: payload.jobId,
+            level: 'error',
+            message: redactText(message).slice(0, 8000),
+          });
+        await this.#store.finishCommand(next.command_id, {
+          ok: false,
+          code: codeStr,
+          message: redactText(message),
+        });
         clog.warn({ code: codeStr, message }, 'command failed');
       }
       void this.#link.flush();
@@ -173,7 +188,9 @@ export class AgentDaemon {
       encryptionKey: () => loadEncryptionKey(this.#o.stateDir),
       log: (level, message) => {
         log[level]({ job: true }, message);
-        void store.appendEvent({ type: 'job.log', jobId, level, message: redactText(message).slice(0, 8000) }).then(flush);
+        void store
+          .appendEvent({ type: 'job.log', jobId, level, message: redactText(message).slice(0, 8000) })
+          .then(flush);
       },
       progress: (phase, bytesIn, bytesOut) => {
         void store.appendEvent({ type: 'job.progress', jobId, phase, bytesIn, bytesOut }).then(flush);
@@ -188,10 +205,16 @@ export class AgentDaemon {
     for (const u of await this.#store.unfinishedUploads()) {
       try {
         const n = await openStore(StorageSpec.parse(JSON.parse(u.storage))).cleanupUnfinished(u.object_key);
-        this.#o.log.warn({ jobId: u.job_id, key: u.object_key, aborted: n }, 'aborted the unfinished upload of an interrupted job');
+        this.#o.log.warn(
+          { jobId: u.job_id, key: u.object_key, aborted: n },
+          'aborted the unfinished upload of an interrupted job',
+        );
         await this.#store.clearUpload(u.job_id);
       } catch (err) {
-        this.#o.log.error({ err, jobId: u.job_id }, 'could not abort an unfinished upload; will retry at next start');
+        this.#o.log.error(
+          { err, jobId: u.job_id },
+          'could not abort an unfinished upload; will retry at next start',
+        );
       }
     }
   }

@@ -28,6 +28,14 @@ const Schema = z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
     DBBACKUP_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    DBBACKUP_MASTER_KEY: z
+      .string()
+      .refine(
+        (v) => Buffer.from(v, 'base64').length === 32,
+        'must be 32 bytes, base64-encoded (openssl rand -base64 32)',
+      )
+      .optional(),
+    DBBACKUP_TARGET_TEST_TIMEOUT_MS: int(500, 300_000).default(15_000),
   })
   .strict();
 
@@ -44,6 +52,8 @@ export type Config = Readonly<{
   clockSkewSeconds: number;
   logLevel: string;
   maxBodyBytes: number;
+  masterKey: string | undefined;
+  targetTestTimeoutMs: number;
 }>;
 
 export class ConfigError extends Error {
@@ -99,5 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     clockSkewSeconds: c.DBBACKUP_CLOCK_SKEW_SECONDS,
     logLevel: c.DBBACKUP_LOG_LEVEL,
     maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
+    masterKey: c.DBBACKUP_MASTER_KEY,
+    targetTestTimeoutMs: c.DBBACKUP_TARGET_TEST_TIMEOUT_MS,
   });
 }

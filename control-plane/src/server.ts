@@ -8,6 +8,8 @@ import type { Logger } from '@dbbackup/logger';
 import { serve } from '@hono/node-server';
 import { sql } from 'kysely';
 import type { Config } from './config.js';
+import { ensureKek } from './crypto/key-encryption-key.js';
+import { SecretBox } from './crypto/secret-box.js';
 import { createDb, type Db, json } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
@@ -17,6 +19,7 @@ import { createApp } from './http/app.js';
 import { createApiToken } from './http/auth.js';
 import { sweepStaleAgents } from './services/agent-status.js';
 import { expireCommands } from './services/commands.js';
+import { hydrateCommand } from './services/jobs.js';
 import { NotifyBus } from './services/notify-bus.js';
 
 export interface RunningControlPlane {
@@ -43,6 +46,8 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   if (migration.applied.length) log.info({ applied: migration.applied }, 'migrations applied');
 
   const clusterId = await ensureClusterId(db);
+  const box = await SecretBox.load({ masterKey: config.masterKey, dataDir: config.dataDir });
+  const kek = await ensureKek(db, box);
   await bootstrapAdminToken(db, config.dataDir, log);
 
   const bus = new NotifyBus(databaseUrl, pool, log);
@@ -53,6 +58,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     maxAgeSeconds: config.agentTokenMaxAgeSeconds,
     clockSkewSeconds: config.clockSkewSeconds,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    hydrate: (c) => hydrateCommand(db, box, c),
   });
   bus.onSignal((s) => {
     if (s.kind === 'commands') gateway.dispatch(s.agentId);
@@ -69,6 +75,14 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     commandTtlSeconds: config.commandTtlSeconds,
     enrollmentTokenTtlSeconds: config.enrollmentTokenTtlSeconds,
     maxBodyBytes: config.maxBodyBytes,
+    backups: {
+      db,
+      box,
+      kek,
+      bus,
+      commandTtlSeconds: config.commandTtlSeconds,
+      targetTestTimeoutMs: config.targetTestTimeoutMs,
+    },
   });
 
   const server = await new Promise<Server>((resolve, reject) => {

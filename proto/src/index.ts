@@ -1,5 +1,5 @@
 export * from './codec.js';
 export * from './commands.js';
 export * from './messages.js';
-export * from './version.js';
 export * from './targets.js';
+export * from './version.js';

@@ -55,7 +55,12 @@ export const StorageSpec = z.discriminatedUnion('kind', [
     bucket: z.string().min(3).max(63),
     prefix: z.string().max(512).default(''),
     forcePathStyle: z.boolean().default(false),
-    partSizeBytes: z.number().int().min(5 * 1024 * 1024).max(512 * 1024 * 1024).default(8 * 1024 * 1024),
+    partSizeBytes: z
+      .number()
+      .int()
+      .min(5 * 1024 * 1024)
+      .max(512 * 1024 * 1024)
+      .default(8 * 1024 * 1024),
     queueSize: z.number().int().min(1).max(16).default(4),
     credentials: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }).optional(),
   }),

@@ -50,7 +50,12 @@ export interface Engine {
   /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */
   list(input: Readable): Promise<{ entries: number }>;
   restore(target: TargetSpec, input: Readable, o: RestoreOptions, log: (m: string) => void): Promise<void>;
-  postRestoreCheck(target: TargetSpec, database: string, expected: TableStat[], tables?: string[]): Promise<Mismatch[]>;
+  postRestoreCheck(
+    target: TargetSpec,
+    database: string,
+    expected: TableStat[],
+    tables?: string[],
+  ): Promise<Mismatch[]>;
 }
 
 export class EngineError extends Error {

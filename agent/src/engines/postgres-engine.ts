@@ -4,7 +4,14 @@ import type { Readable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
-import { type DumpHandle, type Engine, EngineError, type Mismatch, type RestoreOptions, type TableStat } from './engine.js';
+import {
+  type DumpHandle,
+  type Engine,
+  EngineError,
+  type Mismatch,
+  type RestoreOptions,
+  type TableStat,
+} from './engine.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
 const EXACT_COUNT_MAX_BYTES = 512 * 1024 * 1024;
@@ -27,7 +34,8 @@ function libpqEnv(t: TargetSpec): Record<string, string> {
   if (s.kind === 'passfile') env.PGPASSFILE = s.path;
   if (s.kind === 'env') {
     const v = process.env[s.name];
-    if (v === undefined) throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+    if (v === undefined)
+      throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
     env.PGPASSWORD = v;
   }
   return env;
@@ -51,7 +59,9 @@ async function client(t: TargetSpec, database = t.connection.database): Promise<
   try {
     await cl.connect();
   } catch (err) {
-    throw new EngineError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, { cause: err });
+    throw new EngineError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, {
+      cause: err,
+    });
   } finally {
     if (env.PGPASSFILE) {
       if (savedPassfile === undefined) delete process.env.PGPASSFILE;
@@ -121,9 +131,19 @@ async function tableStats(cl: pg.Client): Promise<TableStat[]> {
 }
 
 /** Run a tool; on failure reject with its own stderr, which the job log shows. */
-function toolFailure(tool: string, r: { exitCode?: number | undefined; stderr?: unknown; signal?: string | undefined }) {
-  const stderr = String(r.stderr ?? '').trim().split('\n').slice(-20).join('\n');
-  return new EngineError('tool-failed', `${tool} failed (${r.signal ?? `exit ${r.exitCode}`}): ${stderr || 'no error output'}`);
+function toolFailure(
+  tool: string,
+  r: { exitCode?: number | undefined; stderr?: unknown; signal?: string | undefined },
+) {
+  const stderr = String(r.stderr ?? '')
+    .trim()
+    .split('\n')
+    .slice(-20)
+    .join('\n');
+  return new EngineError(
+    'tool-failed',
+    `${tool} failed (${r.signal ?? `exit ${r.exitCode}`}): ${stderr || 'no error output'}`,
+  );
 }
 
 export const postgresEngine: Engine = {
@@ -160,20 +180,30 @@ export const postgresEngine: Engine = {
       const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
       const snapshot = snap.rows[0]!.id;
       const tables = await tableStats(cl);
-      const proc = execa(tool.path, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot}`], {
-        env: libpqEnv(t),
-        stdin: 'ignore',
-        stdout: 'pipe',
-        stderr: 'pipe',
-        reject: false,
-        buffer: { stdout: false, stderr: true },
-      });
+      const proc = execa(
+        tool.path,
+        ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot}`],
+        {
+          env: libpqEnv(t),
+          stdin: 'ignore',
+          stdout: 'pipe',
+          stderr: 'pipe',
+          reject: false,
+          buffer: { stdout: false, stderr: true },
+        },
+      );
       const done = proc.then(async (r) => {
         await release();
         if (r.exitCode !== 0) throw toolFailure('pg_dump', r);
       });
       done.catch(() => {});
-      return { stdout: proc.stdout!, done, serverVersion: s.version, toolVersion: tool.version, tables } satisfies DumpHandle;
+      return {
+        stdout: proc.stdout!,
+        done,
+        serverVersion: s.version,
+        toolVersion: tool.version,
+        tables,
+      } satisfies DumpHandle;
     } catch (err) {
       await release();
       throw err;
@@ -194,13 +224,21 @@ export const postgresEngine: Engine = {
     let serverMajor: number;
     try {
       serverMajor = (await serverInfo(admin)).major;
-      const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database])).rowCount! > 0;
+      const exists =
+        (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database])).rowCount! > 0;
       if (o.conflict === 'create') {
-        if (exists) throw new EngineError('target-exists', `database "${o.database}" already exists (conflict policy create)`);
+        if (exists)
+          throw new EngineError(
+            'target-exists',
+            `database "${o.database}" already exists (conflict policy create)`,
+          );
         await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(o.database)}`);
         log(`created database ${o.database}`);
       } else if (!exists) {
-        throw new EngineError('target-missing', `database "${o.database}" does not exist; use conflict policy create`);
+        throw new EngineError(
+          'target-missing',
+          `database "${o.database}" does not exist; use conflict policy create`,
+        );
       }
     } finally {
       await admin.end().catch(() => {});
@@ -212,7 +250,10 @@ export const postgresEngine: Engine = {
           "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','S') AND ns.nspname NOT IN ('pg_catalog','information_schema') AND ns.nspname NOT LIKE 'pg_toast%'",
         );
         if (Number(n.rows[0]?.n) > 0) {
-          throw new EngineError('target-not-empty', `database "${o.database}" is not empty (conflict policy fail); use clean or create`);
+          throw new EngineError(
+            'target-not-empty',
+            `database "${o.database}" is not empty (conflict policy fail); use clean or create`,
+          );
         }
       } finally {
         await cl.end().catch(() => {});
@@ -228,7 +269,12 @@ export const postgresEngine: Engine = {
     }
     log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
     const env = { ...libpqEnv(t), PGDATABASE: o.database };
-    const r = await execa(tool.path, args, { input, env, reject: false, buffer: { stdout: false, stderr: true } });
+    const r = await execa(tool.path, args, {
+      input,
+      env,
+      reject: false,
+      buffer: { stdout: false, stderr: true },
+    });
     if (r.exitCode !== 0) throw toolFailure('pg_restore', r);
   },
 
@@ -243,7 +289,8 @@ export const postgresEngine: Engine = {
       for (const e of wanted) {
         if (!e.exact) continue;
         const a = actual.get(e.table);
-        if (!a || a.rows !== e.rows) mismatches.push({ table: e.table, expected: e.rows, actual: a?.rows ?? null });
+        if (!a || a.rows !== e.rows)
+          mismatches.push({ table: e.table, expected: e.rows, actual: a?.rows ?? null });
       }
       return mismatches;
     } finally {

@@ -18,14 +18,20 @@ type BackupCommand = Extract<Command, { kind: 'backup' }>;
  * committed and its size confirmed before `<filename>.meta.json`, the commit
  * marker, is written; any failure before that leaves no object and no meta.
  */
-export async function runBackup(cmd: BackupCommand, ctx: JobContext): Promise<{ meta: BackupMeta; metaKey: string }> {
+export async function runBackup(
+  cmd: BackupCommand,
+  ctx: JobContext,
+): Promise<{ meta: BackupMeta; metaKey: string }> {
   const started = new Date();
   const { target, storage } = cmd;
   const engine = engineFor(target);
 
   let algo = target.options.compression;
   if (algo === 'zstd' && !(await hasZstd())) {
-    ctx.log('warn', 'zstd is not installed on this host; compressing with gzip instead (apt-get install zstd)');
+    ctx.log(
+      'warn',
+      'zstd is not installed on this host; compressing with gzip instead (apt-get install zstd)',
+    );
     algo = 'gzip';
   }
   const ext = `${engine.formatExtension}${COMPRESS_EXT[algo]}.enc`;
@@ -44,19 +50,33 @@ export async function runBackup(cmd: BackupCommand, ctx: JobContext): Promise<{ 
   const metaKey = `${objectKey}.meta.json`;
 
   const dump = await engine.dump(target, (m) => ctx.log('info', m));
-  ctx.log('info', `dumping ${target.connection.database} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`);
+  ctx.log(
+    'info',
+    `dumping ${target.connection.database} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
+  );
   const dataKey = newDataKey();
   const wrappedKey = await wrapDataKey(dataKey, cmd.kek.publicJwk, cmd.kek.kid);
 
   await ctx.recordUpload(storage, objectKey);
-  const writer = await store.createWriter(objectKey, (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId));
+  const writer = await store.createWriter(
+    objectKey,
+    (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId),
+  );
   const dumped = new Meter();
   const stored = new Meter({ sha256: true });
   const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
   dataKey.fill(0);
   const stopProgress = every(1000, () => ctx.progress('upload', dumped.bytes, stored.bytes));
   try {
-    await pipeline(dump.stdout, new Gate(dump.done), dumped, compressor(algo, target.options.compressionLevel), encrypt, stored, writer.stream);
+    await pipeline(
+      dump.stdout,
+      new Gate(dump.done),
+      dumped,
+      compressor(algo, target.options.compressionLevel),
+      encrypt,
+      stored,
+      writer.stream,
+    );
     const { sizeBytes } = await writer.commit();
     if (sizeBytes !== stored.bytes) {
       throw new JobError('size-mismatch', `storage holds ${sizeBytes} bytes but ${stored.bytes} were sent`);
@@ -102,6 +122,9 @@ export async function runBackup(cmd: BackupCommand, ctx: JobContext): Promise<{ 
   // The commit marker, last.
   await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
   await ctx.clearUpload();
-  ctx.log('info', `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`);
+  ctx.log(
+    'info',
+    `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`,
+  );
   return { meta, metaKey };
 }

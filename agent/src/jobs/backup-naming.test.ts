@@ -13,7 +13,9 @@ describe('backupObjectPath', () => {
       id: 'ab12cd34ef56',
       ext: 'pgdump.zst.enc',
     });
-    expect(r.relative).toBe('prod/db1/postgresql/shop/2026/03/shop-main_postgresql_shop_20260304T050607Z_ab12cd34ef56.pgdump.zst.enc');
+    expect(r.relative).toBe(
+      'prod/db1/postgresql/shop/2026/03/shop-main_postgresql_shop_20260304T050607Z_ab12cd34ef56.pgdump.zst.enc',
+    );
   });
 
   it('never lets a name climb out of its folder', () => {

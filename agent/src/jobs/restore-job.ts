@@ -26,10 +26,17 @@ async function checkObject(src: Readable, meta: BackupMeta, ctx: JobContext) {
     stop();
   }
   if (m.bytes !== meta.sizeBytes) {
-    throw new JobError('size-mismatch', `stored object is ${m.bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`);
+    throw new JobError(
+      'size-mismatch',
+      `stored object is ${m.bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`,
+    );
   }
   const sha = m.digest();
-  if (sha !== meta.sha256) throw new JobError('checksum-mismatch', `SHA-256 of the stored object is ${sha}, metadata says ${meta.sha256}`);
+  if (sha !== meta.sha256)
+    throw new JobError(
+      'checksum-mismatch',
+      `SHA-256 of the stored object is ${sha}, metadata says ${meta.sha256}`,
+    );
 }
 
 /**
@@ -58,10 +65,18 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
   } finally {
     stop();
   }
-  if (sha.bytes !== meta.sizeBytes) throw new JobError('size-mismatch', `stored object is ${sha.bytes} bytes, metadata says ${meta.sizeBytes}`);
+  if (sha.bytes !== meta.sizeBytes)
+    throw new JobError(
+      'size-mismatch',
+      `stored object is ${sha.bytes} bytes, metadata says ${meta.sizeBytes}`,
+    );
   const digest = sha.digest();
-  if (digest !== meta.sha256) throw new JobError('checksum-mismatch', `SHA-256 is ${digest}, metadata says ${meta.sha256}`);
-  ctx.log('info', `verified: ${sha.bytes} bytes, ${decrypt.segments} segments authenticated, ${entries} dump entries`);
+  if (digest !== meta.sha256)
+    throw new JobError('checksum-mismatch', `SHA-256 is ${digest}, metadata says ${meta.sha256}`);
+  ctx.log(
+    'info',
+    `verified: ${sha.bytes} bytes, ${decrypt.segments} segments authenticated, ${entries} dump entries`,
+  );
   return { sizeBytes: sha.bytes, sha256: digest, segments: decrypt.segments, entries };
 }
 
@@ -97,7 +112,9 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   }
   const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, meta.tables, cmd.tables);
   if (mismatches.length) {
-    const list = mismatches.map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`).join('; ');
+    const list = mismatches
+      .map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`)
+      .join('; ');
     ctx.log('error', `post-restore check: row counts differ: ${list}`);
     throw new JobError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
   }

@@ -1,5 +1,5 @@
-import { createGunzip, createGzip } from 'node:zlib';
 import { type Duplex, PassThrough } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
 import type { CompressAlgo } from '@dbbackup/proto';
 import { execa } from 'execa';
 
@@ -19,7 +19,11 @@ export const COMPRESS_EXT: Record<CompressAlgo, string> = { zstd: '.zst', gzip: 
 export function compressor(algo: CompressAlgo, level?: number): Duplex {
   switch (algo) {
     case 'zstd':
-      return execa('zstd', [`-${level ?? 3}`, '-T0', '-q', '-c'], { stdin: 'pipe', stdout: 'pipe', buffer: false }).duplex();
+      return execa('zstd', [`-${level ?? 3}`, '-T0', '-q', '-c'], {
+        stdin: 'pipe',
+        stdout: 'pipe',
+        buffer: false,
+      }).duplex();
     case 'gzip':
       return createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
     case 'none':

@@ -16,7 +16,10 @@ export async function wrapDataKey(dataKey: Buffer, publicJwk: JWK, kid: string):
 
 export async function unwrapDataKey(jwe: string, privateJwk: JWK): Promise<Buffer> {
   const key = await importJWK(privateJwk, WRAP_ALG);
-  const { plaintext } = await compactDecrypt(jwe, key, { keyManagementAlgorithms: [WRAP_ALG], contentEncryptionAlgorithms: [WRAP_ENC] });
+  const { plaintext } = await compactDecrypt(jwe, key, {
+    keyManagementAlgorithms: [WRAP_ALG],
+    contentEncryptionAlgorithms: [WRAP_ENC],
+  });
   if (plaintext.length !== 32) throw new Error('unwrapped data key is not 32 bytes');
   return Buffer.from(plaintext);
 }

@@ -146,9 +146,11 @@ export class DecryptStream extends Transform {
       if (!this.#header) {
         if (this.#buf.length < HEADER_BYTES) return cb();
         const h = this.#buf.subarray(0, HEADER_BYTES);
-        if (!h.subarray(0, 8).equals(MAGIC)) throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
+        if (!h.subarray(0, 8).equals(MAGIC))
+          throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
         this.#segment = h.readUInt32BE(8);
-        if (this.#segment < 1024 || this.#segment > 64 * 1024 * 1024) throw new IntegrityError('implausible segment size in header');
+        if (this.#segment < 1024 || this.#segment > 64 * 1024 * 1024)
+          throw new IntegrityError('implausible segment size in header');
         this.#header = Buffer.from(h);
         this.#prefix = Buffer.from(h.subarray(12, 19));
         this.#buf = this.#buf.subarray(HEADER_BYTES);
@@ -175,7 +177,8 @@ export class DecryptStream extends Transform {
         });
       }
       if (!this.#header) throw new IntegrityError('stream ends before its header: truncated');
-      if (this.#buf.length < TAG_BYTES) throw new IntegrityError('stream ends inside a segment tag: truncated');
+      if (this.#buf.length < TAG_BYTES)
+        throw new IntegrityError('stream ends inside a segment tag: truncated');
       this.push(this.#open(this.#buf, true));
       cb();
     } catch (err) {

@@ -25,7 +25,8 @@ export class LocalStore implements ObjectStore {
 
   #path(key: string) {
     const p = path.resolve(this.#dir, key);
-    if (!p.startsWith(this.#dir + path.sep)) throw new Error(`object key escapes the storage directory: ${key}`);
+    if (!p.startsWith(this.#dir + path.sep))
+      throw new Error(`object key escapes the storage directory: ${key}`);
     return p;
   }
 

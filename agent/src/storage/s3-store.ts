@@ -85,7 +85,12 @@ export class S3Store implements ObjectStore {
 
   async putSmall(key: string, body: Buffer) {
     await this.#client.send(
-      new PutObjectCommand({ Bucket: this.#spec.bucket, Key: key, Body: body, ContentType: 'application/json' }),
+      new PutObjectCommand({
+        Bucket: this.#spec.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+      }),
     );
   }
 
@@ -99,7 +104,10 @@ export class S3Store implements ObjectStore {
       const r = await this.#client.send(new HeadObjectCommand({ Bucket: this.#spec.bucket, Key: key }));
       return r.ContentLength;
     } catch (err) {
-      if ((err as { name?: string }).name === 'NotFound' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
+      if (
+        (err as { name?: string }).name === 'NotFound' ||
+        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+      ) {
         return undefined;
       }
       throw err;
@@ -107,11 +115,15 @@ export class S3Store implements ObjectStore {
   }
 
   async cleanupUnfinished(key: string) {
-    const r = await this.#client.send(new ListMultipartUploadsCommand({ Bucket: this.#spec.bucket, Prefix: key }));
+    const r = await this.#client.send(
+      new ListMultipartUploadsCommand({ Bucket: this.#spec.bucket, Prefix: key }),
+    );
     let n = 0;
     for (const u of r.Uploads ?? []) {
       if (u.Key !== key || !u.UploadId) continue;
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#spec.bucket, Key: key, UploadId: u.UploadId }));
+      await this.#client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.#spec.bucket, Key: key, UploadId: u.UploadId }),
+      );
       n++;
     }
     return n;

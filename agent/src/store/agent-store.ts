@@ -190,7 +190,11 @@ export class AgentStore {
       await tx
         .updateTable('inbox')
         // The payload may carry storage credentials; once finished it is not needed.
-        .set({ state: outcome.ok ? 'succeeded' : 'failed', finished_at: new Date().toISOString(), payload: '{}' })
+        .set({
+          state: outcome.ok ? 'succeeded' : 'failed',
+          finished_at: new Date().toISOString(),
+          payload: '{}',
+        })
         .where('command_id', '=', commandId)
         .execute();
       await this.#append(
@@ -236,7 +240,9 @@ export class AgentStore {
         upload_id: uploadId ?? null,
         started_at: new Date().toISOString(),
       })
-      .onConflict((oc) => oc.column('job_id').doUpdateSet({ object_key: objectKey, upload_id: uploadId ?? null }))
+      .onConflict((oc) =>
+        oc.column('job_id').doUpdateSet({ object_key: objectKey, upload_id: uploadId ?? null }),
+      )
       .execute();
   }
 

@@ -93,6 +93,94 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0002_backups': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE keys (
+          kid text PRIMARY KEY,
+          purpose text NOT NULL CHECK (purpose IN ('kek')),
+          public_jwk jsonb NOT NULL,
+          private_enc text NOT NULL,
+          active boolean NOT NULL DEFAULT true,
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE storage_profiles (
+          id uuid PRIMARY KEY,
+          name text NOT NULL UNIQUE,
+          kind text NOT NULL CHECK (kind IN ('s3','local')),
+          config jsonb NOT NULL,
+          secret_enc text,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE targets (
+          id uuid PRIMARY KEY,
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          engine text NOT NULL,
+          name text NOT NULL,
+          connection jsonb NOT NULL,
+          secret_ref jsonb NOT NULL,
+          options jsonb NOT NULL,
+          storage_id uuid NOT NULL REFERENCES storage_profiles(id),
+          server_version text,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now(),
+          UNIQUE (agent_id, name)
+        );
+
+        CREATE TABLE backups (
+          id uuid PRIMARY KEY,
+          target_id uuid REFERENCES targets(id) ON DELETE SET NULL,
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          storage_id uuid NOT NULL REFERENCES storage_profiles(id),
+          object_key text NOT NULL,
+          meta_key text NOT NULL,
+          filename text NOT NULL,
+          size_bytes bigint NOT NULL,
+          sha256 text NOT NULL,
+          status text NOT NULL,
+          started_at timestamptz NOT NULL,
+          finished_at timestamptz NOT NULL,
+          meta jsonb NOT NULL,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          UNIQUE (storage_id, object_key)
+        );
+        CREATE INDEX backups_target ON backups (target_id, started_at DESC);
+
+        CREATE TABLE jobs (
+          id uuid PRIMARY KEY,
+          type text NOT NULL CHECK (type IN ('backup','verify','restore')),
+          state text NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),
+          agent_id uuid NOT NULL REFERENCES agents(id),
+          target_id uuid REFERENCES targets(id) ON DELETE SET NULL,
+          backup_id uuid,
+          command_id uuid NOT NULL UNIQUE REFERENCES commands(id),
+          params jsonb NOT NULL DEFAULT '{}',
+          progress jsonb NOT NULL DEFAULT '{}',
+          result jsonb,
+          error jsonb,
+          created_by uuid REFERENCES api_tokens(id),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          started_at timestamptz,
+          finished_at timestamptz
+        );
+        -- One backup of a target at a time.
+        CREATE UNIQUE INDEX jobs_one_backup_per_target ON jobs (target_id) WHERE type = 'backup' AND state IN ('queued','running');
+        CREATE INDEX jobs_created ON jobs (created_at DESC);
+
+        CREATE TABLE job_logs (
+          id bigserial PRIMARY KEY,
+          job_id uuid NOT NULL REFERENCES jobs(id),
+          at timestamptz NOT NULL DEFAULT now(),
+          level text NOT NULL,
+          message text NOT NULL
+        );
+        CREATE INDEX job_logs_job ON job_logs (job_id, id);
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -102,7 +102,91 @@ export interface AgentEventsTable {
   received_at: GeneratedTimestamp;
 }
 
+export interface KeysTable {
+  kid: string;
+  purpose: 'kek';
+  public_jwk: Json<Record<string, string>>;
+  private_enc: string;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface StorageProfilesTable {
+  id: string;
+  name: string;
+  kind: 's3' | 'local';
+  config: Json<Record<string, unknown>>;
+  secret_enc: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface TargetsTable {
+  id: string;
+  agent_id: string;
+  engine: string;
+  name: string;
+  connection: Json<Record<string, unknown>>;
+  secret_ref: Json<Record<string, unknown>>;
+  options: Json<Record<string, unknown>>;
+  storage_id: string;
+  server_version: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface BackupsTable {
+  id: string;
+  target_id: ColumnType<string | null, string | null | undefined, string | null>;
+  agent_id: string;
+  storage_id: string;
+  object_key: string;
+  meta_key: string;
+  filename: string;
+  size_bytes: number;
+  sha256: string;
+  status: string;
+  started_at: Timestamp;
+  finished_at: Timestamp;
+  meta: Json<Record<string, unknown>>;
+  created_at: GeneratedTimestamp;
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobsTable {
+  id: string;
+  type: 'backup' | 'verify' | 'restore';
+  state: JobState;
+  agent_id: string;
+  target_id: ColumnType<string | null, string | null | undefined, string | null>;
+  backup_id: ColumnType<string | null, string | null | undefined, string | null>;
+  command_id: string;
+  params: ColumnType<Record<string, unknown>, string | undefined, string>;
+  progress: ColumnType<Record<string, unknown>, string | undefined, string>;
+  result: NullableJson;
+  error: NullableJson<{ code: string; message: string }>;
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface JobLogsTable {
+  id: Generated<number>;
+  job_id: string;
+  at: GeneratedTimestamp;
+  level: string;
+  message: string;
+}
+
 export interface Database {
+  keys: KeysTable;
+  storage_profiles: StorageProfilesTable;
+  targets: TargetsTable;
+  backups: BackupsTable;
+  jobs: JobsTable;
+  job_logs: JobLogsTable;
   settings: SettingsTable;
   api_tokens: ApiTokensTable;
   enrollment_tokens: EnrollmentTokensTable;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@dbbackup/logger';
-import { CloseCode, MAX_FRAME_BYTES } from '@dbbackup/proto';
+import { CloseCode, type Command, MAX_FRAME_BYTES } from '@dbbackup/proto';
 import { WebSocketServer } from 'ws';
 import type { Db } from '../db/database.js';
 import { ProblemError, problemBody } from '../http/problem.js';
@@ -12,6 +12,7 @@ import { AgentSession } from './agent-session.js';
 export const AGENT_CONNECT_PATH = '/v1/agent/connect';
 
 export interface GatewayOptions extends AgentAuthOptions {
+  hydrate: (c: Command) => Promise<Command>;
   log: Logger;
   heartbeatIntervalMs: number;
   db: Db;
@@ -71,7 +72,12 @@ export class AgentGateway {
       const session = new AgentSession(
         agentId,
         ws,
-        { db: this.#o.db, log: this.#o.log, heartbeatIntervalMs: this.#o.heartbeatIntervalMs },
+        {
+          db: this.#o.db,
+          log: this.#o.log,
+          heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
+          hydrate: this.#o.hydrate,
+        },
         (s) => this.#closed(s),
       );
       this.#sessions.set(agentId, session);

@@ -2,6 +2,7 @@ import type { Logger } from '@dbbackup/logger';
 import {
   type AgentMessage,
   CloseCode,
+  type Command,
   decodeAgentMessage,
   encodeServerMessage,
   PROTOCOL_MAJOR,
@@ -21,6 +22,8 @@ import {
 } from '../services/commands.js';
 
 export interface SessionDeps {
+  /** Completes a stored command for the wire (e.g. storage credentials, which command rows never hold). */
+  hydrate: (c: Command) => Promise<Command>;
   db: Db;
   log: Logger;
   heartbeatIntervalMs: number;
@@ -126,7 +129,7 @@ export class AgentSession {
     for (const row of await pendingCommands(db, this.agentId)) {
       const sent = this.send('command', {
         commandId: row.id,
-        command: toWireCommand(row),
+        command: await this.#deps.hydrate(toWireCommand(row)),
         expiresAt: new Date(row.expires_at).toISOString(),
       });
       if (!sent) return;

@@ -17,9 +17,11 @@ import {
   ROLES,
   requireRole,
 } from './auth.js';
+import { type BackupRouteDeps, backupRoutes } from './backup-routes.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 
 export interface RouteDeps {
+  backups?: BackupRouteDeps;
   db: Db;
   bus: NotifyBus;
   clusterId: string;
@@ -135,6 +137,7 @@ export function apiRoutes(d: RouteDeps) {
   });
 
   api.use('*', authenticate(db));
+  if (d.backups) api.route('/', backupRoutes(d.backups));
 
   api.post('/tokens', requireRole('admin'), async (c) => {
     const body = await parseJson(

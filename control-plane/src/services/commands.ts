@@ -3,6 +3,15 @@ import type { AgentEvent, Command } from '@dbbackup/proto';
 import { sql } from 'kysely';
 import { type Db, json } from '../db/database.js';
 import type { CommandState, CommandsTable } from '../db/schema.js';
+import { onCommandEvent, onJobEvent } from './jobs.js';
+
+function summarise(result: unknown): unknown {
+  if (result && typeof result === 'object' && 'meta' in result) {
+    const m = (result as { meta: Record<string, unknown> }).meta;
+    return { backupId: m.backupId, objectKey: m.objectKey, sizeBytes: m.sizeBytes, sha256: m.sha256 };
+  }
+  return result ?? null;
+}
 
 /**
  * The command state machine:
@@ -188,13 +197,23 @@ export async function applyAgentEvent(
     const b = event.body;
     switch (b.type) {
       case 'command.started':
-        await transition(txDb, b.commandId, 'running', { agentId });
+        if (await transition(txDb, b.commandId, 'running', { agentId }))
+          await onCommandEvent(txDb, agentId, b);
         break;
-      case 'command.succeeded':
-        await transition(txDb, b.commandId, 'succeeded', { agentId, result: b.result ?? null });
+      case 'command.succeeded': {
+        // A backup's result carries its metadata; the catalogue (backups) holds it, the command keeps a summary.
+        if (await transition(txDb, b.commandId, 'succeeded', { agentId, result: summarise(b.result) })) {
+          await onCommandEvent(txDb, agentId, b);
+        }
         break;
+      }
       case 'command.failed':
-        await transition(txDb, b.commandId, 'failed', { agentId, error: b.error });
+        if (await transition(txDb, b.commandId, 'failed', { agentId, error: b.error }))
+          await onCommandEvent(txDb, agentId, b);
+        break;
+      case 'job.progress':
+      case 'job.log':
+        await onJobEvent(txDb, agentId, b, new Date(event.at));
         break;
       case 'log':
         break;

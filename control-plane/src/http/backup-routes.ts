@@ -1,0 +1,556 @@
+import { randomUUID } from 'node:crypto';
+import { Connection, SecretRef, TargetOptions } from '@dbbackup/proto';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { type Kek, kekPrivateJwk } from '../crypto/key-encryption-key.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { type Db, json } from '../db/database.js';
+import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
+import { startBackupJob, startRestoreOrVerify } from '../services/jobs.js';
+import type { NotifyBus } from '../services/notify-bus.js';
+import { type AuthEnv, requireRole } from './auth.js';
+import { conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
+
+export interface BackupRouteDeps {
+  db: Db;
+  box: SecretBox;
+  kek: Kek;
+  bus: NotifyBus;
+  commandTtlSeconds: number;
+  targetTestTimeoutMs: number;
+}
+
+const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
+
+const StorageBody = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('s3'),
+      name: Name,
+      endpoint: z.string().url().optional(),
+      region: z.string().min(1).max(64).default('us-east-1'),
+      bucket: z.string().min(3).max(63),
+      prefix: z.string().max(512).default(''),
+      forcePathStyle: z.boolean().default(false),
+      partSizeBytes: z
+        .number()
+        .int()
+        .min(5 * 1024 * 1024)
+        .max(512 * 1024 * 1024)
+        .default(8 * 1024 * 1024),
+      queueSize: z.number().int().min(1).max(16).default(4),
+      credentials: z
+        .object({ accessKeyId: z.string().min(1).max(256), secretAccessKey: z.string().min(1).max(512) })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('local'),
+      name: Name,
+      directory: z.string().min(1).max(4096).startsWith('/'),
+      prefix: z.string().max(512).default(''),
+    })
+    .strict(),
+]);
+
+const TargetBody = z
+  .object({
+    engine: z.enum(['postgresql']),
+    name: Name,
+    connection: Connection,
+    secretRef: SecretRef.default({ kind: 'none' }),
+    storageId: z.uuid(),
+    options: TargetOptions.default({ compression: 'zstd' }),
+  })
+  .strict();
+
+type StorageRow = {
+  id: string;
+  name: string;
+  kind: string;
+  config: Record<string, unknown>;
+  secret_enc: string | null;
+  created_at: Date;
+  updated_at: Date;
+};
+const storageView = (r: StorageRow) => ({
+  id: r.id,
+  name: r.name,
+  kind: r.kind,
+  ...r.config,
+  hasCredentials: r.secret_enc !== null,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+type TargetRow = {
+  id: string;
+  agent_id: string;
+  engine: string;
+  name: string;
+  connection: Record<string, unknown>;
+  secret_ref: Record<string, unknown>;
+  options: Record<string, unknown>;
+  storage_id: string;
+  server_version: string | null;
+  created_at: Date;
+  updated_at: Date;
+};
+const targetView = (r: TargetRow) => ({
+  id: r.id,
+  agentId: r.agent_id,
+  engine: r.engine,
+  name: r.name,
+  connection: r.connection,
+  secretRef: r.secret_ref,
+  options: r.options,
+  storageId: r.storage_id,
+  serverVersion: r.server_version,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+type JobRow = {
+  id: string;
+  type: string;
+  state: string;
+  agent_id: string;
+  target_id: string | null;
+  backup_id: string | null;
+  command_id: string;
+  params: unknown;
+  progress: unknown;
+  result: unknown;
+  error: unknown;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+};
+const jobView = (r: JobRow) => ({
+  id: r.id,
+  type: r.type,
+  state: r.state,
+  agentId: r.agent_id,
+  targetId: r.target_id,
+  backupId: r.backup_id,
+  commandId: r.command_id,
+  params: r.params,
+  progress: r.progress,
+  result: r.result,
+  error: r.error,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+type BackupRow = {
+  id: string;
+  target_id: string | null;
+  agent_id: string;
+  storage_id: string;
+  object_key: string;
+  filename: string;
+  size_bytes: number;
+  sha256: string;
+  status: string;
+  started_at: Date;
+  finished_at: Date;
+  meta: Record<string, unknown>;
+};
+const backupView = (r: BackupRow) => {
+  const { wrappedKey: _hidden, ...meta } = r.meta;
+  return {
+    id: r.id,
+    targetId: r.target_id,
+    agentId: r.agent_id,
+    storageId: r.storage_id,
+    objectKey: r.object_key,
+    filename: r.filename,
+    sizeBytes: r.size_bytes,
+    sha256: r.sha256,
+    status: r.status,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    meta,
+  };
+};
+
+export function backupRoutes(d: BackupRouteDeps) {
+  const { db, box } = d;
+  const api = new Hono<AuthEnv>();
+
+  // --- storage profiles ---------------------------------------------------------------------------
+  api.post('/storage', requireRole('admin'), async (c) => {
+    const body = await parseJson(c, StorageBody);
+    const { name, kind, ...rest } = body;
+    const { credentials, ...config } = rest as typeof rest & { credentials?: unknown };
+    const id = randomUUID();
+    try {
+      await db
+        .insertInto('storage_profiles')
+        .values({
+          id,
+          name,
+          kind,
+          config: json(config),
+          secret_enc: credentials ? box.seal(JSON.stringify(credentials)) : null,
+        })
+        .execute();
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505')
+        throw conflict(`a storage profile named ${name} exists`);
+      throw err;
+    }
+    const row = await db
+      .selectFrom('storage_profiles')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    return c.json(storageView(row), 201);
+  });
+  api.get('/storage', requireRole('viewer'), async (c) => {
+    const rows = await db.selectFrom('storage_profiles').selectAll().orderBy('created_at').execute();
+    return c.json({ items: rows.map(storageView) });
+  });
+  api.get('/storage/:id', requireRole('viewer'), async (c) => {
+    const row = await db
+      .selectFrom('storage_profiles')
+      .selectAll()
+      .where('id', '=', uuidParam(c, 'id', 'storage profile'))
+      .executeTakeFirst();
+    if (!row) throw notFound('storage profile');
+    return c.json(storageView(row));
+  });
+  api.delete('/storage/:id', requireRole('admin'), async (c) => {
+    const id = uuidParam(c, 'id', 'storage profile');
+    const used = await db.selectFrom('targets').select('id').where('storage_id', '=', id).executeTakeFirst();
+    if (used) throw conflict('storage profile is used by a target');
+    const b = await db.selectFrom('backups').select('id').where('storage_id', '=', id).executeTakeFirst();
+    if (b) throw conflict('storage profile holds catalogued backups');
+    const r = await db.deleteFrom('storage_profiles').where('id', '=', id).executeTakeFirst();
+    if (Number(r.numDeletedRows) === 0) throw notFound('storage profile');
+    return c.body(null, 204);
+  });
+
+  // --- targets --------------------------------------------------------------------------------------
+  /** Ask the agent to connect to the target before saving it. */
+  async function testTarget(
+    agentId: string,
+    target: z.infer<typeof TargetBody> & { id: string },
+    createdBy: string,
+  ) {
+    const agent = await db
+      .selectFrom('agents')
+      .select(['status'])
+      .where('id', '=', agentId)
+      .executeTakeFirst();
+    if (!agent) throw notFound('agent');
+    if (agent.status === 'revoked') throw conflict('agent has been revoked', 'agent-revoked');
+    if (agent.status !== 'online')
+      throw conflict(
+        `agent is ${agent.status}; a target is tested through its agent before it is saved`,
+        'agent-offline',
+      );
+    const storage = await db
+      .selectFrom('storage_profiles')
+      .select('id')
+      .where('id', '=', target.storageId)
+      .executeTakeFirst();
+    if (!storage)
+      throw new ProblemError(422, 'Unprocessable Content', 'storageId names no storage profile', {
+        type: 'validation',
+      });
+    const ttl = Math.ceil(d.targetTestTimeoutMs / 1000) + 5;
+    const commandId = await createCommand(db, {
+      agentId,
+      command: {
+        kind: 'target.test',
+        target: {
+          id: target.id,
+          engine: target.engine,
+          name: target.name,
+          connection: target.connection,
+          secretRef: target.secretRef,
+          options: target.options,
+        },
+      },
+      ttlSeconds: ttl,
+      createdBy,
+    });
+    await d.bus.publish({ kind: 'commands', agentId });
+    const deadline = Date.now() + d.targetTestTimeoutMs;
+    while (Date.now() < deadline) {
+      const cmd = await getCommand(db, commandId);
+      if (cmd && TERMINAL.includes(cmd.state)) {
+        if (cmd.state === 'succeeded') return cmd.result as { serverVersion: string; toolVersion: string };
+        const e = cmd.error as { code?: string; message?: string } | null;
+        throw new ProblemError(
+          422,
+          'Unprocessable Content',
+          `connection test failed on the agent: ${e?.message ?? cmd.state}`,
+          {
+            type: 'target-test-failed',
+            extra: { code: e?.code ?? cmd.state, commandId },
+          },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new ProblemError(
+      504,
+      'Gateway Timeout',
+      `the agent did not answer the connection test within ${d.targetTestTimeoutMs} ms`,
+      {
+        type: 'target-test-timeout',
+        extra: { commandId },
+      },
+    );
+  }
+
+  api.post('/agents/:id/targets', requireRole('operator'), async (c) => {
+    const agentId = uuidParam(c, 'id', 'agent');
+    const body = await parseJson(c, TargetBody);
+    const dup = await db
+      .selectFrom('targets')
+      .select('id')
+      .where('agent_id', '=', agentId)
+      .where('name', '=', body.name)
+      .executeTakeFirst();
+    if (dup) throw conflict(`this agent already has a target named ${body.name}`);
+    const id = randomUUID();
+    const tested = await testTarget(agentId, { ...body, id }, c.get('principal').tokenId);
+    await db
+      .insertInto('targets')
+      .values({
+        id,
+        agent_id: agentId,
+        engine: body.engine,
+        name: body.name,
+        connection: json(body.connection),
+        secret_ref: json(body.secretRef),
+        options: json(body.options),
+        storage_id: body.storageId,
+        server_version: tested.serverVersion,
+      })
+      .execute();
+    const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    return c.json({ ...targetView(row), test: tested }, 201);
+  });
+  api.get('/targets', requireRole('viewer'), async (c) => {
+    let q = db.selectFrom('targets').selectAll().orderBy('created_at');
+    const agent = c.req.query('agent');
+    if (agent)
+      q = q.where(
+        'agent_id',
+        '=',
+        z.uuid().safeParse(agent).success ? agent : '00000000-0000-0000-0000-000000000000',
+      );
+    return c.json({ items: (await q.execute()).map(targetView) });
+  });
+  api.get('/agents/:id/targets', requireRole('viewer'), async (c) => {
+    const rows = await db
+      .selectFrom('targets')
+      .selectAll()
+      .where('agent_id', '=', uuidParam(c, 'id', 'agent'))
+      .orderBy('created_at')
+      .execute();
+    return c.json({ items: rows.map(targetView) });
+  });
+  api.get('/targets/:id', requireRole('viewer'), async (c) => {
+    const row = await db
+      .selectFrom('targets')
+      .selectAll()
+      .where('id', '=', uuidParam(c, 'id', 'target'))
+      .executeTakeFirst();
+    if (!row) throw notFound('target');
+    return c.json(targetView(row));
+  });
+  api.patch('/targets/:id', requireRole('operator'), async (c) => {
+    const id = uuidParam(c, 'id', 'target');
+    const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound('target');
+    const patch = await parseJson(c, TargetBody.partial().omit({ engine: true }));
+    const merged = TargetBody.parse({
+      engine: row.engine,
+      name: patch.name ?? row.name,
+      connection: patch.connection ?? row.connection,
+      secretRef: patch.secretRef ?? row.secret_ref,
+      storageId: patch.storageId ?? row.storage_id,
+      options: patch.options ?? row.options,
+    });
+    const tested = await testTarget(row.agent_id, { ...merged, id }, c.get('principal').tokenId);
+    await db
+      .updateTable('targets')
+      .set({
+        name: merged.name,
+        connection: json(merged.connection),
+        secret_ref: json(merged.secretRef),
+        options: json(merged.options),
+        storage_id: merged.storageId,
+        server_version: tested.serverVersion,
+        updated_at: new Date(),
+      })
+      .where('id', '=', id)
+      .execute();
+    return c.json(
+      targetView(await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()),
+    );
+  });
+  api.delete('/targets/:id', requireRole('operator'), async (c) => {
+    const id = uuidParam(c, 'id', 'target');
+    const active = await db
+      .selectFrom('jobs')
+      .select('id')
+      .where('target_id', '=', id)
+      .where('state', 'in', ['queued', 'running'])
+      .executeTakeFirst();
+    if (active) throw conflict('the target has a queued or running job');
+    const r = await db.deleteFrom('targets').where('id', '=', id).executeTakeFirst();
+    if (Number(r.numDeletedRows) === 0) throw notFound('target');
+    return c.body(null, 204);
+  });
+
+  // --- jobs -----------------------------------------------------------------------------------------
+  api.post('/targets/:id/backups', requireRole('operator'), async (c) => {
+    const id = uuidParam(c, 'id', 'target');
+    const { jobId } = await startBackupJob(
+      db,
+      box,
+      d.kek,
+      id,
+      c.get('principal').tokenId,
+      d.commandTtlSeconds,
+    );
+    await publishFor(jobId);
+    const job = await db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirstOrThrow();
+    return c.json(jobView(job), 202, { location: `/api/v1/jobs/${jobId}` });
+  });
+
+  async function publishFor(jobId: string) {
+    const j = await db
+      .selectFrom('jobs')
+      .select('agent_id')
+      .where('id', '=', jobId)
+      .executeTakeFirstOrThrow();
+    await d.bus.publish({ kind: 'commands', agentId: j.agent_id });
+  }
+
+  api.get('/jobs', requireRole('viewer'), async (c) => {
+    let q = db.selectFrom('jobs').selectAll().orderBy('created_at', 'desc').limit(200);
+    const target = c.req.query('target');
+    if (target)
+      q = q.where(
+        'target_id',
+        '=',
+        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
+      );
+    const state = c.req.query('state');
+    if (state) q = q.where('state', '=', state as never);
+    return c.json({ items: (await q.execute()).map(jobView) });
+  });
+  api.get('/jobs/:id', requireRole('viewer'), async (c) => {
+    const row = await db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('id', '=', uuidParam(c, 'id', 'job'))
+      .executeTakeFirst();
+    if (!row) throw notFound('job');
+    return c.json(jobView(row));
+  });
+  api.get('/jobs/:id/logs', requireRole('viewer'), async (c) => {
+    const id = uuidParam(c, 'id', 'job');
+    const job = await db.selectFrom('jobs').select(['id', 'state']).where('id', '=', id).executeTakeFirst();
+    if (!job) throw notFound('job');
+    const after = Number(c.req.query('after') ?? 0) || 0;
+    const rows = await db
+      .selectFrom('job_logs')
+      .select(['id', 'at', 'level', 'message'])
+      .where('job_id', '=', id)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(1000)
+      .execute();
+    // Live while running: poll with ?after=<last id>.
+    return c.json({
+      state: job.state,
+      items: rows.map((r) => ({ id: r.id, at: r.at, level: r.level, message: r.message })),
+    });
+  });
+
+  // --- backups catalogue ----------------------------------------------------------------------------
+  api.get('/backups', requireRole('viewer'), async (c) => {
+    let q = db.selectFrom('backups').selectAll().orderBy('started_at', 'desc').limit(500);
+    const target = c.req.query('target');
+    if (target)
+      q = q.where(
+        'target_id',
+        '=',
+        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
+      );
+    return c.json({ items: (await q.execute()).map(backupView) });
+  });
+  api.get('/backups/:id', requireRole('viewer'), async (c) => {
+    const row = await db
+      .selectFrom('backups')
+      .selectAll()
+      .where('id', '=', uuidParam(c, 'id', 'backup'))
+      .executeTakeFirst();
+    if (!row) throw notFound('backup');
+    return c.json(backupView(row));
+  });
+  api.post('/backups/:id/verify', requireRole('operator'), async (c) => {
+    const id = uuidParam(c, 'id', 'backup');
+    const { jobId } = await startRestoreOrVerify(
+      db,
+      box,
+      id,
+      { type: 'verify' },
+      c.get('principal').tokenId,
+      d.commandTtlSeconds,
+    );
+    await publishFor(jobId);
+    return c.json(
+      jobView(await db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirstOrThrow()),
+      202,
+    );
+  });
+  api.post('/backups/:id/restore', requireRole('operator'), async (c) => {
+    const id = uuidParam(c, 'id', 'backup');
+    const body = await parseJson(
+      c,
+      z
+        .object({
+          database: z.string().min(1).max(63),
+          conflict: z.enum(['fail', 'clean', 'create']).default('fail'),
+          tables: z.array(z.string().min(1).max(127)).max(1000).optional(),
+          targetId: z.uuid().optional(),
+        })
+        .strict(),
+    );
+    const { jobId } = await startRestoreOrVerify(
+      db,
+      box,
+      id,
+      { type: 'restore', ...body },
+      c.get('principal').tokenId,
+      d.commandTtlSeconds,
+    );
+    await publishFor(jobId);
+    return c.json(
+      jobView(await db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirstOrThrow()),
+      202,
+    );
+  });
+
+  // --- keys -----------------------------------------------------------------------------------------
+  api.get('/keys/kek', requireRole('viewer'), (c) => c.json({ kid: d.kek.kid, publicJwk: d.kek.publicJwk }));
+  /** For safekeeping: with it and the bucket, `dbbackup-agent decrypt` restores without a control plane. */
+  api.post('/keys/kek/export', requireRole('admin'), async (c) => {
+    const jwk = await kekPrivateJwk(db, box, d.kek.kid);
+    return c.json({ kid: d.kek.kid, privateJwk: jwk });
+  });
+
+  return api;
+}

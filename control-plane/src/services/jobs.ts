@@ -1,0 +1,355 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type BackupMeta,
+  BackupMeta as BackupMetaSchema,
+  type Command,
+  StorageSpec,
+  TargetSpec,
+} from '@dbbackup/proto';
+import type { JWK } from 'jose';
+import { type Kek, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { type Db, json } from '../db/database.js';
+import type { JobState } from '../db/schema.js';
+import { conflict, notFound, ProblemError } from '../http/problem.js';
+import { createCommand } from './commands.js';
+
+type Tx = Db;
+
+/** The storage profile as the agent needs it: with its credentials, unsealed. Never returned by the API. */
+export async function storageSpecFor(db: Db, box: SecretBox, storageId: string): Promise<StorageSpec> {
+  const row = await db
+    .selectFrom('storage_profiles')
+    .selectAll()
+    .where('id', '=', storageId)
+    .executeTakeFirst();
+  if (!row) throw notFound('storage profile');
+  const credentials = row.secret_enc
+    ? (JSON.parse(box.open(row.secret_enc)) as { accessKeyId: string; secretAccessKey: string })
+    : undefined;
+  return StorageSpec.parse({
+    ...row.config,
+    kind: row.kind,
+    id: row.id,
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/** The storage profile without its credentials: what a command row may hold. */
+export async function storageRefFor(db: Db, box: SecretBox, storageId: string): Promise<StorageSpec> {
+  const { credentials: _omit, ...rest } = (await storageSpecFor(db, box, storageId)) as StorageSpec & {
+    credentials?: unknown;
+  };
+  return rest as StorageSpec;
+}
+
+/**
+ * Put the storage credentials back into a command on its way to the agent.
+ * Command rows never hold them; the storage profile keeps them sealed.
+ */
+export async function hydrateCommand(db: Db, box: SecretBox, command: Command): Promise<Command> {
+  if ('storage' in command && command.storage) {
+    return { ...command, storage: await storageSpecFor(db, box, command.storage.id) } as Command;
+  }
+  return command;
+}
+
+export async function targetSpecFor(db: Db, targetId: string) {
+  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
+  if (!row) throw notFound('target');
+  const spec = TargetSpec.parse({
+    id: row.id,
+    engine: row.engine,
+    name: row.name,
+    connection: row.connection,
+    secretRef: row.secret_ref,
+    options: row.options,
+  });
+  return { row, spec };
+}
+
+async function agentFor(db: Db, agentId: string) {
+  const a = await db
+    .selectFrom('agents')
+    .select(['id', 'hostname', 'labels', 'status', 'encryption_jwk'])
+    .where('id', '=', agentId)
+    .executeTakeFirst();
+  if (!a) throw notFound('agent');
+  if (a.status === 'revoked') throw conflict('agent has been revoked', 'agent-revoked');
+  return a;
+}
+
+async function insertJob(
+  db: Db,
+  o: {
+    type: 'backup' | 'verify' | 'restore';
+    agentId: string;
+    targetId: string | null;
+    backupId: string | null;
+    command: Command;
+    jobId: string;
+    params?: unknown;
+    createdBy: string | null;
+    ttlSeconds: number;
+  },
+) {
+  return db.transaction().execute(async (tx) => {
+    const commandId = await createCommand(tx as unknown as Db, {
+      agentId: o.agentId,
+      command: o.command,
+      ttlSeconds: o.ttlSeconds,
+      createdBy: o.createdBy,
+    });
+    try {
+      await tx
+        .insertInto('jobs')
+        .values({
+          id: o.jobId,
+          type: o.type,
+          state: 'queued',
+          agent_id: o.agentId,
+          target_id: o.targetId,
+          backup_id: o.backupId,
+          command_id: commandId,
+          params: json(o.params ?? {}),
+          created_by: o.createdBy,
+        })
+        .execute();
+    } catch (err) {
+      if ((err as { constraint?: string }).constraint === 'jobs_one_backup_per_target') {
+        const running = await db
+          .selectFrom('jobs')
+          .select(['id', 'state'])
+          .where('target_id', '=', o.targetId)
+          .where('type', '=', 'backup')
+          .where('state', 'in', ['queued', 'running'])
+          .executeTakeFirst();
+        throw new ProblemError(
+          409,
+          'Conflict',
+          `a backup of this target is already ${running?.state ?? 'queued or running'}`,
+          {
+            type: 'backup-in-progress',
+            extra: { jobId: running?.id },
+          },
+        );
+      }
+      throw err;
+    }
+    return { jobId: o.jobId, commandId };
+  });
+}
+
+export async function startBackupJob(
+  db: Db,
+  box: SecretBox,
+  kek: Kek,
+  targetId: string,
+  createdBy: string | null,
+  ttlSeconds: number,
+) {
+  const { row, spec } = await targetSpecFor(db, targetId);
+  const agent = await agentFor(db, row.agent_id);
+  const storage = await storageRefFor(db, box, row.storage_id);
+  const jobId = randomUUID();
+  const backupId = randomUUID();
+  const command: Command = {
+    kind: 'backup',
+    jobId,
+    backupId,
+    target: spec,
+    storage,
+    kek: { kid: kek.kid, publicJwk: kek.publicJwk },
+    naming: { env: agent.labels.env ?? 'default', agentName: agent.hostname },
+  };
+  return insertJob(db, {
+    type: 'backup',
+    agentId: agent.id,
+    targetId,
+    backupId,
+    command,
+    jobId,
+    createdBy,
+    ttlSeconds,
+  });
+}
+
+export async function startRestoreOrVerify(
+  db: Db,
+  box: SecretBox,
+  backupId: string,
+  o:
+    | { type: 'verify' }
+    | {
+        type: 'restore';
+        database: string;
+        conflict: 'fail' | 'clean' | 'create';
+        tables?: string[] | undefined;
+        targetId?: string | undefined;
+      },
+  createdBy: string | null,
+  ttlSeconds: number,
+) {
+  const b = await db.selectFrom('backups').selectAll().where('id', '=', backupId).executeTakeFirst();
+  if (!b) throw notFound('backup');
+  const targetId = (o.type === 'restore' && o.targetId) || b.target_id;
+  if (!targetId)
+    throw conflict('the backup’s target was deleted; name a target to restore with', 'target-required');
+  const { row, spec } = await targetSpecFor(db, targetId);
+  const agent = await agentFor(db, row.agent_id);
+  if (!agent.encryption_jwk)
+    throw conflict('this agent has no encryption key; re-enrol it', 'agent-key-missing');
+  const meta = BackupMetaSchema.parse(b.meta) as BackupMeta;
+  const storage = await storageRefFor(db, box, b.storage_id);
+  const wrappedKeyForAgent = await rewrapForAgent(
+    db,
+    box,
+    meta.wrappedKey,
+    meta.kekId,
+    agent.encryption_jwk as JWK,
+  );
+  const jobId = randomUUID();
+  const base = { jobId, backupId, target: spec, storage, meta, wrappedKeyForAgent };
+  const command: Command =
+    o.type === 'verify'
+      ? { kind: 'verify', ...base }
+      : {
+          kind: 'restore',
+          ...base,
+          database: o.database,
+          conflict: o.conflict,
+          ...(o.tables ? { tables: o.tables } : {}),
+        };
+  const params =
+    o.type === 'restore' ? { database: o.database, conflict: o.conflict, tables: o.tables ?? null } : {};
+  return insertJob(db, {
+    type: o.type,
+    agentId: agent.id,
+    targetId,
+    backupId,
+    command,
+    jobId,
+    params,
+    createdBy,
+    ttlSeconds,
+  });
+}
+
+const JOB_FROM: Record<JobState, JobState[]> = {
+  queued: [],
+  running: ['queued'],
+  succeeded: ['queued', 'running'],
+  failed: ['queued', 'running'],
+  cancelled: ['queued', 'running'],
+};
+
+async function setJobState(tx: Tx, commandId: string, to: JobState, patch: Record<string, unknown> = {}) {
+  const now = new Date();
+  return tx
+    .updateTable('jobs')
+    .set({ state: to, ...(to === 'running' ? { started_at: now } : { finished_at: now }), ...patch })
+    .where('command_id', '=', commandId)
+    .where('state', 'in', JOB_FROM[to])
+    .returning(['id', 'type', 'agent_id', 'target_id', 'backup_id'])
+    .executeTakeFirst();
+}
+
+/** Apply a command's lifecycle to its job (inside the event's transaction). */
+export async function onCommandEvent(
+  tx: Tx,
+  agentId: string,
+  e: {
+    type: 'command.started' | 'command.succeeded' | 'command.failed';
+    commandId: string;
+    result?: unknown;
+    error?: { code: string; message: string };
+  },
+) {
+  if (e.type === 'command.started') {
+    await setJobState(tx, e.commandId, 'running');
+    return;
+  }
+  if (e.type === 'command.failed') {
+    await setJobState(tx, e.commandId, 'failed', { error: json(e.error) });
+    return;
+  }
+  const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(e.result ?? null) });
+  if (job?.type === 'backup' && job.agent_id === agentId) {
+    const r = e.result as { meta: BackupMeta; metaKey: string };
+    const storage = await tx
+      .selectFrom('commands')
+      .select('payload')
+      .where('id', '=', e.commandId)
+      .executeTakeFirstOrThrow();
+    const storageId = (storage.payload as { storage: { id: string } }).storage.id;
+    await tx
+      .insertInto('backups')
+      .values({
+        id: r.meta.backupId,
+        target_id: job.target_id,
+        agent_id: agentId,
+        storage_id: storageId,
+        object_key: r.meta.objectKey,
+        meta_key: r.metaKey,
+        filename: r.meta.filename,
+        size_bytes: r.meta.sizeBytes,
+        sha256: r.meta.sha256,
+        status: r.meta.status,
+        started_at: r.meta.startTime,
+        finished_at: r.meta.endTime,
+        meta: json(r.meta),
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+    // The job's result keeps the catalogue entry, not the wrapped key a second time.
+    await tx
+      .updateTable('jobs')
+      .set({
+        result: json({
+          backupId: r.meta.backupId,
+          objectKey: r.meta.objectKey,
+          sizeBytes: r.meta.sizeBytes,
+          sha256: r.meta.sha256,
+        }),
+      })
+      .where('id', '=', job.id)
+      .execute();
+  }
+}
+
+export async function onJobEvent(
+  tx: Tx,
+  agentId: string,
+  e:
+    | { type: 'job.progress'; jobId: string; phase: string; bytesIn: number; bytesOut: number }
+    | { type: 'job.log'; jobId: string; level: string; message: string },
+  at: Date,
+) {
+  const job = await tx
+    .selectFrom('jobs')
+    .select(['id', 'started_at'])
+    .where('id', '=', e.jobId)
+    .where('agent_id', '=', agentId)
+    .executeTakeFirst();
+  if (!job) return;
+  if (e.type === 'job.log') {
+    await tx
+      .insertInto('job_logs')
+      .values({ job_id: e.jobId, level: e.level, message: e.message, at })
+      .execute();
+    return;
+  }
+  const elapsed = job.started_at ? (at.getTime() - new Date(job.started_at).getTime()) / 1000 : 0;
+  const progress = {
+    phase: e.phase,
+    bytesDumped: e.bytesIn,
+    bytesStored: e.bytesOut,
+    rateBytesPerSecond: elapsed > 0 ? Math.round(e.bytesIn / elapsed) : null,
+    at: at.toISOString(),
+  };
+  await tx
+    .updateTable('jobs')
+    .set({ progress: json(progress) })
+    .where('id', '=', e.jobId)
+    .execute();
+}
