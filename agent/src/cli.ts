@@ -3,6 +3,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { createLogger } from '@dbbackup/logger';
 import { AgentDaemon } from './agent-daemon.js';
+import { decryptBackup } from './decrypt-command.js';
 import { HttpError, postJson } from './http-client.js';
 import { createKeys, isEnrolled, readEnrollment, saveEnrollment } from './identity.js';
 import { AgentStore } from './store/agent-store.js';
@@ -14,6 +15,7 @@ Usage:
   dbbackup-agent enroll --server URL --token TOKEN [--label k=v ...] [--force]
   dbbackup-agent run
   dbbackup-agent status
+  dbbackup-agent decrypt --key KEK.json --meta FILE.meta.json --in FILE [--out DUMP]   (no control plane needed)
   dbbackup-agent --version
 
 Options (each also an environment variable):
@@ -104,6 +106,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       'backoff-cap-ms': { type: 'string' },
       'stable-after-ms': { type: 'string' },
       force: { type: 'boolean' },
+      key: { type: 'string' },
+      meta: { type: 'string' },
+      in: { type: 'string' },
+      out: { type: 'string' },
       version: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -225,6 +231,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       };
       await store.close();
       process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return 0;
+    }
+    case 'decrypt': {
+      const keyFile = flags.key as string | undefined;
+      const metaFile = flags.meta as string | undefined;
+      const inFile = flags.in as string | undefined;
+      if (!keyFile || !metaFile || !inFile) throw new UsageError('decrypt needs --key, --meta and --in');
+      const r = await decryptBackup({
+        keyFile,
+        metaFile,
+        inFile,
+        out: (flags.out as string | undefined) ?? process.stdout,
+      });
+      process.stderr.write(
+        `decrypted ${r.bytesIn} bytes, ${r.segments} segments authenticated, SHA-256 matches\n`,
+      );
       return 0;
     }
     default:

@@ -12,6 +12,7 @@ import {
   type RestoreOptions,
   type TableStat,
 } from './engine.js';
+import { feedTool } from './tool-feed.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
 const EXACT_COUNT_MAX_BYTES = 512 * 1024 * 1024;
@@ -117,10 +118,10 @@ async function serverInfo(cl: pg.Client) {
 
 const STATS_SQL = `
   SELECT format('%I.%I', n.nspname, c.relname) AS tbl,
-         CASE WHEN pg_relation_size(c.oid) <= $1
+         CASE WHEN pg_relation_size(c.oid) <= $1 AND has_table_privilege(c.oid, 'SELECT')
               THEN (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
               ELSE greatest(c.reltuples, 0)::bigint END AS n,
-         pg_relation_size(c.oid) <= $1 AS exact
+         pg_relation_size(c.oid) <= $1 AND has_table_privilege(c.oid, 'SELECT') AS exact
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
    ORDER BY 1`;
@@ -212,7 +213,9 @@ export const postgresEngine: Engine = {
 
   async list(input: Readable) {
     const tool = await pickTool('pg_restore', 0);
-    const r = await execa(tool.path, ['--list'], { input, reject: false, buffer: true });
+    const proc = execa(tool.path, ['--list'], { stdin: 'pipe', reject: false, buffer: true });
+    await feedTool(input, proc.stdin!);
+    const r = await proc;
     if (r.exitCode !== 0) throw toolFailure('pg_restore --list', r);
     const entries = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).length;
     if (entries === 0) throw new EngineError('empty-dump', 'pg_restore --list found no entries');

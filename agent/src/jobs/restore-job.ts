@@ -12,6 +12,17 @@ import { every, type JobContext, JobError } from './job-context.js';
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
 type RestoreCommand = Extract<Command, { kind: 'restore' }>;
 
+/**
+ * Wait for the stream feeding a tool and the tool itself. When both fail, the
+ * stream's error is the cause (an integrity failure), the tool's a consequence.
+ */
+async function settleBoth<T>(feed: Promise<unknown>, tool: Promise<T>): Promise<T> {
+  const [f, t] = await Promise.allSettled([feed, tool]);
+  if (f.status === 'rejected') throw f.reason;
+  if (t.status === 'rejected') throw t.reason;
+  return t.value;
+}
+
 /** Read the whole stored object and check its size and SHA-256 against the metadata. */
 async function checkObject(src: Readable, meta: BackupMeta, ctx: JobContext) {
   const m = new Meter({ sha256: true });
@@ -58,8 +69,7 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
     const src = await store.read(meta.objectKey);
     const listed = engine.list(plain);
     const piped = pipeline(src, sha, decrypt, decompressor(meta.compressAlgo), plain);
-    const [, l] = await Promise.all([piped, listed]);
-    entries = l.entries;
+    entries = (await settleBoth(piped, listed)).entries;
   } catch (err) {
     throw new JobError('verify-failed', `verify failed: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -106,7 +116,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
       { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables },
       (m) => ctx.log('info', m),
     );
-    await Promise.all([pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring]);
+    await settleBoth(pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring);
   } finally {
     stop();
   }

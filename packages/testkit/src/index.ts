@@ -3,3 +3,4 @@ export * from './control-plane.js';
 export * from './net.js';
 export * from './postgres.js';
 export * from './processes.js';
+export * from './s3.js';

@@ -1,0 +1,90 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import S3rver from 's3rver';
+import { onCleanup, trackDir } from './processes.js';
+
+export interface S3Server {
+  endpoint: string;
+  bucket: string;
+  directory: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Multipart uploads started and neither completed nor aborted, read from s3rver's own store. */
+  pendingUploads(): { uploadId: string; key: string }[];
+  close(): Promise<void>;
+}
+
+type KoaCtx = {
+  method: string;
+  path: string;
+  query: Record<string, string | undefined>;
+  status: number;
+  body: unknown;
+  type: string;
+};
+
+/**
+ * s3rver (a real S3 protocol server from npm) on 127.0.0.1. s3rver 3.7 does not
+ * implement ListMultipartUploads or AbortMultipartUpload; both are added here
+ * on top of its own filesystem store, path-style only, so that the agent's
+ * cleanup of interrupted uploads runs against it as it would against S3.
+ */
+export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
+  const directory = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-s3-')));
+  const accessKeyId = 'S3RVER';
+  const secretAccessKey = 'S3RVER';
+  const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, allowMismatchedSignatures: true, configureBuckets: [{ name: bucket, configs: [] }] });
+  const uploadsDir = (b: string) => path.join(directory, b, '._S3rver_uploads');
+  const list = (b: string) =>
+    readdirSync(uploadsDir(b), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => ({ uploadId: d.name, key: readFileSync(path.join(uploadsDir(b), d.name, 'key'), 'utf8') }));
+  const safeList = (b: string) => {
+    try {
+      return list(b);
+    } catch {
+      return [];
+    }
+  };
+  const app = server as unknown as { middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[] };
+  app.middleware.unshift(async (ctx, next) => {
+    const parts = ctx.path.split('/').filter(Boolean);
+    const b = parts[0];
+    if (ctx.method === 'GET' && b && parts.length === 1 && 'uploads' in ctx.query) {
+      const prefix = ctx.query.prefix ?? '';
+      const uploads = safeList(b).filter((u) => u.key.startsWith(prefix));
+      ctx.type = 'application/xml';
+      ctx.body =
+        `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${b}</Bucket><IsTruncated>false</IsTruncated>` +
+        uploads.map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`).join('') +
+        '</ListMultipartUploadsResult>';
+      return;
+    }
+    const uploadId = ctx.query.uploadId;
+    if (ctx.method === 'DELETE' && b && parts.length > 1 && uploadId && /^[A-Za-z0-9_-]+$/.test(uploadId)) {
+      rmSync(path.join(uploadsDir(b), uploadId), { recursive: true, force: true });
+      ctx.status = 204;
+      return;
+    }
+    await next();
+  });
+  const addr = (await server.run()) as unknown as { address: string; port: number };
+  const close = async () => {
+    await server.close();
+  };
+  onCleanup(close);
+  return {
+    endpoint: `http://127.0.0.1:${addr.port}`,
+    bucket,
+    directory,
+    accessKeyId,
+    secretAccessKey,
+    pendingUploads: () => safeList(bucket),
+    close,
+  };
+}
+
+function escapeXml(s: string) {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
