@@ -3,8 +3,21 @@ import { randomUUID } from 'node:crypto';
 import { type ControlPlane, postgresBinDir, query, waitFor } from '@dbbackup/testkit';
 import { inject } from 'vitest';
 
-export type Job = { id: string; state: string; error: { code: string; message: string } | null; result: Record<string, unknown> | null; progress: Record<string, unknown> };
-export type Backup = { id: string; objectKey: string; filename: string; sizeBytes: number; sha256: string; meta: Record<string, unknown> };
+export type Job = {
+  id: string;
+  state: string;
+  error: { code: string; message: string } | null;
+  result: Record<string, unknown> | null;
+  progress: Record<string, unknown>;
+};
+export type Backup = {
+  id: string;
+  objectKey: string;
+  filename: string;
+  sizeBytes: number;
+  sha256: string;
+  meta: Record<string, unknown>;
+};
 
 export const adminUrl = () => inject('pgAdminUrl');
 export const dbUrl = (name: string) => adminUrl().replace(/\/[^/]*$/, `/${name}`);
@@ -16,12 +29,27 @@ export async function createDb(name = `src_${randomUUID().slice(0, 8)}`) {
 }
 
 export function pgTool(tool: string, args: string[], env: Record<string, string> = {}): string {
-  return execFileSync(`${postgresBinDir()}/${tool}`, args, { env: { ...process.env, ...env }, maxBuffer: 512 * 1024 * 1024 }).toString();
+  return execFileSync(`${postgresBinDir()}/${tool}`, args, {
+    env: { ...process.env, ...env },
+    maxBuffer: 512 * 1024 * 1024,
+  }).toString();
 }
 
 /** pgbench data, a second schema, bytea and a large object. */
 export async function seedDatabase(name: string, scale = 5) {
-  pgTool('pgbench', ['-i', '-s', String(scale), '-q', '-h', '127.0.0.1', '-p', String(pgPort()), '-U', 'postgres', name]);
+  pgTool('pgbench', [
+    '-i',
+    '-s',
+    String(scale),
+    '-q',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(pgPort()),
+    '-U',
+    'postgres',
+    name,
+  ]);
   await query(
     dbUrl(name),
     `CREATE SCHEMA extra;
@@ -34,7 +62,17 @@ export async function seedDatabase(name: string, scale = 5) {
 
 /** What must survive a round trip: schema, every row count, and an ordered hash of pgbench_accounts. */
 export async function fingerprint(name: string) {
-  const schema = pgTool('pg_dump', ['-s', '--no-owner', '-h', '127.0.0.1', '-p', String(pgPort()), '-U', 'postgres', name])
+  const schema = pgTool('pg_dump', [
+    '-s',
+    '--no-owner',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(pgPort()),
+    '-U',
+    'postgres',
+    name,
+  ])
     .split('\n')
     .filter((l) => !l.startsWith('--') && !l.startsWith('\\restrict') && !l.startsWith('\\unrestrict'))
     .join('\n');
@@ -44,10 +82,25 @@ export async function fingerprint(name: string) {
             (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', schemaname, relname), false, true, '')))[1]::text AS n
        FROM pg_stat_user_tables ORDER BY 1`,
   );
-  const md5 = await query<{ h: string }>(dbUrl(name), "SELECT md5(string_agg(aid::text || ':' || bid || ':' || abalance || ':' || filler, ',' ORDER BY aid)) AS h FROM pgbench_accounts");
-  const lo = await query<{ h: string }>(dbUrl(name), 'SELECT md5(string_agg(md5(lo_get(lo)), \',\' ORDER BY id)) AS h FROM extra.docs');
-  const bytea = await query<{ h: string }>(dbUrl(name), "SELECT md5(string_agg(md5(data), ',' ORDER BY id)) AS h FROM extra.blobs");
-  return { schema, counts: Object.fromEntries(counts.map((c) => [c.t, Number(c.n)])), accounts: md5[0]?.h, lo: lo[0]?.h, bytea: bytea[0]?.h };
+  const md5 = await query<{ h: string }>(
+    dbUrl(name),
+    "SELECT md5(string_agg(aid::text || ':' || bid || ':' || abalance || ':' || filler, ',' ORDER BY aid)) AS h FROM pgbench_accounts",
+  );
+  const lo = await query<{ h: string }>(
+    dbUrl(name),
+    "SELECT md5(string_agg(md5(lo_get(lo)), ',' ORDER BY id)) AS h FROM extra.docs",
+  );
+  const bytea = await query<{ h: string }>(
+    dbUrl(name),
+    "SELECT md5(string_agg(md5(data), ',' ORDER BY id)) AS h FROM extra.blobs",
+  );
+  return {
+    schema,
+    counts: Object.fromEntries(counts.map((c) => [c.t, Number(c.n)])),
+    accounts: md5[0]?.h,
+    lo: lo[0]?.h,
+    bytea: bytea[0]?.h,
+  };
 }
 
 export async function waitJob(cp: ControlPlane, jobId: string, timeoutMs = 120_000): Promise<Job> {
@@ -72,5 +125,7 @@ export async function runBackup(cp: ControlPlane, targetId: string): Promise<{ j
 }
 
 export async function jobLogs(cp: ControlPlane, jobId: string) {
-  return (await cp.api<{ items: { message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)).body.items.map((i) => i.message).join('\n');
+  return (await cp.api<{ items: { message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)).body.items
+    .map((i) => i.message)
+    .join('\n');
 }

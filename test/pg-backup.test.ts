@@ -1,11 +1,30 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ControlPlane, cleanupAll, query, type S3Server, startAgent, startS3, trackDir, waitFor } from '@dbbackup/testkit';
+import {
+  type ControlPlane,
+  cleanupAll,
+  query,
+  type S3Server,
+  startAgent,
+  startS3,
+  trackDir,
+  waitFor,
+} from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backup, createDb, fingerprint, type Job, jobLogs, pgPort, pgTool, runBackup, seedDatabase, waitJob } from './backup-support.js';
+import {
+  type Backup,
+  createDb,
+  fingerprint,
+  type Job,
+  jobLogs,
+  pgPort,
+  pgTool,
+  runBackup,
+  seedDatabase,
+  waitJob,
+} from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 const PLANTED_DB_PASSWORD = 'Planted-DB-Passw0rd-71c2';
@@ -20,7 +39,12 @@ let s3Storage: string;
 let localStorage: string;
 let localDir: string;
 
-async function target(name: string, storageId: string, database: string, extra: Record<string, unknown> = {}) {
+async function target(
+  name: string,
+  storageId: string,
+  database: string,
+  extra: Record<string, unknown> = {},
+) {
   const r = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
     engine: 'postgresql',
     name,
@@ -62,7 +86,11 @@ beforeAll(async () => {
   expect(s.status).toBe(201);
   s3Storage = s.body.id;
   localDir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-local-')));
-  const l = await cp.api<{ id: string }>('POST', '/api/v1/storage', { kind: 'local', name: 'disk', directory: localDir });
+  const l = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 'local',
+    name: 'disk',
+    directory: localDir,
+  });
   localStorage = l.body.id;
 }, 240_000);
 afterAll(cleanupAll);
@@ -87,11 +115,36 @@ describe('PostgreSQL backup and restore', () => {
     const stored = readFileSync(objectFile);
     expect(meta.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
     expect(meta.sizeBytes).toBe(stored.length);
-    for (const k of ['filename', 'version', 'dbType', 'dbHost', 'dbPort', 'dbName', 'startTime', 'endTime', 'durationMs', 'sizeBytes', 'sha256', 'compressAlgo', 'encryptAlgo', 'chunks', 'status', 'wrappedKey', 'engineVersion', 'toolVersion', 'agentId', 'tables']) {
+    for (const k of [
+      'filename',
+      'version',
+      'dbType',
+      'dbHost',
+      'dbPort',
+      'dbName',
+      'startTime',
+      'endTime',
+      'durationMs',
+      'sizeBytes',
+      'sha256',
+      'compressAlgo',
+      'encryptAlgo',
+      'chunks',
+      'status',
+      'wrappedKey',
+      'engineVersion',
+      'toolVersion',
+      'agentId',
+      'tables',
+    ]) {
       expect(meta, k).toHaveProperty(k);
     }
     expect(meta.wrappedKey.split('.')).toHaveLength(5);
-    expect(meta.tables.find((t: { table: string }) => t.table === 'public.pgbench_accounts')).toEqual({ table: 'public.pgbench_accounts', rows: 500000, exact: true });
+    expect(meta.tables.find((t: { table: string }) => t.table === 'public.pgbench_accounts')).toEqual({
+      table: 'public.pgbench_accounts',
+      rows: 500000,
+      exact: true,
+    });
     expect(s3.pendingUploads()).toEqual([]);
     const progress = (await cp.api<Job>('GET', `/api/v1/jobs/${job.id}`)).body.progress;
     expect(progress.bytesDumped).toBeGreaterThan(stored.length);
@@ -112,20 +165,23 @@ describe('PostgreSQL backup and restore', () => {
     expect(job.result).toMatchObject({ sha256: s3Backup.sha256 });
   });
 
-  it.each(['zstd', 'gzip', 'none'] as const)('round-trips through local disk with %s', async (compression) => {
-    const t = await target(`local-${compression}`, localStorage, source, { options: { compression } });
-    const { job, backup } = await runBackup(cp, t);
-    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
-    expect(backup!.meta.compressAlgo).toBe(compression);
-    const file = path.join(localDir, backup!.objectKey);
-    expect(existsSync(file)).toBe(true);
-    expect(existsSync(`${file}.meta.json`)).toBe(true);
-    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(backup!.sha256);
-    const db = `${source}_${compression}`;
-    const r = await restore(backup!.id, { database: db, conflict: 'create' });
-    expect(r.state, JSON.stringify(r.error)).toBe('succeeded');
-    expect(await fingerprint(db)).toEqual(before);
-  });
+  it.each(['zstd', 'gzip', 'none'] as const)(
+    'round-trips through local disk with %s',
+    async (compression) => {
+      const t = await target(`local-${compression}`, localStorage, source, { options: { compression } });
+      const { job, backup } = await runBackup(cp, t);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      expect(backup!.meta.compressAlgo).toBe(compression);
+      const file = path.join(localDir, backup!.objectKey);
+      expect(existsSync(file)).toBe(true);
+      expect(existsSync(`${file}.meta.json`)).toBe(true);
+      expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(backup!.sha256);
+      const db = `${source}_${compression}`;
+      const r = await restore(backup!.id, { database: db, conflict: 'create' });
+      expect(r.state, JSON.stringify(r.error)).toBe('succeeded');
+      expect(await fingerprint(db)).toEqual(before);
+    },
+  );
 
   it('refuses a second backup of the same target while one is queued or running', async () => {
     const t = await target('busy', localStorage, source);
@@ -140,7 +196,13 @@ describe('PostgreSQL backup and restore', () => {
     let good: Backup;
     let original: Buffer;
     let file: string;
-    const sentinel = async (db: string) => (await query<{ v: string }>(`${(await import('./backup-support.js')).dbUrl(db)}`, 'SELECT v FROM sentinel'))[0]?.v;
+    const sentinel = async (db: string) =>
+      (
+        await query<{ v: string }>(
+          `${(await import('./backup-support.js')).dbUrl(db)}`,
+          'SELECT v FROM sentinel',
+        )
+      )[0]?.v;
 
     beforeAll(async () => {
       const t = await target('damaged', localStorage, source, { options: { compression: 'none' } });
@@ -150,47 +212,72 @@ describe('PostgreSQL backup and restore', () => {
     });
 
     const damage: [string, (b: Buffer) => Buffer, RegExp][] = [
-      ['one flipped byte', (b) => {
-        const c = Buffer.from(b);
-        c[Math.floor(c.length / 2)]! ^= 0x01;
-        return c;
-      }, /checksum|SHA-256|authentication/],
+      [
+        'one flipped byte',
+        (b) => {
+          const c = Buffer.from(b);
+          c[Math.floor(c.length / 2)]! ^= 0x01;
+          return c;
+        },
+        /checksum|SHA-256|authentication/,
+      ],
       ['a truncated object', (b) => b.subarray(0, b.length - 1024 * 1024 - 16 - 100), /bytes|truncated/],
-      ['two swapped segments', (b) => {
-        const seg = 1024 * 1024 + 16;
-        const a = 32 + seg;
-        return Buffer.concat([b.subarray(0, a), b.subarray(a + seg, a + 2 * seg), b.subarray(a, a + seg), b.subarray(a + 2 * seg)]);
-      }, /checksum|SHA-256|authentication|out of order/],
+      [
+        'two swapped segments',
+        (b) => {
+          const seg = 1024 * 1024 + 16;
+          const a = 32 + seg;
+          return Buffer.concat([
+            b.subarray(0, a),
+            b.subarray(a + seg, a + 2 * seg),
+            b.subarray(a, a + seg),
+            b.subarray(a + 2 * seg),
+          ]);
+        },
+        /checksum|SHA-256|authentication|out of order/,
+      ],
     ];
 
-    it.each(damage)('%s: verify fails naming the problem; restore refuses and the target database is untouched', async (_n, mutate, reason) => {
-      writeFileSync(file, mutate(original));
-      try {
-        const v = await cp.api<Job>('POST', `/api/v1/backups/${good.id}/verify`);
-        const vj = await waitJob(cp, v.body.id);
-        expect(vj.state).toBe('failed');
-        expect(vj.error?.message).toMatch(reason);
+    it.each(damage)(
+      '%s: verify fails naming the problem; restore refuses and the target database is untouched',
+      async (_n, mutate, reason) => {
+        writeFileSync(file, mutate(original));
+        try {
+          const v = await cp.api<Job>('POST', `/api/v1/backups/${good.id}/verify`);
+          const vj = await waitJob(cp, v.body.id);
+          expect(vj.state).toBe('failed');
+          expect(vj.error?.message).toMatch(reason);
 
-        const db = await createDb();
-        await query((await import('./backup-support.js')).dbUrl(db), "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')");
-        const rj = await restore(good.id, { database: db, conflict: 'clean' });
-        expect(rj.state).toBe('failed');
-        expect(rj.error?.message).toMatch(/checksum|SHA-256|bytes|truncated/);
-        expect(await sentinel(db)).toBe('untouched');
-        const tables = await query<{ n: string }>((await import('./backup-support.js')).dbUrl(db), "SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')");
-        expect(Number(tables[0]?.n)).toBe(1);
-      } finally {
-        writeFileSync(file, original);
-      }
-    });
+          const db = await createDb();
+          await query(
+            (await import('./backup-support.js')).dbUrl(db),
+            "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')",
+          );
+          const rj = await restore(good.id, { database: db, conflict: 'clean' });
+          expect(rj.state).toBe('failed');
+          expect(rj.error?.message).toMatch(/checksum|SHA-256|bytes|truncated/);
+          expect(await sentinel(db)).toBe('untouched');
+          const tables = await query<{ n: string }>(
+            (await import('./backup-support.js')).dbUrl(db),
+            "SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')",
+          );
+          expect(Number(tables[0]?.n)).toBe(1);
+        } finally {
+          writeFileSync(file, original);
+        }
+      },
+    );
   });
 
   it('a failing pg_dump fails the job with pg_dump’s own message and stores nothing', async () => {
     const db = await createDb();
-    await query((await import('./backup-support.js')).dbUrl(db), `
+    await query(
+      (await import('./backup-support.js')).dbUrl(db),
+      `
       DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'limited') THEN CREATE ROLE limited LOGIN; END IF; END $$;
       CREATE TABLE secret_stuff (x int); INSERT INTO secret_stuff VALUES (1);
-      REVOKE ALL ON secret_stuff FROM PUBLIC;`);
+      REVOKE ALL ON secret_stuff FROM PUBLIC;`,
+    );
     const r = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
       engine: 'postgresql',
       name: 'no-permission',
@@ -224,13 +311,25 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('keeps only JWE-wrapped keys and no planted secret in the control plane’s tables or either process’s logs', async () => {
-    const dump = pgTool('pg_dump', ['--data-only', '-h', '127.0.0.1', '-p', String(new URL(cp.databaseUrl).port), '-U', 'postgres', new URL(cp.databaseUrl).pathname.slice(1)]);
+    const dump = pgTool('pg_dump', [
+      '--data-only',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(new URL(cp.databaseUrl).port),
+      '-U',
+      'postgres',
+      new URL(cp.databaseUrl).pathname.slice(1),
+    ]);
     expect(dump).not.toContain(PLANTED_S3_SECRET);
     expect(dump).not.toContain(PLANTED_DB_PASSWORD);
     const metas = await query<{ meta: { wrappedKey: string } }>(cp.databaseUrl, 'SELECT meta FROM backups');
     expect(metas.length).toBeGreaterThan(0);
     for (const m of metas) expect(m.meta.wrappedKey).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
-    const sealed = await query<{ secret_enc: string }>(cp.databaseUrl, "SELECT secret_enc FROM storage_profiles WHERE kind = 's3'");
+    const sealed = await query<{ secret_enc: string }>(
+      cp.databaseUrl,
+      "SELECT secret_enc FROM storage_profiles WHERE kind = 's3'",
+    );
     expect(sealed[0]?.secret_enc).toMatch(/^v1:/);
     const api = await cp.api('GET', `/api/v1/storage/${s3Storage}`);
     expect(JSON.stringify(api.body)).not.toContain(PLANTED_S3_SECRET);
@@ -245,14 +344,21 @@ describe('PostgreSQL backup and restore', () => {
   it('kill -9 of the agent mid-upload: after restart the job is failed (interrupted), no meta.json, no pending multipart upload', async () => {
     const t = await target('killed', s3Storage, source, { options: { compression: 'none' } });
     const r = await cp.api<Job>('POST', `/api/v1/targets/${t}/backups`);
-    await waitFor(async () => s3.pendingUploads().length > 0 || undefined, { timeoutMs: 60_000, intervalMs: 10, what: 'a multipart upload under way' });
+    await waitFor(async () => s3.pendingUploads().length > 0 || undefined, {
+      timeoutMs: 60_000,
+      intervalMs: 10,
+      what: 'a multipart upload under way',
+    });
     await agent.proc.kill('SIGKILL');
     expect(s3.pendingUploads().length).toBeGreaterThan(0);
     agent.restart();
     const job = await waitJob(cp, r.body.id);
     expect(job.state).toBe('failed');
     expect(job.error?.code).toBe('interrupted');
-    await waitFor(async () => s3.pendingUploads().length === 0, { timeoutMs: 20_000, what: 'upload aborted' });
+    await waitFor(async () => s3.pendingUploads().length === 0, {
+      timeoutMs: 20_000,
+      what: 'upload aborted',
+    });
     const { readdirSync } = await import('node:fs');
     const all = readdirSync(path.join(s3.directory, s3.bucket), { recursive: true }).map(String);
     expect(all.filter((f) => f.includes('killed_') && f.includes('.meta.json'))).toEqual([]);
@@ -269,10 +375,31 @@ describe('PostgreSQL backup and restore', () => {
     const objectFile = path.join(s3.directory, s3.bucket, `${s3Backup.objectKey}._S3rver_object`);
     const metaFile = path.join(s3.directory, s3.bucket, `${s3Backup.objectKey}.meta.json._S3rver_object`);
     const out = path.join(dir, 'restored.pgdump');
-    const r = await agent.run(['decrypt', '--key', keyFile, '--meta', metaFile, '--in', objectFile, '--out', out]);
+    const r = await agent.run([
+      'decrypt',
+      '--key',
+      keyFile,
+      '--meta',
+      metaFile,
+      '--in',
+      objectFile,
+      '--out',
+      out,
+    ]);
     expect(r.code, r.lines.join('\n')).toBe(0);
     const db = await createDb();
-    pgTool('pg_restore', ['--no-owner', '-h', '127.0.0.1', '-p', String(pgPort()), '-U', 'postgres', '-d', db, out]);
+    pgTool('pg_restore', [
+      '--no-owner',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(pgPort()),
+      '-U',
+      'postgres',
+      '-d',
+      db,
+      out,
+    ]);
     expect(await fingerprint(db)).toEqual(before);
     await cp.restart();
   });

@@ -34,7 +34,14 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
   const directory = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-s3-')));
   const accessKeyId = 'S3RVER';
   const secretAccessKey = 'S3RVER';
-  const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, allowMismatchedSignatures: true, configureBuckets: [{ name: bucket, configs: [] }] });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    directory,
+    silent: true,
+    allowMismatchedSignatures: true,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
   const uploadsDir = (b: string) => path.join(directory, b, '._S3rver_uploads');
   const list = (b: string) =>
     readdirSync(uploadsDir(b), { withFileTypes: true })
@@ -47,7 +54,9 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
       return [];
     }
   };
-  const app = server as unknown as { middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[] };
+  const app = server as unknown as {
+    middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[];
+  };
   app.middleware.unshift(async (ctx, next) => {
     const parts = ctx.path.split('/').filter(Boolean);
     const b = parts[0];
@@ -57,7 +66,9 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
       ctx.type = 'application/xml';
       ctx.body =
         `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${b}</Bucket><IsTruncated>false</IsTruncated>` +
-        uploads.map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`).join('') +
+        uploads
+          .map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`)
+          .join('') +
         '</ListMultipartUploadsResult>';
       return;
     }
