@@ -1,0 +1,218 @@
+/**
+ * pnpm bench:backup — the agent's backup and restore against the shell baseline, in one run.
+ *
+ *   BENCH_SCALE      pgbench scale of the first database (default 100)
+ *   BENCH_RANDOM_MB  size of the second, poorly compressible database (default 600)
+ *
+ * (a) pg_dump -Fc -Z0 | zstd -3 -T0 > file      (b) agent backup to local disk
+ * (c) agent backup to s3rver                      (d) pg_restore from a local file into an empty database
+ * (e) agent restore from local disk
+ * Prints wall and CPU seconds, MB/s of table data, b/a and e/d, and the agent's idle and peak RSS.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  cleanupAll,
+  createEnrollmentToken,
+  postgresBinDir,
+  query,
+  startAgent,
+  startControlPlane,
+  startPostgres,
+  startS3,
+  trackDir,
+  waitFor,
+} from '@dbbackup/testkit';
+
+const SCALE = Number(process.env.BENCH_SCALE ?? 100);
+const RANDOM_MB = Number(process.env.BENCH_RANDOM_MB ?? 600);
+const bin = postgresBinDir();
+const TICK = 100; // clock ticks per second on Linux
+
+type Run = { wall: number; cpu: number };
+
+function procCpu(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  // utime stime cutime cstime: fields 14-17 (1-based) = index 11..14 after the command.
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
+}
+function procRss(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+function shell(script: string, env: Record<string, string>): Run {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('bash', ['-c', `set -o pipefail; ${script}; times`], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${script}: ${r.stderr}`);
+  // `times` prints shell then children user/sys as "XmY.YYYs XmY.YYYs".
+  const lines = r.stdout.trim().split('\n');
+  const child = lines[lines.length - 1]!.match(/(\d+)m([\d.]+)s/g)!.map((x) => {
+    const m = /(\d+)m([\d.]+)s/.exec(x)!;
+    return Number(m[1]) * 60 + Number(m[2]);
+  });
+  return { wall, cpu: child.reduce((a, b) => a + b, 0) };
+}
+
+async function main() {
+  const pg = await startPostgres();
+  const port = String(pg.port);
+  const pgEnv = { PGHOST: '127.0.0.1', PGPORT: port, PGUSER: 'postgres' };
+  const psql = (db: string, sql: string) =>
+    execFileSync(`${bin}/psql`, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', sql], {
+      env: { ...process.env, ...pgEnv },
+    });
+
+  console.log(`preparing: pgbench scale ${SCALE}, random ${RANDOM_MB} MB ...`);
+  psql('postgres', 'CREATE DATABASE bench_pgbench');
+  execFileSync(`${bin}/pgbench`, ['-i', '-q', '-s', String(SCALE), 'bench_pgbench'], {
+    env: { ...process.env, ...pgEnv },
+    stdio: 'ignore',
+  });
+  psql('postgres', 'CREATE DATABASE bench_random');
+  // sysbench-style rows: c char(120) and pad char(60) of random hex; ~250 bytes a row on disk.
+  const rows = Math.round((RANDOM_MB * 1024 * 1024) / 250);
+  psql(
+    'bench_random',
+    `CREATE TABLE sbtest1 (id serial PRIMARY KEY, k int NOT NULL, c char(120) NOT NULL, pad char(60) NOT NULL);
+     INSERT INTO sbtest1 (k, c, pad) SELECT (random()*1e6)::int,
+       substr(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 120),
+       substr(md5(random()::text) || md5(random()::text), 1, 60) FROM generate_series(1, ${rows});`,
+  );
+  psql('bench_random', 'VACUUM ANALYZE sbtest1');
+
+  const cp = await startControlPlane({
+    databaseUrl: await pg.createDatabase('cp'),
+    heartbeatIntervalMs: 5000,
+  });
+  const s3 = await startS3();
+  const agent = await startAgent(cp);
+  await waitFor(
+    async () =>
+      (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',
+  );
+  await new Promise((r) => setTimeout(r, 3000));
+  const pid = agent.proc.child.pid!;
+  const idleRss = procRss(pid, 'VmRSS');
+  const dir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-bench-')));
+  const local = (
+    await cp.api<{ id: string }>('POST', '/api/v1/storage', { kind: 'local', name: 'disk', directory: dir })
+  ).body.id;
+  const s3p = (
+    await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+      kind: 's3',
+      name: 's3',
+      endpoint: s3.endpoint,
+      bucket: s3.bucket,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    })
+  ).body.id;
+
+  async function agentJob(
+    post: () => Promise<{ id: string }>,
+  ): Promise<Run & { result: Record<string, unknown> }> {
+    const cpu0 = procCpu(pid);
+    const t0 = process.hrtime.bigint();
+    const job = await post();
+    const { value } = await waitFor(
+      async () => {
+        const j = (
+          await cp.api<{ state: string; result: Record<string, unknown>; error: unknown }>(
+            'GET',
+            `/api/v1/jobs/${job.id}`,
+          )
+        ).body;
+        return ['succeeded', 'failed'].includes(j.state) ? j : undefined;
+      },
+      { timeoutMs: 3_600_000, intervalMs: 100 },
+    );
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
+    return { wall, cpu: procCpu(pid) - cpu0, result: value.result };
+  }
+
+  const results: string[] = [];
+  const fmt = (n: number) => n.toFixed(2).padStart(8);
+  for (const db of ['bench_pgbench', 'bench_random']) {
+    const size =
+      Number(
+        (await query<{ s: string }>(pg.url(db), 'SELECT pg_database_size(current_database()) AS s'))[0]!.s,
+      ) /
+      1024 /
+      1024;
+    const target = async (name: string, storageId: string) =>
+      (
+        await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+          engine: 'postgresql',
+          name,
+          connection: { host: '127.0.0.1', port: pg.port, database: db, user: 'postgres' },
+          storageId,
+        })
+      ).body.id;
+    const tLocal = await target(`${db}-local`, local);
+    const tS3 = await target(`${db}-s3`, s3p);
+
+    const a = shell(`${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q > ${dir}/${db}.baseline.zst`, pgEnv);
+    const b = await agentJob(
+      async () => (await cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
+    );
+    const c = await agentJob(
+      async () => (await cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
+    );
+    execFileSync(`${bin}/pg_dump`, ['-Fc', '-Z0', '-f', `${dir}/${db}.plain.pgdump`, db], {
+      env: { ...process.env, ...pgEnv },
+    });
+    psql('postgres', `CREATE DATABASE ${db}_d`);
+    const d = shell(`${bin}/pg_restore -d ${db}_d ${dir}/${db}.plain.pgdump`, pgEnv);
+    const backupId = (b.result as { backupId: string }).backupId;
+    const e = await agentJob(
+      async () =>
+        (
+          await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
+            database: `${db}_e`,
+            conflict: 'create',
+          })
+        ).body,
+    );
+    const stored = Number((b.result as { sizeBytes: number }).sizeBytes) / 1024 / 1024;
+    results.push(`\n${db}: database ${size.toFixed(0)} MB, agent backup stored ${stored.toFixed(1)} MB`);
+    results.push('                                   wall s    cpu s     MB/s');
+    for (const [label, r] of [
+      ['(a) pg_dump -Fc -Z0 | zstd -3 -T0', a],
+      ['(b) agent backup -> local disk', b],
+      ['(c) agent backup -> s3rver', c],
+      ['(d) pg_restore from local file', d],
+      ['(e) agent restore from local disk', e],
+    ] as const) {
+      results.push(`  ${label.padEnd(32)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)}`);
+    }
+    results.push(
+      `  b/a = ${(b.wall / a.wall).toFixed(3)}   c/a = ${(c.wall / a.wall).toFixed(3)}   e/d = ${(e.wall / d.wall).toFixed(3)}`,
+    );
+  }
+  const peakRss = procRss(pid, 'VmHWM');
+  results.push(
+    `\nagent RSS: idle ${idleRss.toFixed(1)} MB, peak ${peakRss.toFixed(1)} MB (VmHWM, whole run; dump tools are separate processes)`,
+  );
+  console.log(results.join('\n'));
+  void createEnrollmentToken;
+  await cleanupAll();
+  await pg.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    console.error(err);
+    await cleanupAll();
+    process.exit(1);
+  },
+);
