@@ -91,6 +91,9 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     );
     (s as Server).once('error', reject);
   });
+  // Longer than a typical load balancer's idle timeout (60 s), so the balancer closes idle connections first.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   gateway.attach(server);
   const port = (server.address() as AddressInfo).port;
 
