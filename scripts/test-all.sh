@@ -21,22 +21,28 @@ fi
 command -v pnpm >/dev/null 2>&1 || as_root npm install -g pnpm@10 >/dev/null
 pnpm install --frozen-lockfile --reporter=append-only
 
-pnpm run lint
-pnpm run typecheck
+# Lint and type-check failures are counted as failures, but the tests still run and the summary is printed.
+set +e
+extra_failed=0
+pnpm run lint || extra_failed=$((extra_failed + 1))
+pnpm run typecheck || extra_failed=$((extra_failed + 1))
 
 mkdir -p .tmp
-set +e
+rm -f .tmp/vitest-results.json
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-results.json
 status=$?
 set -e
+if [ "$extra_failed" -gt 0 ] && [ "$status" -eq 0 ]; then status=1; fi
+export EXTRA_FAILED="$extra_failed"
 node -e '
   const fs = require("fs");
   let r;
   try { r = JSON.parse(fs.readFileSync(".tmp/vitest-results.json", "utf8")); }
-  catch { console.log("0 passed, 1 failed"); process.exit(0); }
+  catch { console.log(`0 passed, ${1 + Number(process.env.EXTRA_FAILED || 0)} failed`); process.exit(0); }
   const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
   // A file that failed to load has no test results; count it as a failure.
   const broken = (r.testResults || []).filter((f) => f.status === "failed" && (f.assertionResults || []).length === 0).length;
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests + broken} failed, ${skipped} skipped`);
+  const extra = Number(process.env.EXTRA_FAILED || 0);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests + broken + extra} failed, ${skipped} skipped`);
 '
 exit $status

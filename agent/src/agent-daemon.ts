@@ -204,7 +204,9 @@ export class AgentDaemon {
   async #abortUnfinishedUploads() {
     for (const u of await this.#store.unfinishedUploads()) {
       try {
-        const n = await openStore(StorageSpec.parse(JSON.parse(u.storage))).cleanupUnfinished(u.object_key);
+        const n = await (await openStore(StorageSpec.parse(JSON.parse(u.storage)))).cleanupUnfinished(
+          u.object_key,
+        );
         this.#o.log.warn(
           { jobId: u.job_id, key: u.object_key, aborted: n },
           'aborted the unfinished upload of an interrupted job',

@@ -4,7 +4,7 @@ import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
 import { COMPRESS_EXT, compressor, hasZstd } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
-import { Gate, Meter } from '../pipeline/meter.js';
+import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
 import { openStore } from '../storage/object-store.js';
 import { backupObjectPath } from './backup-naming.js';
@@ -35,7 +35,7 @@ export async function runBackup(
     algo = 'gzip';
   }
   const ext = `${engine.formatExtension}${COMPRESS_EXT[algo]}.enc`;
-  const store = openStore(storage);
+  const store = await openStore(storage);
   const { relative, filename } = backupObjectPath({
     env: cmd.naming.env,
     agentName: cmd.naming.agentName,
@@ -62,24 +62,24 @@ export async function runBackup(
     objectKey,
     (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId),
   );
-  const dumped = new Meter();
-  const stored = new Meter({ sha256: true });
+  const dumped = new Meter({ until: dump.done });
   const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
   dataKey.fill(0);
-  const stopProgress = every(1000, () => ctx.progress('upload', dumped.bytes, stored.bytes));
+  const stopProgress = every(1000, () => ctx.progress('upload', dumped.bytes, encrypt.bytesOut));
   try {
     await pipeline(
       dump.stdout,
-      new Gate(dump.done),
       dumped,
       compressor(algo, target.options.compressionLevel),
       encrypt,
-      stored,
       writer.stream,
     );
     const { sizeBytes } = await writer.commit();
-    if (sizeBytes !== stored.bytes) {
-      throw new JobError('size-mismatch', `storage holds ${sizeBytes} bytes but ${stored.bytes} were sent`);
+    if (sizeBytes !== encrypt.bytesOut) {
+      throw new JobError(
+        'size-mismatch',
+        `storage holds ${sizeBytes} bytes but ${encrypt.bytesOut} were sent`,
+      );
     }
   } catch (err) {
     stopProgress();
@@ -88,6 +88,8 @@ export async function runBackup(
     throw err;
   }
   stopProgress();
+  const stored = { bytes: encrypt.bytesOut };
+  const sha256 = encrypt.digest();
   ctx.progress('commit', dumped.bytes, stored.bytes);
   const ended = new Date();
   const meta: BackupMeta = {
@@ -107,7 +109,7 @@ export async function runBackup(
     durationMs: ended.getTime() - started.getTime(),
     sizeBytes: stored.bytes,
     dumpBytes: dumped.bytes,
-    sha256: stored.digest(),
+    sha256,
     compressAlgo: algo,
     encryptAlgo: ENCRYPT_ALGO,
     segmentBytes: DEFAULT_SEGMENT_BYTES,

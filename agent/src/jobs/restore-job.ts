@@ -56,7 +56,7 @@ async function checkObject(src: Readable, meta: BackupMeta, ctx: JobContext) {
  */
 export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
   const { meta } = cmd;
-  const store = openStore(cmd.storage);
+  const store = await openStore(cmd.storage);
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
   const sha = new Meter({ sha256: true });
   const decrypt = new DecryptStream(key);
@@ -98,7 +98,7 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
  */
 export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
-  const store = openStore(cmd.storage);
+  const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
   await checkObject(await store.read(meta.objectKey), meta, ctx);
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());

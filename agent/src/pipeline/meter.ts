@@ -1,14 +1,29 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
-/** Counts (and optionally hashes) the bytes that pass, without holding any. */
+/**
+ * Counts (and optionally hashes) the bytes that pass, without holding any.
+ * With `until`, it also waits for that promise before ending: a failing
+ * producer (a dump tool exiting non-zero) fails the pipeline before its end
+ * reaches storage, so an upload is never completed from a partial dump.
+ */
 export class Meter extends Transform {
   bytes = 0;
   readonly #hash: Hash | undefined;
+  readonly #until: Promise<unknown> | undefined;
 
-  constructor({ sha256 = false }: { sha256?: boolean } = {}) {
+  constructor({ sha256 = false, until }: { sha256?: boolean; until?: Promise<unknown> } = {}) {
     super({ highWaterMark: 1024 * 1024 });
     this.#hash = sha256 ? createHash('sha256') : undefined;
+    this.#until = until;
+  }
+
+  override _flush(cb: TransformCallback) {
+    if (!this.#until) return cb();
+    this.#until.then(
+      () => cb(),
+      (err) => cb(err as Error),
+    );
   }
 
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
@@ -20,23 +35,5 @@ export class Meter extends Transform {
   digest(): string {
     if (!this.#hash) throw new Error('meter does not hash');
     return this.#hash.digest('hex');
-  }
-}
-
-/** Passes bytes through, and at the end waits for `done`: a failing producer fails the pipeline before its end. */
-export class Gate extends Transform {
-  readonly #done: Promise<unknown>;
-  constructor(done: Promise<unknown>) {
-    super({ highWaterMark: 1024 * 1024 });
-    this.#done = done;
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback) {
-    this.#done.then(
-      () => cb(),
-      (err) => cb(err as Error),
-    );
   }
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, type Hash, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -43,10 +43,13 @@ export class EncryptStream extends Transform {
   #buffered = 0;
   #counter = 0;
   #headerSent = false;
+  readonly #hash: Hash = createHash('sha256');
   segments = 0;
+  /** Bytes written out (header, ciphertext and tags): the stored object's size. */
+  bytesOut = 0;
 
   constructor(key: Buffer, segmentBytes = DEFAULT_SEGMENT_BYTES) {
-    super();
+    super({ highWaterMark: 2 * segmentBytes });
     if (key.length !== 32) throw new Error('data key must be 32 bytes');
     this.#key = key;
     this.#segment = segmentBytes;
@@ -65,9 +68,21 @@ export class EncryptStream extends Transform {
     return out;
   }
 
+  /** Push out, hashing and counting what is stored. */
+  #emit(b: Buffer) {
+    this.#hash.update(b);
+    this.bytesOut += b.length;
+    this.push(b);
+  }
+
+  /** SHA-256 (hex) of everything written out; call once, after the end. */
+  digest(): string {
+    return this.#hash.digest('hex');
+  }
+
   #sendHeader() {
     if (!this.#headerSent) {
-      this.push(this.#header);
+      this.#emit(this.#header);
       this.#headerSent = true;
     }
   }
@@ -80,7 +95,7 @@ export class EncryptStream extends Transform {
     if (this.#buffered > this.#segment) {
       let all = Buffer.concat(this.#buf);
       while (all.length > this.#segment) {
-        this.push(this.#seal(all.subarray(0, this.#segment), false));
+        this.#emit(this.#seal(all.subarray(0, this.#segment), false));
         all = all.subarray(this.#segment);
       }
       this.#buf = [all];
@@ -91,7 +106,7 @@ export class EncryptStream extends Transform {
 
   override _flush(cb: TransformCallback) {
     this.#sendHeader();
-    this.push(this.#seal(Buffer.concat(this.#buf), true));
+    this.#emit(this.#seal(Buffer.concat(this.#buf), true));
     this.#buf = [];
     cb();
   }
@@ -109,7 +124,7 @@ export class DecryptStream extends Transform {
   segments = 0;
 
   constructor(key: Buffer) {
-    super();
+    super({ highWaterMark: 2 * DEFAULT_SEGMENT_BYTES });
     if (key.length !== 32) throw new Error('data key must be 32 bytes');
     this.#key = key;
   }

@@ -1,7 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { StorageSpec } from '@dbbackup/proto';
 import { LocalStore } from './local-store.js';
-import { S3Store } from './s3-store.js';
 
 export interface ObjectWriter {
   /** Where the object's bytes go; backpressure flows back through it. */
@@ -25,8 +24,11 @@ export interface ObjectStore {
   cleanupUnfinished(key: string): Promise<number>;
 }
 
-export function openStore(spec: StorageSpec): ObjectStore {
-  return spec.kind === 's3' ? new S3Store(spec) : new LocalStore(spec);
+/** The AWS SDK is loaded only by agents that use S3 (it is most of an idle agent's memory otherwise). */
+export async function openStore(spec: StorageSpec): Promise<ObjectStore> {
+  if (spec.kind === 'local') return new LocalStore(spec);
+  const { S3Store } = await import('./s3-store.js');
+  return new S3Store(spec);
 }
 
 export function joinKey(prefix: string, relative: string): string {
