@@ -72,7 +72,7 @@ async function main() {
 
   console.log(`preparing: pgbench scale ${SCALE}, random ${RANDOM_MB} MB ...`);
   psql('postgres', 'CREATE DATABASE bench_pgbench');
-  execFileSync(`${bin}/pgbench`, ['-i', '-q', '-s', String(SCALE), 'bench_pgbench'], {
+  if (process.env.BENCH_ONLY !== 'random') execFileSync(`${bin}/pgbench`, ['-i', '-q', '-s', String(SCALE), 'bench_pgbench'], {
     env: { ...process.env, ...pgEnv },
     stdio: 'ignore',
   });
@@ -93,7 +93,9 @@ async function main() {
     heartbeatIntervalMs: 5000,
   });
   const s3 = await startS3();
-  const agent = await startAgent(cp);
+  // BENCH_PROFILE=dir writes a V8 CPU profile of the agent there (on its graceful exit at the end).
+  const profileDir = process.env.BENCH_PROFILE;
+  const agent = await startAgent(cp, profileDir ? { env: { DBBACKUP_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profileDir}` } } : {});
   await waitFor(
     async () =>
       (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',
@@ -141,7 +143,8 @@ async function main() {
 
   const results: string[] = [];
   const fmt = (n: number) => n.toFixed(2).padStart(8);
-  for (const db of ['bench_pgbench', 'bench_random']) {
+  const only = process.env.BENCH_ONLY;
+  for (const db of ['bench_pgbench', 'bench_random'].filter((d) => !only || d.endsWith(only))) {
     const size =
       Number(
         (await query<{ s: string }>(pg.url(db), 'SELECT pg_database_size(current_database()) AS s'))[0]!.s,
@@ -204,6 +207,7 @@ async function main() {
   );
   console.log(results.join('\n'));
   void createEnrollmentToken;
+  await agent.proc.kill('SIGTERM');
   await cleanupAll();
   await pg.stop();
 }

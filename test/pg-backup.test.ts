@@ -158,6 +158,32 @@ describe('PostgreSQL backup and restore', () => {
     expect(after).toEqual(before);
   });
 
+  it('restores only the named tables when asked, and checks their row counts', async () => {
+    const db = `${source}_sel`;
+    const job = await restore(s3Backup.id, {
+      database: db,
+      conflict: 'create',
+      tables: ['pgbench_branches', 'extra.blobs'],
+    });
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    const { dbUrl } = await import('./backup-support.js');
+    const tables = await query<{ t: string }>(
+      dbUrl(db),
+      "SELECT schemaname || '.' || tablename AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1",
+    );
+    expect(tables.map((t) => t.t)).toEqual(['extra.blobs', 'public.pgbench_branches']);
+    expect(job.result).toMatchObject({ tablesChecked: expect.any(Number) });
+    const n = await query<{ n: string }>(dbUrl(db), 'SELECT count(*) AS n FROM pgbench_branches');
+    expect(Number(n[0]?.n)).toBe(before.counts['public.pgbench_branches']);
+  });
+
+  it('refuses to restore into a non-empty database under the default policy, changing nothing', async () => {
+    const job = await restore(s3Backup.id, { database: source });
+    expect(job.state).toBe('failed');
+    expect(job.error?.message).toMatch(/is not empty/);
+    expect(await fingerprint(source)).toEqual(before);
+  });
+
   it('verifies a good backup', async () => {
     const r = await cp.api<Job>('POST', `/api/v1/backups/${s3Backup.id}/verify`);
     const job = await waitJob(cp, r.body.id);

@@ -128,7 +128,10 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
     ctx.log('error', `post-restore check: row counts differ: ${list}`);
     throw new JobError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
   }
-  const checked = meta.tables.filter((t) => t.exact).length;
+  const wanted = cmd.tables?.length
+    ? meta.tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
+    : meta.tables;
+  const checked = wanted.filter((t) => t.exact).length;
   ctx.log('info', `restored ${meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`);
   return { database: cmd.database, tablesChecked: checked, bytes: plain.bytes };
 }

@@ -60,12 +60,16 @@ export class EncryptStream extends Transform {
     this.#prefix.copy(this.#header, 12);
   }
 
-  #seal(plain: Buffer, last: boolean): Buffer {
+  /** Encrypt one segment and push ciphertext and tag as they are (no copy into one buffer). */
+  #seal(plain: Buffer, last: boolean): void {
     const c = createCipheriv('aes-256-gcm', this.#key, nonce(this.#prefix, this.#counter++, last));
     c.setAAD(this.#header);
-    const out = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    const body = c.update(plain);
+    const fin = c.final();
+    if (body.length) this.#emit(body);
+    if (fin.length) this.#emit(fin);
+    this.#emit(c.getAuthTag());
     this.segments++;
-    return out;
   }
 
   /** Push out, hashing and counting what is stored. */
@@ -95,7 +99,7 @@ export class EncryptStream extends Transform {
     if (this.#buffered > this.#segment) {
       let all = Buffer.concat(this.#buf);
       while (all.length > this.#segment) {
-        this.#emit(this.#seal(all.subarray(0, this.#segment), false));
+        this.#seal(all.subarray(0, this.#segment), false);
         all = all.subarray(this.#segment);
       }
       this.#buf = [all];
@@ -106,7 +110,7 @@ export class EncryptStream extends Transform {
 
   override _flush(cb: TransformCallback) {
     this.#sendHeader();
-    this.#emit(this.#seal(Buffer.concat(this.#buf), true));
+    this.#seal(Buffer.concat(this.#buf), true);
     this.#buf = [];
     cb();
   }
@@ -136,9 +140,11 @@ export class DecryptStream extends Transform {
     d.setAAD(header);
     d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
-      const out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+      // update() hands back plaintext before the tag is checked; it is returned only once final() has checked it.
+      const body = d.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+      const fin = d.final();
       this.segments++;
-      return out;
+      return fin.length ? Buffer.concat([body, fin]) : body;
     } catch {
       throw new IntegrityError(
         last
