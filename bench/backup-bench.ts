@@ -72,10 +72,11 @@ async function main() {
 
   console.log(`preparing: pgbench scale ${SCALE}, random ${RANDOM_MB} MB ...`);
   psql('postgres', 'CREATE DATABASE bench_pgbench');
-  if (process.env.BENCH_ONLY !== 'random') execFileSync(`${bin}/pgbench`, ['-i', '-q', '-s', String(SCALE), 'bench_pgbench'], {
-    env: { ...process.env, ...pgEnv },
-    stdio: 'ignore',
-  });
+  if (process.env.BENCH_ONLY !== 'random')
+    execFileSync(`${bin}/pgbench`, ['-i', '-q', '-s', String(SCALE), 'bench_pgbench'], {
+      env: { ...process.env, ...pgEnv },
+      stdio: 'ignore',
+    });
   psql('postgres', 'CREATE DATABASE bench_random');
   // sysbench-style rows: c char(120) and pad char(60) of random hex; ~250 bytes a row on disk.
   const rows = Math.round((RANDOM_MB * 1024 * 1024) / 250);
@@ -95,7 +96,10 @@ async function main() {
   const s3 = await startS3();
   // BENCH_PROFILE=dir writes a V8 CPU profile of the agent there (on its graceful exit at the end).
   const profileDir = process.env.BENCH_PROFILE;
-  const agent = await startAgent(cp, profileDir ? { env: { DBBACKUP_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profileDir}` } } : {});
+  const agent = await startAgent(
+    cp,
+    profileDir ? { env: { DBBACKUP_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profileDir}` } } : {},
+  );
   await waitFor(
     async () =>
       (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',

@@ -7,4 +7,5 @@ if ! command -v pnpm >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then npm install -g pnpm@10; else npm install -g pnpm@10 || sudo npm install -g pnpm@10; fi
 fi
 pnpm install --frozen-lockfile --reporter=silent
+pnpm --filter @dbbackup/agent run build
 exec node --import "$(pwd)/control-plane/node_modules/tsx/dist/esm/index.mjs" scripts/quickstart.ts

@@ -1,4 +1,6 @@
-import { cleanupAll, startPostgres } from '@dbbackup/testkit';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { cleanupAll, REPO_ROOT, startPostgres } from '@dbbackup/testkit';
 import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
@@ -9,6 +11,8 @@ declare module 'vitest' {
 
 /** One real PostgreSQL cluster for the whole run; each test file makes its own databases in it. */
 export default async function setup(project: TestProject) {
+  // The agent runs from its esbuild bundle, as users run it: build it from the current sources.
+  execFileSync('node', ['build.mjs'], { cwd: path.join(REPO_ROOT, 'agent'), stdio: 'inherit' });
   const pg = await startPostgres();
   project.provide('pgAdminUrl', pg.url());
   return async () => {

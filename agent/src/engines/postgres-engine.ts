@@ -223,6 +223,14 @@ export const postgresEngine: Engine = {
   },
 
   async restore(t, input, o: RestoreOptions, log) {
+    const qualified = (o.tables ?? []).filter((x) => x.includes('.'));
+    const schemasNamed = new Set(qualified.map((x) => x.split('.', 1)[0]));
+    if (schemasNamed.size > 1 || (qualified.length > 0 && qualified.length !== (o.tables ?? []).length)) {
+      throw new EngineError(
+        'selection-unsupported',
+        'pg_restore selects tables from one schema at a time: name tables all unqualified or all in the same schema',
+      );
+    }
     const admin = await client(t, t.connection.database === o.database ? 'postgres' : t.connection.database);
     let serverMajor: number;
     try {
@@ -262,6 +270,19 @@ export const postgresEngine: Engine = {
         await cl.end().catch(() => {});
       }
     }
+    // pg_restore --table restores the table alone, not its schema: make the schemas of
+    // schema-qualified names first, so a selective restore works into a new database.
+    const schemas = [
+      ...new Set((o.tables ?? []).filter((t) => t.includes('.')).map((t) => t.split('.', 1)[0]!)),
+    ];
+    if (schemas.length) {
+      const cl = await client(t, o.database);
+      try {
+        for (const sc of schemas) await cl.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(sc)}`);
+      } finally {
+        await cl.end().catch(() => {});
+      }
+    }
     const tool = await pickTool('pg_restore', serverMajor);
     const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${o.database}`];
     if (o.conflict === 'clean') args.push('--clean', '--if-exists');
@@ -272,12 +293,16 @@ export const postgresEngine: Engine = {
     }
     log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
     const env = { ...libpqEnv(t), PGDATABASE: o.database };
-    const r = await execa(tool.path, args, {
-      input,
+    // pg_restore may stop reading early (a selective restore has what it needs); the
+    // stream is drained to its end regardless, so every segment is still authenticated.
+    const proc = execa(tool.path, args, {
+      stdin: 'pipe',
       env,
       reject: false,
       buffer: { stdout: false, stderr: true },
     });
+    await feedTool(input, proc.stdin!);
+    const r = await proc;
     if (r.exitCode !== 0) throw toolFailure('pg_restore', r);
   },
 

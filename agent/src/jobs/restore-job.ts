@@ -13,14 +13,33 @@ type VerifyCommand = Extract<Command, { kind: 'verify' }>;
 type RestoreCommand = Extract<Command, { kind: 'restore' }>;
 
 /**
- * Wait for the stream feeding a tool and the tool itself. When both fail, the
- * stream's error is the cause (an integrity failure), the tool's a consequence.
+ * Wait for the stream feeding a tool and for the tool. Whichever fails first is
+ * the cause: an integrity failure in the stream makes the tool fail too; a tool
+ * that refuses before reading (a non-empty target, say) would otherwise leave the
+ * stream stalled on backpressure for ever, so the stream is torn down then.
  */
-async function settleBoth<T>(feed: Promise<unknown>, tool: Promise<T>): Promise<T> {
-  const [f, t] = await Promise.allSettled([feed, tool]);
-  if (f.status === 'rejected') throw f.reason;
-  if (t.status === 'rejected') throw t.reason;
-  return t.value;
+async function settleBoth<T>(
+  feed: Promise<unknown>,
+  tool: Promise<T>,
+  feedTail: { destroy(err?: Error): void },
+): Promise<T> {
+  let first: unknown;
+  let failed = false;
+  const fail = (err: unknown) => {
+    if (!failed) {
+      failed = true;
+      first = err;
+    }
+  };
+  const f = feed.catch((err) => fail(err));
+  const t = tool.catch((err) => {
+    fail(err);
+    feedTail.destroy(err as Error);
+    return undefined;
+  });
+  const [, value] = await Promise.all([f, t]);
+  if (failed) throw first;
+  return value as T;
 }
 
 /** Read the whole stored object and check its size and SHA-256 against the metadata. */
@@ -69,7 +88,7 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
     const src = await store.read(meta.objectKey);
     const listed = engine.list(plain);
     const piped = pipeline(src, sha, decrypt, decompressor(meta.compressAlgo), plain);
-    entries = (await settleBoth(piped, listed)).entries;
+    entries = (await settleBoth(piped, listed, plain)).entries;
   } catch (err) {
     throw new JobError('verify-failed', `verify failed: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -116,7 +135,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
       { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables },
       (m) => ctx.log('info', m),
     );
-    await settleBoth(pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring);
+    await settleBoth(pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring, plain);
   } finally {
     stop();
   }
