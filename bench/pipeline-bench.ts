@@ -32,9 +32,12 @@ async function time(fn: () => Promise<void> | void) {
 }
 
 async function main() {
-  // Random hex: compresses about 2:1, like real text columns.
+  // BENCH_KIND=hex (default): random hex, compresses about 2:1 like real text columns;
+  // BENCH_KIND=repetitive: compresses over 100:1, like pgbench data.
   const out = createWriteStream(input);
-  for (let i = 0; i < MB; i++) out.write(randomBytes(512 * 1024).toString('hex'));
+  const repetitive = process.env.BENCH_KIND === 'repetitive';
+  const block = Buffer.alloc(1024 * 1024, 'pgbench_accounts filler                                             |');
+  for (let i = 0; i < MB; i++) out.write(repetitive ? block : randomBytes(512 * 1024).toString('hex'));
   await new Promise<void>((r) => out.end(r));
   const key = randomBytes(32);
   const a = await time(() => {
