@@ -36,7 +36,10 @@ async function main() {
   // BENCH_KIND=repetitive: compresses over 100:1, like pgbench data.
   const out = createWriteStream(input);
   const repetitive = process.env.BENCH_KIND === 'repetitive';
-  const block = Buffer.alloc(1024 * 1024, 'pgbench_accounts filler                                             |');
+  const block = Buffer.alloc(
+    1024 * 1024,
+    'pgbench_accounts filler                                             |',
+  );
   for (let i = 0; i < MB; i++) out.write(repetitive ? block : randomBytes(512 * 1024).toString('hex'));
   await new Promise<void>((r) => out.end(r));
   const key = randomBytes(32);
