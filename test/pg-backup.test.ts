@@ -223,6 +223,33 @@ describe('PostgreSQL backup and restore', () => {
     },
   );
 
+  it('answers quick commands while a backup runs (two lanes)', async () => {
+    const t = await target('lanes', s3Storage, source, { options: { compression: 'none' } });
+    const b = await cp.api<Job>('POST', `/api/v1/targets/${t}/backups`);
+    await waitFor(
+      async () => (await cp.api<Job>('GET', `/api/v1/jobs/${b.body.id}`)).body.state === 'running',
+      { what: 'backup running' },
+    );
+    const ping = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
+      command: { kind: 'ping' },
+    });
+    const { value: pong } = await waitFor(
+      async () => {
+        const c = (
+          await cp.api<{ state: string; finishedAt: string }>('GET', `/api/v1/commands/${ping.body.id}`)
+        ).body;
+        return c.state === 'succeeded' ? c : undefined;
+      },
+      { what: 'ping answered' },
+    );
+    const job = await waitJob(cp, b.body.id);
+    expect(job.state).toBe('succeeded');
+    const backupDone = new Date(
+      (await cp.api<{ finishedAt: string }>('GET', `/api/v1/jobs/${b.body.id}`)).body.finishedAt,
+    );
+    expect(new Date(pong.finishedAt).getTime()).toBeLessThan(backupDone.getTime());
+  });
+
   it('refuses a second backup of the same target while one is queued or running', async () => {
     const t = await target('busy', localStorage, source);
     const first = await cp.api<Job>('POST', `/api/v1/targets/${t}/backups`);

@@ -23,6 +23,8 @@ export interface DaemonOptions {
 }
 
 const TOOLS_TTL_MS = 10 * 60_000;
+/** Commands that run long; everything else runs in the quick lane. */
+const JOB_KINDS = ['backup', 'verify', 'restore'];
 
 /**
  * The agent daemon: the link to the control plane, the inbox that records each
@@ -34,7 +36,7 @@ export class AgentDaemon {
   #store!: AgentStore;
   #link!: AgentLink;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  #wakers = new Set<() => void>();
   #worker: Promise<void> | undefined;
   #tools: { at: number; list: DumpTool[] } | undefined;
   #toolsPending: Promise<DumpTool[]> | undefined;
@@ -92,7 +94,10 @@ export class AgentDaemon {
       'agent starting',
     );
     this.#link.start();
-    this.#worker = this.#work();
+    this.#worker = Promise.all([
+      this.#work({ kinds: JOB_KINDS, include: true }),
+      this.#work({ kinds: JOB_KINDS, include: false }),
+    ]).then(() => undefined);
   }
 
   /** Dump tools on this host, rediscovered every ten minutes. */
@@ -123,19 +128,29 @@ export class AgentDaemon {
       return;
     }
     log.info({ commandId: c.commandId, kind: c.command.kind }, 'command recorded');
-    this.#wake?.();
+    this.#wakeAll();
   }
 
-  async #work() {
+  #wakeAll() {
+    const ws = [...this.#wakers];
+    this.#wakers.clear();
+    for (const w of ws) w();
+  }
+
+  /**
+   * Two lanes, each one command at a time: long jobs (backup, verify, restore) in
+   * one, quick commands (ping, probe, target.test) in the other, so that testing a
+   * new target does not wait behind an hour-long backup.
+   */
+  async #work(lane: { kinds: string[]; include: boolean }) {
     const { log } = this.#o;
     while (!this.#stopping) {
-      const next = await this.#store.nextQueued();
+      const next = await this.#store.nextQueued(lane);
       if (!next) {
         await new Promise<void>((r) => {
-          this.#wake = r;
+          this.#wakers.add(r);
           setTimeout(r, 5000).unref();
         });
-        this.#wake = undefined;
         continue;
       }
       if (!(await this.#store.startCommand(next.command_id))) continue;
@@ -225,7 +240,7 @@ export class AgentDaemon {
   async stop(graceMs = 20_000) {
     if (this.#stopping) return;
     this.#stopping = true;
-    this.#wake?.();
+    this.#wakeAll();
     if (this.#worker) {
       await Promise.race([this.#worker, new Promise((r) => setTimeout(r, graceMs).unref())]);
     }

@@ -183,7 +183,14 @@ export const postgresEngine: Engine = {
       const tables = await tableStats(cl);
       const proc = execa(
         tool.path,
-        ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot}`],
+        // --lock-wait-timeout: a table held in an exclusive lock fails the dump after 5 min instead of hanging it.
+        [
+          '--format=custom',
+          '--compress=0',
+          '--no-password',
+          `--snapshot=${snapshot}`,
+          '--lock-wait-timeout=300000',
+        ],
         {
           env: libpqEnv(t),
           stdin: 'ignore',

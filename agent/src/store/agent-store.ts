@@ -157,13 +157,11 @@ export class AgentStore {
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0 ? 'new' : 'repeat';
   }
 
-  async nextQueued(): Promise<InboxRow | undefined> {
-    return this.db
-      .selectFrom('inbox')
-      .selectAll()
-      .where('state', '=', 'queued')
-      .orderBy('received_at')
-      .executeTakeFirst();
+  /** The oldest queued command, optionally only of these kinds or only of other kinds. */
+  async nextQueued(lane?: { kinds: string[]; include: boolean }): Promise<InboxRow | undefined> {
+    let q = this.db.selectFrom('inbox').selectAll().where('state', '=', 'queued');
+    if (lane) q = q.where('kind', lane.include ? 'in' : 'not in', lane.kinds);
+    return q.orderBy('received_at').executeTakeFirst();
   }
 
   /** queued -> running, with its `command.started` event, in one transaction. False if someone else took it. */
