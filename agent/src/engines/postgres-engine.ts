@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -181,32 +182,46 @@ export const postgresEngine: Engine = {
       const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
       const snapshot = snap.rows[0]!.id;
       const tables = await tableStats(cl);
-      const proc = execa(
-        tool.path,
-        // --lock-wait-timeout: a table held in an exclusive lock fails the dump after 5 min instead of hanging it.
-        [
-          '--format=custom',
-          '--compress=0',
-          '--no-password',
-          `--snapshot=${snapshot}`,
-          '--lock-wait-timeout=300000',
-        ],
-        {
-          env: libpqEnv(t),
-          stdin: 'ignore',
-          stdout: 'pipe',
-          stderr: 'pipe',
-          reject: false,
-          buffer: { stdout: false, stderr: true },
-        },
-      );
-      const done = proc.then(async (r) => {
-        await release();
-        if (r.exitCode !== 0) throw toolFailure('pg_dump', r);
+      // --lock-wait-timeout: a table held in an exclusive lock fails the dump after 5 min instead of hanging it.
+      const args = [
+        '--format=custom',
+        '--compress=0',
+        '--no-password',
+        `--snapshot=${snapshot}`,
+        '--lock-wait-timeout=300000',
+      ];
+      // A plain child process: its stdout is an OS pipe that can be handed to the compressor directly.
+      const child = spawn(tool.path, args, {
+        env: { ...process.env, ...libpqEnv(t) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString()).slice(-16_384);
+      });
+      const done = new Promise<void>((resolve, reject) => {
+        child.once(
+          'error',
+          (err) =>
+            void release().then(() => reject(new EngineError('tool-failed', `pg_dump: ${err.message}`))),
+        );
+        child.once('close', (code, signal) => {
+          void release().then(() =>
+            code === 0
+              ? resolve()
+              : reject(
+                  toolFailure('pg_dump', {
+                    exitCode: code ?? undefined,
+                    signal: signal ?? undefined,
+                    stderr,
+                  }),
+                ),
+          );
+        });
       });
       done.catch(() => {});
       return {
-        stdout: proc.stdout!,
+        stdout: child.stdout,
         done,
         serverVersion: s.version,
         toolVersion: tool.version,

@@ -1,8 +1,9 @@
 import os from 'node:os';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
-import { COMPRESS_EXT, compressor, hasZstd } from '../pipeline/compression.js';
+import { COMPRESS_EXT, compressor, hasZstd, zstdFromPipe } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
@@ -62,18 +63,28 @@ export async function runBackup(
     objectKey,
     (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId),
   );
-  const dumped = new Meter({ until: dump.done });
   const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
   dataKey.fill(0);
-  const stopProgress = every(1000, () => ctx.progress('upload', dumped.bytes, encrypt.bytesOut));
+  // zstd reads pg_dump's pipe itself; with gzip or none the agent reads and counts the dump.
+  let head: Readable;
+  const middle: Duplex[] = [];
+  let dumpedBytes: () => number;
+  let gate: Meter;
+  if (algo === 'zstd') {
+    const z = zstdFromPipe(dump.stdout, target.options.compressionLevel);
+    head = z.output;
+    dumpedBytes = z.bytesIn;
+    gate = new Meter({ until: Promise.all([dump.done, z.done]) });
+  } else {
+    const counted = new Meter();
+    head = dump.stdout;
+    middle.push(counted, compressor(algo, target.options.compressionLevel));
+    dumpedBytes = () => counted.bytes;
+    gate = new Meter({ until: dump.done });
+  }
+  const stopProgress = every(1000, () => ctx.progress('upload', dumpedBytes(), encrypt.bytesOut));
   try {
-    await pipeline(
-      dump.stdout,
-      dumped,
-      compressor(algo, target.options.compressionLevel),
-      encrypt,
-      writer.stream,
-    );
+    await pipeline([head, ...middle, gate, encrypt, writer.stream]);
     const { sizeBytes } = await writer.commit();
     if (sizeBytes !== encrypt.bytesOut) {
       throw new JobError(
@@ -90,6 +101,7 @@ export async function runBackup(
   stopProgress();
   const stored = { bytes: encrypt.bytesOut };
   const sha256 = encrypt.digest();
+  const dumped = { bytes: dumpedBytes() };
   ctx.progress('commit', dumped.bytes, stored.bytes);
   const ended = new Date();
   const meta: BackupMeta = {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { Duplex, PassThrough } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { Duplex, PassThrough, type Readable, type Stream } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { CompressAlgo } from '@dbbackup/proto';
 import { execa } from 'execa';
@@ -60,4 +61,45 @@ export function decompressor(algo: CompressAlgo): Duplex {
     case 'none':
       return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
+}
+
+/**
+ * zstd reading a tool's stdout pipe directly, so uncompressed bytes never pass
+ * through Node (the agent then handles only what is stored). How much zstd has
+ * read comes from /proc/<pid>/io (Linux; 0 elsewhere).
+ */
+export function zstdFromPipe(
+  input: Readable,
+  level = 3,
+): { output: Readable; done: Promise<void>; bytesIn: () => number } {
+  const child = spawn('zstd', [`-${level}`, '-T0', '-q', '-c'], {
+    stdio: [input as unknown as Stream, 'pipe', 'pipe'],
+  });
+  // zstd has its own copy of the pipe; the agent's copy is closed so it can never read from it.
+  input.destroy();
+  let read = 0;
+  const sample = () => {
+    try {
+      const m = /rchar: (\d+)/.exec(readFileSync(`/proc/${child.pid}/io`, 'utf8'));
+      if (m) read = Number(m[1]);
+    } catch {
+      // gone, or no /proc here
+    }
+    return read;
+  };
+  child.stdout.once('end', sample);
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4096);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`zstd failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)),
+    );
+  });
+  done.catch(() => {});
+  return { output: child.stdout, done, bytesIn: sample };
 }
