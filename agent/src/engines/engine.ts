@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 
 export interface TableStat {
@@ -14,7 +14,7 @@ export interface ConnectionInfo {
 }
 
 export interface DumpHandle {
-  stdout: Readable;
+  stdout: Readable | null;
   /** Resolves when the tool exits 0; rejects with the tool's own error text otherwise. */
   done: Promise<void>;
   serverVersion: string;
@@ -46,7 +46,11 @@ export interface Engine {
   /** File-name extension of the native dump format, before compression and encryption. */
   readonly formatExtension: string;
   testConnection(target: TargetSpec): Promise<ConnectionInfo>;
-  dump(target: TargetSpec, log: (m: string) => void): Promise<DumpHandle>;
+  /**
+   * Start the dump. With `into`, the tool writes straight into that pipe (another
+   * child's stdin) and `stdout` is null: the bytes never pass through the agent.
+   */
+  dump(target: TargetSpec, log: (m: string) => void, into?: Writable): Promise<DumpHandle>;
   /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */
   list(input: Readable): Promise<{ entries: number }>;
   restore(target: TargetSpec, input: Readable, o: RestoreOptions, log: (m: string) => void): Promise<void>;

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Stream } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
@@ -163,7 +163,7 @@ export const postgresEngine: Engine = {
     }
   },
 
-  async dump(t, log) {
+  async dump(t, log, into) {
     // Hold a repeatable-read transaction, export its snapshot, dump from that
     // snapshot and count rows in it: the counts describe exactly what was dumped.
     const cl = await client(t);
@@ -193,10 +193,10 @@ export const postgresEngine: Engine = {
       // A plain child process: its stdout is an OS pipe that can be handed to the compressor directly.
       const child = spawn(tool.path, args, {
         env: { ...process.env, ...libpqEnv(t) },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', into ? (into as unknown as Stream) : 'pipe', 'pipe'],
       });
       let stderr = '';
-      child.stderr.on('data', (c: Buffer) => {
+      child.stderr?.on('data', (c: Buffer) => {
         stderr = (stderr + c.toString()).slice(-16_384);
       });
       const done = new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
-import { COMPRESS_EXT, compressor, hasZstd, zstdFromPipe } from '../pipeline/compression.js';
+import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
@@ -50,7 +50,20 @@ export async function runBackup(
   const objectKey = store.key(relative);
   const metaKey = `${objectKey}.meta.json`;
 
-  const dump = await engine.dump(target, (m) => ctx.log('info', m));
+  // With zstd, the compressor is spawned first and pg_dump writes straight into it: the
+  // uncompressed dump never passes through the agent, and the agent never holds a
+  // readable end of that pipe (so it cannot take bytes meant for zstd).
+  const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
+  let dump: Awaited<ReturnType<typeof engine.dump>>;
+  try {
+    dump = await engine.dump(target, (m) => ctx.log('info', m), z?.stdin);
+  } catch (err) {
+    z?.kill();
+    throw err;
+  } finally {
+    // pg_dump holds its own copy of zstd's stdin now; ours is closed so zstd sees the end.
+    z?.stdin.destroy();
+  }
   ctx.log(
     'info',
     `dumping ${target.connection.database} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
@@ -70,12 +83,12 @@ export async function runBackup(
   const middle: Duplex[] = [];
   let dumpedBytes: () => number;
   let gate: Meter;
-  if (algo === 'zstd') {
-    const z = zstdFromPipe(dump.stdout, target.options.compressionLevel);
+  if (z) {
     head = z.output;
     dumpedBytes = z.bytesIn;
     gate = new Meter({ until: Promise.all([dump.done, z.done]) });
   } else {
+    if (!dump.stdout) throw new JobError('internal', 'dump has no output stream');
     const counted = new Meter();
     head = dump.stdout;
     middle.push(counted, compressor(algo, target.options.compressionLevel));

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Duplex, PassThrough, type Readable, type Stream } from 'node:stream';
+import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { CompressAlgo } from '@dbbackup/proto';
 import { execa } from 'execa';
@@ -64,27 +64,22 @@ export function decompressor(algo: CompressAlgo): Duplex {
 }
 
 /**
- * zstd reading a tool's stdout pipe directly, so uncompressed bytes never pass
- * through Node (the agent then handles only what is stored). How much zstd has
- * read comes from /proc/<pid>/io (Linux; 0 elsewhere).
+ * A zstd compressor to be fed by another child process directly: spawned first,
+ * its stdin (a pipe the agent only holds, never reads) is handed to the dump
+ * tool as stdout. The agent reads only zstd's compressed output. How much zstd
+ * has read comes from /proc/<pid>/io (Linux; 0 elsewhere).
  */
-export function zstdFromPipe(
-  input: Readable,
-  level = 3,
-): { output: Readable; done: Promise<void>; bytesIn: () => number } {
-  const child = spawn('zstd', [`-${level}`, '-T0', '-q', '-c'], {
-    stdio: [input as unknown as Stream, 'pipe', 'pipe'],
-  });
-  // zstd has its own copy of the pipe; the agent's copy is closed so it can never read from it.
-  input.destroy();
+export function zstdCompressor(level = 3): {
+  stdin: Writable;
+  output: Readable;
+  done: Promise<void>;
+  bytesIn: () => number;
+  kill: () => void;
+} {
+  const child = spawn('zstd', [`-${level}`, '-T0', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let read = 0;
   const sample = () => {
-    try {
-      const m = /rchar: (\d+)/.exec(readFileSync(`/proc/${child.pid}/io`, 'utf8'));
-      if (m) read = Number(m[1]);
-    } catch {
-      // gone, or no /proc here
-    }
+    read = procIo(child.pid)?.rchar ?? read;
     return read;
   };
   child.stdout.once('end', sample);
@@ -92,6 +87,7 @@ export function zstdFromPipe(
   child.stderr.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-4096);
   });
+  child.stdin.on('error', () => {});
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) =>
@@ -101,5 +97,25 @@ export function zstdFromPipe(
     );
   });
   done.catch(() => {});
-  return { output: child.stdout, done, bytesIn: sample };
+  return {
+    stdin: child.stdin,
+    output: child.stdout,
+    done,
+    bytesIn: sample,
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+/** Bytes a process has read and written, from /proc/<pid>/io (Linux; undefined elsewhere or once it is gone). */
+export function procIo(pid: number | undefined): { rchar: number; wchar: number } | undefined {
+  if (!pid) return undefined;
+  try {
+    const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return {
+      rchar: Number(/rchar: (\d+)/.exec(t)?.[1] ?? 0),
+      wchar: Number(/wchar: (\d+)/.exec(t)?.[1] ?? 0),
+    };
+  } catch {
+    return undefined;
+  }
 }
