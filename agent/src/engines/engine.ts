@@ -53,7 +53,17 @@ export interface Engine {
   dump(target: TargetSpec, log: (m: string) => void, into?: Writable): Promise<DumpHandle>;
   /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */
   list(input: Readable): Promise<{ entries: number }>;
-  restore(target: TargetSpec, input: Readable, o: RestoreOptions, log: (m: string) => void): Promise<void>;
+  /**
+   * Restore from `input`, or, when `input` is a function, call it with the tool's
+   * stdin (a pipe the agent only writes to) so another child process can write
+   * into it directly.
+   */
+  restore(
+    target: TargetSpec,
+    input: Readable | ((toolStdin: Writable) => void),
+    o: RestoreOptions,
+    log: (m: string) => void,
+  ): Promise<void>;
   postRestoreCheck(
     target: TargetSpec,
     database: string,

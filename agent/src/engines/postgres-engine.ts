@@ -315,6 +315,31 @@ export const postgresEngine: Engine = {
     }
     log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
     const env = { ...libpqEnv(t), PGDATABASE: o.database };
+    if (typeof input === 'function') {
+      const child = spawn(tool.path, args, {
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
+      child.stdin.on('error', () => {});
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString()).slice(-16_384);
+      });
+      const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('close', (c, sig) => resolve([c, sig]));
+      });
+      try {
+        input(child.stdin);
+      } finally {
+        // The writer has its own copy of the pipe; ours is closed so pg_restore sees the end.
+        child.stdin.destroy();
+      }
+      const [code, signal] = await closed;
+      if (code !== 0)
+        throw toolFailure('pg_restore', { exitCode: code ?? undefined, signal: signal ?? undefined, stderr });
+      return;
+    }
     // pg_restore may stop reading early (a selective restore has what it needs); the
     // stream is drained to its end regardless, so every segment is still authenticated.
     const proc = execa(tool.path, args, {

@@ -1,11 +1,12 @@
-import type { Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import type { Readable, Stream, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
-import { decompressor } from '../pipeline/compression.js';
+import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
-import { DecryptStream } from '../pipeline/segmented-gcm.js';
+import { DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
 import { openStore } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
@@ -40,6 +41,83 @@ async function settleBoth<T>(
   const [, value] = await Promise.all([f, t]);
   if (failed) throw first;
   return value as T;
+}
+
+function isBrokenPipe(err: unknown): boolean {
+  const e = err as { code?: string; signal?: string; message?: string };
+  // Child stdio pipes are socket pairs here, so a reader gone away shows as ECONNRESET too.
+  return (
+    e?.code === 'EPIPE' ||
+    e?.code === 'ECONNRESET' ||
+    e?.signal === 'SIGPIPE' ||
+    /EPIPE|ECONNRESET|SIGPIPE|premature close|Connection reset by peer|Broken pipe/i.test(
+      String(e?.message ?? ''),
+    )
+  );
+}
+
+/**
+ * The restore tool is started first; zstd -d writes straight into its stdin and
+ * the agent writes the authenticated, decrypted (still compressed) bytes into
+ * zstd. The decompressed dump never passes through the agent, and the agent
+ * never holds a readable end of those pipes.
+ */
+async function restoreThroughZstd(
+  src: Readable,
+  read: Meter,
+  decrypt: DecryptStream,
+  restore: (into: (toolStdin: Writable) => void) => Promise<void>,
+  onBytes: (f: () => number) => void,
+) {
+  let feed: Promise<void> | undefined;
+  let unzipped: Promise<void> | undefined;
+  let feedErr: unknown;
+  let zErr: unknown;
+  let kill = () => {};
+  const restoring = restore((toolStdin) => {
+    const z = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', toolStdin as unknown as Stream, 'pipe'] });
+    kill = () => z.kill('SIGKILL');
+    let written = 0;
+    onBytes(() => {
+      written = procIo(z.pid)?.wchar ?? written;
+      return written;
+    });
+    let stderr = '';
+    z.stderr?.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-4096);
+    });
+    z.stdin?.on('error', () => {});
+    unzipped = new Promise<void>((resolve, reject) => {
+      z.once('error', reject);
+      z.once('close', (code, signal) =>
+        code === 0
+          ? resolve()
+          : reject(
+              Object.assign(new Error(`zstd -d failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`), {
+                signal,
+              }),
+            ),
+      );
+    }).catch((err) => {
+      zErr = err;
+    });
+    feed = pipeline(src, read, decrypt, z.stdin!).catch((err) => {
+      feedErr ??= err;
+    });
+  });
+  try {
+    await restoring;
+  } catch (err) {
+    src.destroy();
+    kill();
+    await Promise.all([feed, unzipped]);
+    // An integrity failure in the stream is the cause; the tool's failure its consequence.
+    throw feedErr instanceof IntegrityError ? feedErr : err;
+  }
+  await Promise.all([feed, unzipped]);
+  // The tool succeeded; if it stopped reading early (a selective restore), the pipe behind it broke: not a failure.
+  if (feedErr && !isBrokenPipe(feedErr)) throw feedErr;
+  if (zErr && !isBrokenPipe(zErr)) throw zErr;
 }
 
 /** Read the whole stored object and check its size and SHA-256 against the metadata. */
@@ -126,16 +204,30 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const engine = engineFor(cmd.target);
   const read = new Meter();
   const plain = new Meter();
-  const stop = every(1000, () => ctx.progress('restore', read.bytes, plain.bytes));
+  let plainBytes = () => plain.bytes;
+  const stop = every(1000, () => ctx.progress('restore', read.bytes, plainBytes()));
+  const options = { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables };
+  const log = (m: string) => ctx.log('info', m);
   try {
     const src = await store.read(meta.objectKey);
-    const restoring = engine.restore(
-      cmd.target,
-      plain,
-      { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables },
-      (m) => ctx.log('info', m),
-    );
-    await settleBoth(pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain), restoring, plain);
+    if (meta.compressAlgo === 'zstd') {
+      await restoreThroughZstd(
+        src,
+        read,
+        decrypt,
+        (into) => engine.restore(cmd.target, into, options, log),
+        (f) => {
+          plainBytes = f;
+        },
+      );
+    } else {
+      const restoring = engine.restore(cmd.target, plain, options, log);
+      await settleBoth(
+        pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain),
+        restoring,
+        plain,
+      );
+    }
   } finally {
     stop();
   }
@@ -152,5 +244,5 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
     : meta.tables;
   const checked = wanted.filter((t) => t.exact).length;
   ctx.log('info', `restored ${meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`);
-  return { database: cmd.database, tablesChecked: checked, bytes: plain.bytes };
+  return { database: cmd.database, tablesChecked: checked, bytes: plainBytes() };
 }
