@@ -77,4 +77,29 @@ describe('enrolment', () => {
     await cp.restart();
     expect(banner(cp.proc.lines)).toBe(0);
   });
+
+  it('opens no listening socket on the database host (outbound only)', async () => {
+    const { readdirSync, readFileSync, readlinkSync } = await import('node:fs');
+    const agent = await startAgent(cp);
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+    const pid = agent.proc.child.pid!;
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m?.[1]) inodes.add(m[1]);
+      } catch {}
+    }
+    expect(inodes.size).toBeGreaterThan(0); // it does hold its outbound WebSocket
+    const listening: string[] = [];
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6', '/proc/net/udp', '/proc/net/udp6']) {
+      for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        // TCP state 0A is LISTEN; any bound UDP socket would receive unsolicited traffic.
+        if (cols[9] && inodes.has(cols[9]) && (table.includes('udp') || cols[3] === '0A'))
+          listening.push(`${table} ${line.trim()}`);
+      }
+    }
+    expect(listening).toEqual([]);
+  });
 });
