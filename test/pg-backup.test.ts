@@ -198,6 +198,22 @@ describe('PostgreSQL backup and restore', () => {
     expect(await fingerprint(source)).toEqual(before);
   });
 
+  it('rebuilds a lost catalogue from the bucket’s meta.json files alone', async () => {
+    await query(cp.databaseUrl, 'DELETE FROM backups WHERE id = $1', [s3Backup.id]);
+    expect((await cp.api('GET', `/api/v1/backups/${s3Backup.id}`)).status).toBe(404);
+    const r = await cp.api<{ found: number; added: number }>('POST', `/api/v1/storage/${s3Storage}/rescan`);
+    expect(r.status).toBe(200);
+    expect(r.body.added).toBe(1);
+    const again = await cp.api<Backup>('GET', `/api/v1/backups/${s3Backup.id}`);
+    expect(again.status).toBe(200);
+    expect(again.body.sha256).toBe(s3Backup.sha256);
+    expect(again.body.objectKey).toBe(s3Backup.objectKey);
+    // A second rescan adds nothing.
+    expect((await cp.api<{ added: number }>('POST', `/api/v1/storage/${s3Storage}/rescan`)).body.added).toBe(
+      0,
+    );
+  });
+
   it('verifies a good backup', async () => {
     const r = await cp.api<Job>('POST', `/api/v1/backups/${s3Backup.id}/verify`);
     const job = await waitJob(cp, r.body.id);

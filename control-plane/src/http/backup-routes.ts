@@ -5,8 +5,9 @@ import { z } from 'zod';
 import { type Kek, kekPrivateJwk } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import { rescanS3 } from '../services/catalog-rescan.js';
 import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
-import { startBackupJob, startRestoreOrVerify } from '../services/jobs.js';
+import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { type AuthEnv, requireRole } from './auth.js';
 import { conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
@@ -223,6 +224,23 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (!row) throw notFound('storage profile');
     return c.json(storageView(row));
   });
+  /** Rebuild catalogue entries from the bucket's meta.json commit markers (S3 profiles). */
+  api.post('/storage/:id/rescan', requireRole('admin'), async (c) => {
+    const id = uuidParam(c, 'id', 'storage profile');
+    const spec = await storageSpecFor(db, box, id);
+    if (spec.kind !== 's3')
+      throw conflict(
+        'only S3 storage can be rescanned by the control plane; local disks belong to their agent',
+      );
+    try {
+      return c.json(await rescanS3(db, spec));
+    } catch (err) {
+      throw new ProblemError(502, 'Bad Gateway', `cannot read the bucket: ${(err as Error).message}`, {
+        type: 'storage-unreachable',
+      });
+    }
+  });
+
   api.delete('/storage/:id', requireRole('admin'), async (c) => {
     const id = uuidParam(c, 'id', 'storage profile');
     const used = await db.selectFrom('targets').select('id').where('storage_id', '=', id).executeTakeFirst();
