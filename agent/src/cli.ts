@@ -3,7 +3,6 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { createLogger } from '@dbbackup/logger';
 import { AgentDaemon } from './agent-daemon.js';
-import { decryptBackup } from './decrypt-command.js';
 import { HttpError, postJson } from './http-client.js';
 import { createKeys, isEnrolled, readEnrollment, saveEnrollment } from './identity.js';
 import { AgentStore } from './store/agent-store.js';
@@ -238,6 +237,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       const metaFile = flags.meta as string | undefined;
       const inFile = flags.in as string | undefined;
       if (!keyFile || !metaFile || !inFile) throw new UsageError('decrypt needs --key, --meta and --in');
+      const { decryptBackup } = await import('./decrypt-command.js');
       const r = await decryptBackup({
         keyFile,
         metaFile,

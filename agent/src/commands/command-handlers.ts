@@ -1,9 +1,6 @@
 import { Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
-import { engineFor } from '../engines/registry.js';
 import { probeLocalServers } from '../host-facts.js';
-import { runBackup } from '../jobs/backup-job.js';
 import type { JobContext } from '../jobs/job-context.js';
-import { runRestore, runVerify } from '../jobs/restore-job.js';
 
 export interface HandlerContext {
   tools: () => Promise<DumpTool[]>;
@@ -32,14 +29,15 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       const [tools, servers] = await Promise.all([ctx.tools(), probeLocalServers()]);
       return { tools, servers } satisfies ProbeResult;
     }
+    // Engines and the pipeline are loaded on first use: an idle agent stays small.
     case 'target.test':
-      return engineFor(c.target).testConnection(c.target);
+      return (await import('../engines/registry.js')).engineFor(c.target).testConnection(c.target);
     case 'backup':
-      return runBackup(c, ctx.job(c.jobId));
+      return (await import('../jobs/backup-job.js')).runBackup(c, ctx.job(c.jobId));
     case 'verify':
-      return runVerify(c, ctx.job(c.jobId));
+      return (await import('../jobs/restore-job.js')).runVerify(c, ctx.job(c.jobId));
     case 'restore':
-      return runRestore(c, ctx.job(c.jobId));
+      return (await import('../jobs/restore-job.js')).runRestore(c, ctx.job(c.jobId));
     default:
       throw new CommandError('unsupported', `this agent cannot run a '${kind}' command`);
   }
