@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   cleanupAll,
-  createEnrollmentToken,
   postgresBinDir,
   query,
   startAgent,
@@ -210,7 +209,6 @@ async function main() {
     `\nagent RSS: idle ${idleRss.toFixed(1)} MB, peak ${peakRss.toFixed(1)} MB (VmHWM, whole run; dump tools are separate processes)`,
   );
   console.log(results.join('\n'));
-  void createEnrollmentToken;
   await agent.proc.kill('SIGTERM');
   await cleanupAll();
   await pg.stop();

@@ -14,7 +14,10 @@ export const SecretRef = z.discriminatedUnion('kind', [
 ]);
 export type SecretRef = z.infer<typeof SecretRef>;
 
-const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
+/** A name people give things (targets, storage profiles): safe in paths and logs. */
+export const ResourceName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
 
 export const Connection = z
   .object({
@@ -39,38 +42,37 @@ export const TargetOptions = z
 export const TargetSpec = z.object({
   id: z.string(),
   engine: z.enum(['postgresql']),
-  name: Name,
+  name: ResourceName,
   connection: Connection,
   secretRef: SecretRef,
   options: TargetOptions.default({ compression: 'zstd' }),
 });
 export type TargetSpec = z.infer<typeof TargetSpec>;
 
-export const StorageSpec = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('s3'),
-    id: z.string(),
-    endpoint: z.string().url().optional(),
-    region: z.string().min(1).max(64).default('us-east-1'),
-    bucket: z.string().min(3).max(63),
-    prefix: z.string().max(512).default(''),
-    forcePathStyle: z.boolean().default(false),
-    partSizeBytes: z
-      .number()
-      .int()
-      .min(5 * 1024 * 1024)
-      .max(512 * 1024 * 1024)
-      .default(8 * 1024 * 1024),
-    queueSize: z.number().int().min(1).max(16).default(4),
-    credentials: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }).optional(),
-  }),
-  z.object({
-    kind: z.literal('local'),
-    id: z.string(),
-    directory: z.string().min(1).max(4096),
-    prefix: z.string().max(512).default(''),
-  }),
-]);
+export const S3StorageSpec = z.object({
+  kind: z.literal('s3'),
+  id: z.string(),
+  endpoint: z.string().url().optional(),
+  region: z.string().min(1).max(64).default('us-east-1'),
+  bucket: z.string().min(3).max(63),
+  prefix: z.string().max(512).default(''),
+  forcePathStyle: z.boolean().default(false),
+  partSizeBytes: z
+    .number()
+    .int()
+    .min(5 * 1024 * 1024)
+    .max(512 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
+  queueSize: z.number().int().min(1).max(16).default(4),
+  credentials: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }).optional(),
+});
+export const LocalStorageSpec = z.object({
+  kind: z.literal('local'),
+  id: z.string(),
+  directory: z.string().min(1).max(4096),
+  prefix: z.string().max(512).default(''),
+});
+export const StorageSpec = z.discriminatedUnion('kind', [S3StorageSpec, LocalStorageSpec]);
 export type StorageSpec = z.infer<typeof StorageSpec>;
 
 /** The `<filename>.meta.json` commit marker beside every backup object. */

@@ -5,6 +5,7 @@ import type { Readable, Stream } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
+import { childExit } from '../pipeline/child-exit.js';
 import {
   type DumpHandle,
   type Engine,
@@ -195,30 +196,21 @@ export const postgresEngine: Engine = {
         env: { ...process.env, ...libpqEnv(t) },
         stdio: ['ignore', into ? (into as unknown as Stream) : 'pipe', 'pipe'],
       });
-      let stderr = '';
-      child.stderr?.on('data', (c: Buffer) => {
-        stderr = (stderr + c.toString()).slice(-16_384);
-      });
-      const done = new Promise<void>((resolve, reject) => {
-        child.once(
-          'error',
-          (err) =>
-            void release().then(() => reject(new EngineError('tool-failed', `pg_dump: ${err.message}`))),
-        );
-        child.once('close', (code, signal) => {
-          void release().then(() =>
-            code === 0
-              ? resolve()
-              : reject(
-                  toolFailure('pg_dump', {
-                    exitCode: code ?? undefined,
-                    signal: signal ?? undefined,
-                    stderr,
-                  }),
-                ),
-          );
-        });
-      });
+      const done = childExit(child).then(
+        async (e) => {
+          await release();
+          if (e.code !== 0)
+            throw toolFailure('pg_dump', {
+              exitCode: e.code ?? undefined,
+              signal: e.signal ?? undefined,
+              stderr: e.stderr,
+            });
+        },
+        async (err: Error) => {
+          await release();
+          throw new EngineError('tool-failed', `pg_dump: ${err.message}`);
+        },
+      );
       done.catch(() => {});
       return {
         stdout: child.stdout,
@@ -321,23 +313,21 @@ export const postgresEngine: Engine = {
         stdio: ['pipe', 'ignore', 'pipe'],
       });
       child.stdin.on('error', () => {});
-      let stderr = '';
-      child.stderr.on('data', (c: Buffer) => {
-        stderr = (stderr + c.toString()).slice(-16_384);
-      });
-      const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('close', (c, sig) => resolve([c, sig]));
-      });
+      const closed = childExit(child);
       try {
         input(child.stdin);
       } finally {
         // The writer has its own copy of the pipe; ours is closed so pg_restore sees the end.
         child.stdin.destroy();
       }
-      const [code, signal] = await closed;
-      if (code !== 0)
-        throw toolFailure('pg_restore', { exitCode: code ?? undefined, signal: signal ?? undefined, stderr });
+      const e = await closed;
+      if (e.code !== 0) {
+        throw toolFailure('pg_restore', {
+          exitCode: e.code ?? undefined,
+          signal: e.signal ?? undefined,
+          stderr: e.stderr,
+        });
+      }
       return;
     }
     // pg_restore may stop reading early (a selective restore has what it needs); the

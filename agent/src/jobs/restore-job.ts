@@ -3,6 +3,7 @@ import type { Readable, Stream, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
+import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
@@ -82,23 +83,8 @@ async function restoreThroughZstd(
       written = procIo(z.pid)?.wchar ?? written;
       return written;
     });
-    let stderr = '';
-    z.stderr?.on('data', (c: Buffer) => {
-      stderr = (stderr + c.toString()).slice(-4096);
-    });
     z.stdin?.on('error', () => {});
-    unzipped = new Promise<void>((resolve, reject) => {
-      z.once('error', reject);
-      z.once('close', (code, signal) =>
-        code === 0
-          ? resolve()
-          : reject(
-              Object.assign(new Error(`zstd -d failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`), {
-                signal,
-              }),
-            ),
-      );
-    }).catch((err) => {
+    unzipped = childSuccess(z, 'zstd -d').catch((err) => {
       zErr = err;
     });
     feed = pipeline(src, read, decrypt, z.stdin!).catch((err) => {

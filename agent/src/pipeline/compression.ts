@@ -4,6 +4,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { CompressAlgo } from '@dbbackup/proto';
 import { execa } from 'execa';
+import { childSuccess } from './child-exit.js';
 
 let zstdAvailable: boolean | undefined;
 
@@ -25,15 +26,9 @@ export const COMPRESS_EXT: Record<CompressAlgo, string> = { zstd: '.zst', gzip: 
  */
 function toolDuplex(cmd: string, args: string[]): Duplex {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => {
-    if (stderr.length < 4096) stderr += c.toString();
-  });
   const d = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  child.on('error', (err) => d.destroy(err));
-  child.on('close', (code, signal) => {
-    if (code !== 0 && !d.destroyed)
-      d.destroy(new Error(`${cmd} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
+  childSuccess(child, cmd).catch((err) => {
+    if (!d.destroyed) d.destroy(err);
   });
   d.on('close', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -83,19 +78,8 @@ export function zstdCompressor(level = 3): {
     return read;
   };
   child.stdout.once('end', sample);
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => {
-    stderr = (stderr + c.toString()).slice(-4096);
-  });
   child.stdin.on('error', () => {});
-  const done = new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`zstd failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)),
-    );
-  });
+  const done = childSuccess(child, 'zstd');
   done.catch(() => {});
   return {
     stdin: child.stdin,

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Connection, SecretRef, TargetOptions } from '@dbbackup/proto';
+import {
+  Connection,
+  LocalStorageSpec,
+  ResourceName,
+  S3StorageSpec,
+  SecretRef,
+  TargetOptions,
+} from '@dbbackup/proto';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { type Kek, kekPrivateJwk } from '../crypto/key-encryption-key.js';
@@ -21,38 +28,21 @@ export interface BackupRouteDeps {
   targetTestTimeoutMs: number;
 }
 
-const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
+const Name = ResourceName;
 
+/** A storage profile as the API takes it: the wire's StorageSpec, named instead of identified. */
 const StorageBody = z.discriminatedUnion('kind', [
-  z
-    .object({
-      kind: z.literal('s3'),
+  S3StorageSpec.omit({ id: true })
+    .extend({
       name: Name,
-      endpoint: z.string().url().optional(),
-      region: z.string().min(1).max(64).default('us-east-1'),
-      bucket: z.string().min(3).max(63),
-      prefix: z.string().max(512).default(''),
-      forcePathStyle: z.boolean().default(false),
-      partSizeBytes: z
-        .number()
-        .int()
-        .min(5 * 1024 * 1024)
-        .max(512 * 1024 * 1024)
-        .default(8 * 1024 * 1024),
-      queueSize: z.number().int().min(1).max(16).default(4),
       credentials: z
         .object({ accessKeyId: z.string().min(1).max(256), secretAccessKey: z.string().min(1).max(512) })
         .strict()
         .optional(),
     })
     .strict(),
-  z
-    .object({
-      kind: z.literal('local'),
-      name: Name,
-      directory: z.string().min(1).max(4096).startsWith('/'),
-      prefix: z.string().max(512).default(''),
-    })
+  LocalStorageSpec.omit({ id: true })
+    .extend({ name: Name, directory: z.string().min(1).max(4096).startsWith('/') })
     .strict(),
 ]);
 
