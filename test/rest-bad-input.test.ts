@@ -119,6 +119,143 @@ describe('REST bad input', () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('answers bad input to the backup endpoints with problem+json 4xx, changing nothing', async () => {
+    const local = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+      kind: 'local',
+      name: 'bad-input-disk',
+      directory: '/tmp/dbb-bad-input',
+    });
+    expect(local.status).toBe(201);
+    const snapshot = async () =>
+      query(
+        cp.databaseUrl,
+        'SELECT (SELECT count(*) FROM storage_profiles) s, (SELECT count(*) FROM targets) t, (SELECT count(*) FROM jobs) j, (SELECT count(*) FROM backups) b',
+      );
+    const before = await snapshot();
+    const target = {
+      engine: 'postgresql',
+      name: 'x',
+      connection: { database: 'd' },
+      storageId: local.body.id,
+    };
+    const cases: [string, string, string, unknown, string | undefined, number][] = [
+      ['an unknown storage kind', 'POST', '/api/v1/storage', { kind: 'ftp', name: 'x' }, undefined, 422],
+      [
+        'a relative local directory',
+        'POST',
+        '/api/v1/storage',
+        { kind: 'local', name: 'x', directory: 'rel/dir' },
+        undefined,
+        422,
+      ],
+      [
+        'an S3 bucket name too short',
+        'POST',
+        '/api/v1/storage',
+        { kind: 's3', name: 'x', bucket: 'ab' },
+        undefined,
+        422,
+      ],
+      [
+        'a duplicate storage name',
+        'POST',
+        '/api/v1/storage',
+        { kind: 'local', name: 'bad-input-disk', directory: '/tmp/x' },
+        undefined,
+        409,
+      ],
+      [
+        'an operator creating storage',
+        'POST',
+        '/api/v1/storage',
+        { kind: 'local', name: 'y', directory: '/tmp/y' },
+        operator,
+        403,
+      ],
+      [
+        'rescanning a local profile',
+        'POST',
+        `/api/v1/storage/${local.body.id}/rescan`,
+        undefined,
+        undefined,
+        409,
+      ],
+      [
+        'a target for an unknown agent',
+        'POST',
+        `/api/v1/agents/${randomUUID()}/targets`,
+        target,
+        undefined,
+        404,
+      ],
+      ['a target for an offline agent', 'POST', `/api/v1/agents/${agentId}/targets`, target, undefined, 409],
+      [
+        'a target with a password field',
+        'POST',
+        `/api/v1/agents/${agentId}/targets`,
+        { ...target, connection: { database: 'd', password: 'x' } },
+        undefined,
+        422,
+      ],
+      [
+        'a target with a shell in its name',
+        'POST',
+        `/api/v1/agents/${agentId}/targets`,
+        { ...target, name: 'x; rm -rf /' },
+        undefined,
+        422,
+      ],
+      [
+        'a backup of an unknown target',
+        'POST',
+        `/api/v1/targets/${randomUUID()}/backups`,
+        undefined,
+        undefined,
+        404,
+      ],
+      [
+        'a restore of an unknown backup',
+        'POST',
+        `/api/v1/backups/${randomUUID()}/restore`,
+        { database: 'x' },
+        undefined,
+        404,
+      ],
+      [
+        'a restore with an unknown policy',
+        'POST',
+        `/api/v1/backups/${randomUUID()}/restore`,
+        { database: 'x', conflict: 'overwrite' },
+        undefined,
+        422,
+      ],
+      [
+        'a verify of an unknown backup',
+        'POST',
+        `/api/v1/backups/${randomUUID()}/verify`,
+        undefined,
+        undefined,
+        404,
+      ],
+      ['an unknown job', 'GET', `/api/v1/jobs/${randomUUID()}`, undefined, undefined, 404],
+      ['the logs of an unknown job', 'GET', `/api/v1/jobs/${randomUUID()}/logs`, undefined, undefined, 404],
+      [
+        'a viewer exporting the key-encryption key',
+        'POST',
+        '/api/v1/keys/kek/export',
+        undefined,
+        viewer,
+        403,
+      ],
+    ];
+    for (const [name, method, path, body, token, status] of cases) {
+      const r = await cp.api<{ status: number }>(method, path, body, token);
+      expect.soft(r.status, name).toBe(status);
+      expect.soft(r.headers.get('content-type'), name).toContain('application/problem+json');
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('a wrong content type is refused with 415', async () => {
     const res = await fetch(`${cp.url}/api/v1/tokens`, {
       method: 'POST',
