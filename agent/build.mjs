@@ -15,6 +15,8 @@ await build({
   target: 'node20',
   outdir: 'dist',
   sourcemap: 'linked',
+  minify: true,
+  keepNames: true,
   external: ['better-sqlite3', 'pg-native', '@aws-sdk/*', '@smithy/*'],
   banner: {
     js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",

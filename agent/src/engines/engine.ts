@@ -19,8 +19,8 @@ export interface DumpHandle {
   done: Promise<void>;
   serverVersion: string;
   toolVersion: string;
-  /** Row counts taken in the dump's own snapshot where the engine can. */
-  tables: TableStat[];
+  /** Row counts taken in the dump's own snapshot where the engine can (may settle while the dump runs). */
+  tables: Promise<TableStat[]>;
 }
 
 export interface RestoreOptions {

@@ -182,7 +182,6 @@ export const postgresEngine: Engine = {
       await cl.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
       const snapshot = snap.rows[0]!.id;
-      const tables = await tableStats(cl);
       // --lock-wait-timeout: a table held in an exclusive lock fails the dump after 5 min instead of hanging it.
       const args = [
         '--format=custom',
@@ -212,6 +211,10 @@ export const postgresEngine: Engine = {
         },
       );
       done.catch(() => {});
+      // Counted in the same snapshot while pg_dump runs (the connection queues the
+      // ROLLBACK behind it), so the counts stay off the dump's critical path.
+      const tables = tableStats(cl);
+      tables.catch(() => {});
       return {
         stdout: child.stdout,
         done,

@@ -95,9 +95,11 @@ export async function runBackup(
     dumpedBytes = () => counted.bytes;
     gate = new Meter({ until: dump.done });
   }
+  let tables: Awaited<typeof dump.tables> = [];
   const stopProgress = every(1000, () => ctx.progress('upload', dumpedBytes(), encrypt.bytesOut));
   try {
     await pipeline([head, ...middle, gate, encrypt, writer.stream]);
+    tables = await dump.tables;
     const { sizeBytes } = await writer.commit();
     if (sizeBytes !== encrypt.bytesOut) {
       throw new JobError(
@@ -144,7 +146,7 @@ export async function runBackup(
     kekId: cmd.kek.kid,
     engineVersion: dump.serverVersion,
     toolVersion: dump.toolVersion,
-    tables: dump.tables,
+    tables,
   };
   // The commit marker, last.
   await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
