@@ -33,7 +33,7 @@ export const VerifyCommand = z.object({ kind: z.literal('verify'), ...RestoreSou
 export const RestoreCommand = z.object({
   kind: z.literal('restore'),
   ...RestoreSource,
-  database: z.string().min(1).max(63),
+  database: z.string().min(1).max(4096),
   conflict: z.enum(['fail', 'clean', 'create']),
   tables: z.array(z.string().min(1).max(127)).max(1000).optional(),
 });

@@ -19,15 +19,76 @@ export const ResourceName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
 
+export const ENGINE_IDS = ['postgresql', 'mysql', 'sqlite', 'redis', 'mongodb', 'files'] as const;
+export const EngineId = z.enum(ENGINE_IDS);
+export type EngineId = z.infer<typeof EngineId>;
+
 export const Connection = z
   .object({
-    /** Host name, IP, or a unix-socket directory (starting with /). */
+    /** Host name, IP, or a unix socket (a directory for PostgreSQL, the socket file for MySQL and Redis). */
     host: z.string().min(1).max(1024).optional(),
     port: z.number().int().min(1).max(65535).optional(),
-    database: z.string().min(1).max(63),
+    /** Database name (PostgreSQL, MySQL; optional for MongoDB, where absent means all). */
+    database: z.string().min(1).max(64).optional(),
     user: z.string().min(1).max(63).optional(),
+    /** An absolute path on the agent host: the SQLite file, or the directory of a files target. */
+    path: z.string().min(2).max(4096).startsWith('/').optional(),
   })
   .strict();
+export type Connection = z.infer<typeof Connection>;
+
+/** What each engine needs in its connection; the message names the missing field. */
+export function connectionProblem(engine: EngineId, c: Connection): string | undefined {
+  switch (engine) {
+    case 'postgresql':
+    case 'mysql':
+      return c.database ? undefined : `connection.database is required for ${engine}`;
+    case 'sqlite':
+    case 'files':
+      return c.path ? undefined : `connection.path (absolute) is required for ${engine}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * What a restore names as its destination, per engine: a database name
+ * (PostgreSQL, MySQL, MongoDB), an absolute path that is a new file (SQLite) or a
+ * directory (files); Redis restores into the target's own instance and takes none.
+ */
+export function restoreDestinationProblem(
+  engine: EngineId,
+  database: string | undefined,
+): string | undefined {
+  switch (engine) {
+    case 'postgresql':
+    case 'mysql':
+    case 'mongodb':
+      if (!database) return `database is required to restore ${engine}`;
+      if (database.length > 64 || database.includes('\0') || /[/\\]/.test(database))
+        return 'database must be a name of at most 64 characters without / or \\';
+      return undefined;
+    case 'sqlite':
+    case 'files':
+      if (!database?.startsWith('/') || database.split('/').includes('..'))
+        return `database must be an absolute path without '..' to restore ${engine} into`;
+      return undefined;
+    case 'redis':
+      return database
+        ? 'a Redis restore replaces the target instance’s data; do not name a database'
+        : undefined;
+  }
+}
+
+/** A short name for what a target backs up, used in object keys and file names. */
+export function targetDbName(t: { engine: EngineId; connection: Connection }): string {
+  if (t.connection.database) return t.connection.database;
+  if (t.connection.path) {
+    const base = t.connection.path.replace(/\/+$/, '').split('/').pop() ?? '';
+    return base.replace(/\.(sqlite3?|db)$/i, '') || 'root';
+  }
+  return t.engine === 'mongodb' ? 'all' : `${t.engine}${t.connection.port ? `-${t.connection.port}` : ''}`;
+}
 
 export const CompressAlgo = z.enum(['zstd', 'gzip', 'none']);
 export type CompressAlgo = z.infer<typeof CompressAlgo>;
@@ -36,17 +97,37 @@ export const TargetOptions = z
   .object({
     compression: CompressAlgo.default('zstd'),
     compressionLevel: z.number().int().min(1).max(19).optional(),
+    /** PostgreSQL: the dump program (pg_dump or YugabyteDB's ysql_dump, by name or absolute path); no version matching then. */
+    dumpTool: z
+      .string()
+      .max(4096)
+      .regex(/^(\/[^\0]*\/)?(pg_dump|ysql_dump)$/, 'pg_dump or ysql_dump, by name or absolute path')
+      .optional(),
+    /** MongoDB: only these collections (`db.collection`). */
+    collections: z.array(z.string().min(1).max(255)).max(1000).optional(),
+    /** Files: glob patterns (relative to the directory) left out of the archive. */
+    exclude: z.array(z.string().min(1).max(1024)).max(1000).optional(),
+    /**
+     * Redis: the command (argv) that starts the instance again after a restore replaced
+     * its RDB file. The agent runs it only if its own DBBACKUP_ALLOWED_COMMANDS lists it.
+     */
+    startCommand: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
   })
   .strict();
 
-export const TargetSpec = z.object({
-  id: z.string(),
-  engine: z.enum(['postgresql']),
-  name: ResourceName,
-  connection: Connection,
-  secretRef: SecretRef,
-  options: TargetOptions.default({ compression: 'zstd' }),
-});
+export const TargetSpec = z
+  .object({
+    id: z.string(),
+    engine: EngineId,
+    name: ResourceName,
+    connection: Connection,
+    secretRef: SecretRef,
+    options: TargetOptions.default({ compression: 'zstd' }),
+  })
+  .superRefine((t, ctx) => {
+    const p = connectionProblem(t.engine, t.connection);
+    if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+  });
 export type TargetSpec = z.infer<typeof TargetSpec>;
 
 export const S3StorageSpec = z.object({

@@ -49,8 +49,12 @@ export interface Engine {
   /**
    * Start the dump. With `into`, the tool writes straight into that pipe (another
    * child's stdin) and `stdout` is null: the bytes never pass through the agent.
+   * An engine that must see its own output (in-process engines, or to count rows
+   * from the stream) may ignore `into` and return `stdout`; the job feeds it on.
    */
   dump(target: TargetSpec, log: (m: string) => void, into?: Writable): Promise<DumpHandle>;
+  /** Restores from a Readable in the agent's own process (never from a tool's stdin pipe). */
+  readonly restoresInProcess?: boolean;
   /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */
   list(input: Readable): Promise<{ entries: number }>;
   /**

@@ -26,7 +26,7 @@ const EXACT_COUNT_MAX_BYTES = 512 * 1024 * 1024;
 function libpqEnv(t: TargetSpec): Record<string, string> {
   const c = t.connection;
   const env: Record<string, string> = {
-    PGDATABASE: c.database,
+    PGDATABASE: c.database ?? 'postgres',
     PGCONNECT_TIMEOUT: '10',
     PGAPPNAME: 'dbbackup',
   };
@@ -44,7 +44,7 @@ function libpqEnv(t: TargetSpec): Record<string, string> {
   return env;
 }
 
-async function client(t: TargetSpec, database = t.connection.database): Promise<pg.Client> {
+async function client(t: TargetSpec, database = t.connection.database ?? 'postgres'): Promise<pg.Client> {
   const env = libpqEnv(t);
   const c = t.connection;
   const cl = new pg.Client({
@@ -90,6 +90,22 @@ async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
     if (r.exitCode === 0 && m?.[1]) found.push({ path: file, major: Number(m[1]), version: r.stdout.trim() });
   }
   return found;
+}
+
+/**
+ * The dump tool a target names itself (options.dumpTool, e.g. YugabyteDB's ysql_dump),
+ * else the matching pg_dump/pg_restore.
+ */
+async function toolFor(t: TargetSpec, name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
+  const own = name === 'pg_dump' ? t.options.dumpTool : undefined;
+  if (!own) return pickTool(name, serverMajor);
+  const r = await execa(own, ['--version'], { reject: false, timeout: 5000 });
+  if (r.exitCode !== 0)
+    throw new EngineError(
+      'tool-missing',
+      `${own} (the target's dumpTool) does not run: ${String(r.stderr || r.message).slice(0, 500)}`,
+    );
+  return { path: own, major: serverMajor, version: r.stdout.trim() };
 }
 
 /**
@@ -157,7 +173,7 @@ export const postgresEngine: Engine = {
     const cl = await client(t);
     try {
       const s = await serverInfo(cl);
-      const tool = await pickTool('pg_dump', s.major);
+      const tool = await toolFor(t, 'pg_dump', s.major);
       return { serverVersion: s.version, toolVersion: tool.version, toolPath: tool.path };
     } finally {
       await cl.end().catch(() => {});
@@ -177,7 +193,7 @@ export const postgresEngine: Engine = {
     };
     try {
       const s = await serverInfo(cl);
-      const tool = await pickTool('pg_dump', s.major);
+      const tool = await toolFor(t, 'pg_dump', s.major);
       log(`using ${tool.path} (${tool.version}) for server ${s.version}`);
       await cl.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
@@ -300,7 +316,7 @@ export const postgresEngine: Engine = {
         await cl.end().catch(() => {});
       }
     }
-    const tool = await pickTool('pg_restore', serverMajor);
+    const tool = await toolFor(t, 'pg_restore', serverMajor);
     const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${o.database}`];
     if (o.conflict === 'clean') args.push('--clean', '--if-exists');
     for (const tbl of o.tables ?? []) {

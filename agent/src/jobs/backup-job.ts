@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BackupMeta, Command } from '@dbbackup/proto';
+import { type BackupMeta, type Command, targetDbName } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
 import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
@@ -41,7 +41,7 @@ export async function runBackup(
     env: cmd.naming.env,
     agentName: cmd.naming.agentName,
     dbType: target.engine,
-    dbName: target.connection.database,
+    dbName: targetDbName(target),
     app: target.name,
     at: started,
     id: cmd.backupId.replace(/-/g, '').slice(0, 12),
@@ -55,18 +55,25 @@ export async function runBackup(
   // readable end of that pipe (so it cannot take bytes meant for zstd).
   const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
   let dump: Awaited<ReturnType<typeof engine.dump>>;
+  let fed: Promise<void> | undefined;
   try {
     dump = await engine.dump(target, (m) => ctx.log('info', m), z?.stdin);
   } catch (err) {
     z?.kill();
+    z?.stdin.destroy();
     throw err;
-  } finally {
-    // pg_dump holds its own copy of zstd's stdin now; ours is closed so zstd sees the end.
+  }
+  if (z && dump.stdout) {
+    // An engine that reads its own output (to count rows, or because it runs in-process) hands it back: feed zstd here.
+    fed = pipeline(dump.stdout, z.stdin);
+    fed.catch(() => {});
+  } else {
+    // The dump tool holds its own copy of zstd's stdin now; ours is closed so zstd sees the end.
     z?.stdin.destroy();
   }
   ctx.log(
     'info',
-    `dumping ${target.connection.database} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
+    `dumping ${targetDbName(target)} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
   );
   const dataKey = newDataKey();
   const wrappedKey = await wrapDataKey(dataKey, cmd.kek.publicJwk, cmd.kek.kid);
@@ -86,7 +93,7 @@ export async function runBackup(
   if (z) {
     head = z.output;
     dumpedBytes = z.bytesIn;
-    gate = new Meter({ until: Promise.all([dump.done, z.done]) });
+    gate = new Meter({ until: Promise.all([dump.done, z.done, fed]) });
   } else {
     if (!dump.stdout) throw new JobError('internal', 'dump has no output stream');
     const counted = new Meter();
@@ -130,7 +137,7 @@ export async function runBackup(
     dbType: target.engine,
     dbHost: target.connection.host ?? os.hostname(),
     dbPort: target.connection.port ?? null,
-    dbName: target.connection.database,
+    dbName: targetDbName(target),
     startTime: started.toISOString(),
     endTime: ended.toISOString(),
     durationMs: ended.getTime() - started.getTime(),

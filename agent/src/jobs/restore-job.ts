@@ -196,7 +196,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const log = (m: string) => ctx.log('info', m);
   try {
     const src = await store.read(meta.objectKey);
-    if (meta.compressAlgo === 'zstd') {
+    if (meta.compressAlgo === 'zstd' && !engine.restoresInProcess) {
       await restoreThroughZstd(
         src,
         read,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   Connection,
+  EngineId,
   LocalStorageSpec,
   ResourceName,
   S3StorageSpec,
@@ -48,7 +49,7 @@ const StorageBody = z.discriminatedUnion('kind', [
 
 const TargetBody = z
   .object({
-    engine: z.enum(['postgresql']),
+    engine: EngineId,
     name: Name,
     connection: Connection,
     secretRef: SecretRef.default({ kind: 'none' }),
@@ -530,7 +531,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       c,
       z
         .object({
-          database: z.string().min(1).max(63),
+          database: z.string().min(1).max(4096).optional(),
           conflict: z.enum(['fail', 'clean', 'create']).default('fail'),
           tables: z.array(z.string().min(1).max(127)).max(1000).optional(),
           targetId: z.uuid().optional(),

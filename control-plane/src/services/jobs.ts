@@ -3,15 +3,17 @@ import {
   type BackupMeta,
   BackupMeta as BackupMetaSchema,
   type Command,
+  restoreDestinationProblem,
   StorageSpec,
   TargetSpec,
+  targetDbName,
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
 import { type Kek, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
-import { conflict, notFound, ProblemError } from '../http/problem.js';
+import { badRequest, conflict, notFound, ProblemError } from '../http/problem.js';
 import { createCommand } from './commands.js';
 
 type Tx = Db;
@@ -182,7 +184,7 @@ export async function startRestoreOrVerify(
     | { type: 'verify' }
     | {
         type: 'restore';
-        database: string;
+        database?: string | undefined;
         conflict: 'fail' | 'clean' | 'create';
         tables?: string[] | undefined;
         targetId?: string | undefined;
@@ -196,6 +198,18 @@ export async function startRestoreOrVerify(
   if (!targetId)
     throw conflict('the backup’s target was deleted; name a target to restore with', 'target-required');
   const { row, spec } = await targetSpecFor(db, targetId);
+  const backupEngine = String((b.meta as { dbType?: unknown }).dbType ?? '');
+  if (spec.engine !== backupEngine)
+    throw conflict(
+      `a ${backupEngine} backup cannot be restored through a ${spec.engine} target`,
+      'engine-mismatch',
+    );
+  let database = '';
+  if (o.type === 'restore') {
+    const problem = restoreDestinationProblem(spec.engine, o.database);
+    if (problem) throw badRequest(problem);
+    database = o.database ?? targetDbName(spec);
+  }
   const agent = await agentFor(db, row.agent_id);
   if (!agent.encryption_jwk)
     throw conflict('this agent has no encryption key; re-enrol it', 'agent-key-missing');
@@ -216,12 +230,11 @@ export async function startRestoreOrVerify(
       : {
           kind: 'restore',
           ...base,
-          database: o.database,
+          database,
           conflict: o.conflict,
           ...(o.tables ? { tables: o.tables } : {}),
         };
-  const params =
-    o.type === 'restore' ? { database: o.database, conflict: o.conflict, tables: o.tables ?? null } : {};
+  const params = o.type === 'restore' ? { database, conflict: o.conflict, tables: o.tables ?? null } : {};
   return insertJob(db, {
     type: o.type,
     agentId: agent.id,

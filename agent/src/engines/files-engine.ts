@@ -1,0 +1,365 @@
+import { randomBytes } from 'node:crypto';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import {
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  chmod as setMode,
+  symlink,
+  utimes,
+} from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import picomatch from 'picomatch';
+import tar from 'tar-stream';
+import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
+import { EngineError } from './engine.js';
+
+/**
+ * A directory tree as a tar stream (tar-stream, in the agent's process): regular
+ * files, directories (empty ones too), symlinks kept as links, hard links as
+ * links; modes and mtimes kept; sockets, FIFOs and devices left out (logged).
+ *
+ * A restore writes into a new directory beside the destination and refuses,
+ * before writing it, every entry that would land outside: absolute names, `..`,
+ * symlinks or hard links pointing out, and any path through a symlink (one
+ * planted earlier in the same archive included). Only a fully extracted tree
+ * is moved into place, so a refused archive leaves nothing behind.
+ */
+
+type Counts = { files: number; directories: number; symlinks: number };
+
+const counted = (c: Counts): TableStat[] => [
+  { table: 'directories', rows: c.directories, exact: true },
+  { table: 'files', rows: c.files, exact: true },
+  { table: 'symlinks', rows: c.symlinks, exact: true },
+];
+
+function excluder(patterns: string[] | undefined): (rel: string) => boolean {
+  if (!patterns?.length) return () => false;
+  const m = picomatch(patterns, { dot: true, basename: true });
+  return (rel) => m(rel);
+}
+
+/** Walk `root` depth-first in name order, yielding paths relative to it (posix separators). */
+async function* walk(
+  root: string,
+  excluded: (rel: string) => boolean,
+  rel = '',
+): AsyncGenerator<{ rel: string; abs: string }> {
+  const names = (await readdir(path.join(root, rel))).sort();
+  for (const name of names) {
+    const r = rel ? `${rel}/${name}` : name;
+    if (excluded(r)) continue;
+    const abs = path.join(root, r);
+    yield { rel: r, abs };
+    const st = await lstat(abs).catch(() => undefined);
+    if (st?.isDirectory()) yield* walk(root, excluded, r);
+  }
+}
+
+async function packTree(
+  root: string,
+  exclude: string[] | undefined,
+  pack: tar.Pack,
+  counts: Counts,
+  log: (m: string) => void,
+): Promise<void> {
+  const excluded = excluder(exclude);
+  const seen = new Map<string, string>(); // dev:ino -> first name, for hard links
+  const add = (header: Partial<tar.Header> & { name: string }, body?: Readable) =>
+    new Promise<void>((resolve, reject) => {
+      const entry = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+      if (body) pipeline(body, entry).catch(reject);
+    });
+  for await (const { rel, abs } of walk(root, excluded)) {
+    const st = await lstat(abs).catch(() => undefined);
+    if (!st) continue; // gone since it was listed
+    const base = { name: rel, mode: st.mode & 0o7777, mtime: st.mtime, uid: st.uid, gid: st.gid };
+    if (st.isDirectory()) {
+      counts.directories++;
+      await add({ ...base, type: 'directory' });
+    } else if (st.isSymbolicLink()) {
+      counts.symlinks++;
+      await add({ ...base, type: 'symlink', linkname: await readlink(abs) });
+    } else if (st.isFile()) {
+      counts.files++;
+      const id = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 ? seen.get(id) : undefined;
+      if (first) {
+        await add({ ...base, type: 'link', linkname: first });
+        continue;
+      }
+      if (st.nlink > 1) seen.set(id, rel);
+      const size = st.size;
+      // A file that changes while it is read: the header's size wins; short files are zero-padded.
+      const body = new PassThrough();
+      let got = 0;
+      const src = size > 0 ? createReadStream(abs, { start: 0, end: size - 1 }) : undefined;
+      (async () => {
+        try {
+          if (src)
+            for await (const c of src) {
+              got += (c as Buffer).length;
+              if (!body.write(c)) await new Promise((r) => body.once('drain', r));
+            }
+          if (got < size) {
+            log(`${rel} shrank while it was read: padded with zeros to its listed ${size} bytes`);
+            body.write(Buffer.alloc(size - got));
+          }
+          body.end();
+        } catch (err) {
+          body.destroy(err as Error);
+        }
+      })();
+      await add({ ...base, type: 'file', size }, body);
+    } else {
+      log(`${rel}: not a file, directory or symlink (socket, FIFO or device): left out`);
+    }
+  }
+}
+
+/** The checks that keep an entry inside `root`; returns the path to write, or throws naming the entry. */
+async function safePath(root: string, name: string): Promise<string | undefined> {
+  const refuse = (why: string) => new EngineError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
+  if (name.includes('\0')) throw refuse('its name contains a NUL byte');
+  if (name.startsWith('/') || /^[A-Za-z]:[\\/]/.test(name)) throw refuse('absolute path');
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw refuse("'..' in its path");
+  if (!parts.length) return undefined; // the archive's root itself
+  let cur = root;
+  for (const p of parts.slice(0, -1)) {
+    cur = path.join(cur, p);
+    const st = await lstat(cur).catch(() => undefined);
+    if (!st) await mkdir(cur, { mode: 0o700 });
+    else if (st.isSymbolicLink()) throw refuse(`its parent ${path.relative(root, cur)} is a symlink`);
+    else if (!st.isDirectory()) throw refuse(`its parent ${path.relative(root, cur)} is not a directory`);
+  }
+  return path.join(root, ...parts);
+}
+
+async function extractInto(root: string, input: Readable, log: (m: string) => void): Promise<Counts> {
+  const counts: Counts = { files: 0, directories: 0, symlinks: 0 };
+  const dirTimes: { p: string; mode: number; mtime: Date }[] = [];
+  const ex = tar.extract();
+  const feeding = pipeline(input, ex);
+  const extracting = (async () => {
+    for await (const entry of ex) {
+      const h = entry.header;
+      const name = h.name;
+      const drain = async () => {
+        for await (const _ of entry) {
+          // skip
+        }
+      };
+      const target = await safePath(root, name).catch(async (err) => {
+        entry.resume();
+        throw err;
+      });
+      if (!target) {
+        await drain();
+        continue;
+      }
+      const existing = await lstat(target).catch(() => undefined);
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const mtime = h.mtime ?? new Date();
+      const refuse = (why: string) =>
+        new EngineError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
+      switch (h.type) {
+        case 'directory':
+          if (existing && !existing.isDirectory())
+            throw refuse('a non-directory of that name is already there');
+          if (!existing) await mkdir(target, { mode: 0o700 });
+          dirTimes.push({ p: target, mode, mtime });
+          counts.directories++;
+          await drain();
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          if (existing) throw refuse('a file, directory or link of that name is already there');
+          // O_EXCL | O_NOFOLLOW: never through a symlink, never over something else.
+          const fh = await open(
+            target,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+            0o600,
+          );
+          await pipeline(entry, createWriteStream('', { fd: fh.fd, autoClose: true } as never));
+          await setMode(target, mode);
+          await utimes(target, mtime, mtime);
+          counts.files++;
+          break;
+        }
+        case 'symlink': {
+          const to = h.linkname ?? '';
+          if (!to || path.isAbsolute(to)) throw refuse(`symlink to an absolute path (${to})`);
+          const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), to));
+          if (resolved === '..' || resolved.startsWith('../'))
+            throw refuse(`symlink pointing outside (${to})`);
+          if (existing) throw refuse('a file, directory or link of that name is already there');
+          await symlink(to, target);
+          await lutimes(target, mtime, mtime).catch(() => {});
+          counts.symlinks++;
+          await drain();
+          break;
+        }
+        case 'link': {
+          const to = h.linkname ?? '';
+          const source = await safePath(root, to).catch(() => {
+            throw refuse(`hard link to ${to}, outside the archive`);
+          });
+          const st = source ? await lstat(source).catch(() => undefined) : undefined;
+          if (!source || !st?.isFile())
+            throw refuse(`hard link to ${to}, which is not a file extracted from this archive`);
+          if (existing) throw refuse('a file, directory or link of that name is already there');
+          await link(source, target);
+          counts.files++;
+          await drain();
+          break;
+        }
+        default:
+          log(`${name}: ${h.type} entries are not restored`);
+          await drain();
+      }
+    }
+  })();
+  try {
+    await Promise.all([feeding, extracting]);
+  } catch (err) {
+    input.destroy();
+    ex.destroy();
+    await Promise.allSettled([feeding, extracting]);
+    throw err;
+  }
+  // Directories last and deepest first: writing into them changed their mtimes.
+  for (const d of dirTimes.reverse()) {
+    await setMode(d.p, d.mode);
+    await utimes(d.p, d.mtime, d.mtime);
+  }
+  return counts;
+}
+
+async function countTree(root: string): Promise<Counts> {
+  const c: Counts = { files: 0, directories: 0, symlinks: 0 };
+  for await (const { abs } of walk(root, () => false)) {
+    const st = await lstat(abs);
+    if (st.isDirectory()) c.directories++;
+    else if (st.isSymbolicLink()) c.symlinks++;
+    else if (st.isFile()) c.files++;
+  }
+  return c;
+}
+
+export const filesEngine: Engine = {
+  id: 'files',
+  formatExtension: 'tar',
+  restoresInProcess: true,
+
+  async testConnection(t) {
+    const dir = t.connection.path!;
+    const st = await lstat(dir).catch((err: Error) => {
+      throw new EngineError('connect-failed', `cannot read ${dir}: ${err.message}`);
+    });
+    if (!st.isDirectory()) throw new EngineError('connect-failed', `${dir} is not a directory`);
+    await readdir(dir).catch((err: Error) => {
+      throw new EngineError('connect-failed', `cannot list ${dir}: ${err.message}`);
+    });
+    return { serverVersion: 'filesystem', toolVersion: 'tar-stream (ustar/pax)', toolPath: 'built-in' };
+  },
+
+  async dump(t, log) {
+    const root = t.connection.path!;
+    await this.testConnection(t);
+    const pack = tar.pack();
+    const counts: Counts = { files: 0, directories: 0, symlinks: 0 };
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const packed = packTree(root, t.options.exclude, pack, counts, log).then(
+      () => pack.finalize(),
+      (err: Error) => {
+        pack.destroy(err);
+        throw new EngineError('read-failed', `reading ${root}: ${err.message}`);
+      },
+    );
+    const streamed = pipeline(pack, out);
+    const done = Promise.all([packed, streamed]).then(() => undefined);
+    done.catch((err) => out.destroy(err));
+    const tables = done.then(() => counted(counts));
+    tables.catch(() => {});
+    log(`archiving ${root}${t.options.exclude?.length ? ` without ${t.options.exclude.join(', ')}` : ''}`);
+    return {
+      stdout: out,
+      done,
+      serverVersion: 'filesystem',
+      toolVersion: 'tar-stream',
+      tables,
+    } satisfies DumpHandle;
+  },
+
+  async list(input) {
+    const ex = tar.extract();
+    let entries = 0;
+    const feeding = pipeline(input, ex);
+    for await (const entry of ex) {
+      entries++;
+      for await (const _ of entry) {
+        // drain
+      }
+    }
+    await feeding;
+    if (entries === 0) throw new EngineError('empty-dump', 'the archive has no entries');
+    return { entries };
+  },
+
+  async restore(_t, input, o, log) {
+    if (typeof input === 'function')
+      throw new EngineError('internal', 'the files engine restores in-process');
+    if (o.tables?.length)
+      throw new EngineError('unsupported', 'restoring single tables is supported for PostgreSQL only');
+    const dest = path.resolve(o.database);
+    const st = await lstat(dest).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) throw new EngineError('target-exists', `${dest} exists and is not a directory`);
+      if (o.conflict === 'create')
+        throw new EngineError('target-exists', `${dest} exists (conflict policy create)`);
+      if (o.conflict === 'fail' && (await readdir(dest)).length)
+        throw new EngineError(
+          'target-not-empty',
+          `${dest} is not empty (conflict policy fail); use clean or another directory`,
+        );
+    }
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = path.join(
+      path.dirname(dest),
+      `.${path.basename(dest)}.dbbackup-${randomBytes(4).toString('hex')}`,
+    );
+    await mkdir(tmp, { mode: 0o700 });
+    try {
+      const c = await extractInto(tmp, input, log);
+      log(`extracted ${c.files} files, ${c.directories} directories, ${c.symlinks} symlinks`);
+      if (st) {
+        const old = `${tmp}.old`;
+        await rename(dest, old);
+        await rename(tmp, dest);
+        await rm(old, { recursive: true, force: true });
+      } else await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  },
+
+  async postRestoreCheck(_t, database, expected) {
+    const actual = counted(await countTree(database));
+    const out: Mismatch[] = [];
+    for (const e of expected) {
+      const a = actual.find((x) => x.table === e.table);
+      if (a && a.rows !== e.rows) out.push({ table: e.table, expected: e.rows, actual: a.rows });
+    }
+    return out;
+  },
+};
