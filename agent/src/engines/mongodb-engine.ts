@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Stream, Writable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
-import { childExit } from '../pipeline/child-exit.js';
+import { childExit, retained } from '../pipeline/child-exit.js';
 import type { RestoreOptions } from './engine.js';
 import { type DumpHandle, type Engine, EngineError, type Mismatch } from './engine.js';
 import { feedInto, firstTool, toolError } from './engine-support.js';
@@ -141,7 +141,7 @@ export const mongodbEngine: Engine = {
     );
     tables.catch(() => {});
     return {
-      stdout: child.stdout,
+      stdout: retained(child.stdout),
       done,
       serverVersion: 'MongoDB',
       toolVersion: tool.version,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { Readable, Stream, Writable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
-import { childExit } from '../pipeline/child-exit.js';
+import { childExit, retained } from '../pipeline/child-exit.js';
 import { type DumpHandle, type Engine, EngineError, type Mismatch, type TableStat } from './engine.js';
 import { DumpScanner, feedInto, firstTool, toolError } from './engine-support.js';
 
@@ -40,7 +40,6 @@ export function mysqlArgs(t: TargetSpec): { args: string[]; env: Record<string, 
     if (c.port) args.push(`--port=${c.port}`);
   }
   if (c.user) args.push(`--user=${c.user}`);
-  args.push('--connect-timeout=10');
   return { args, env };
 }
 
@@ -55,7 +54,15 @@ export async function mysqlQuery(
   const { args, env } = mysqlArgs(t);
   const r = await execa(
     client.path,
-    [...args, '--batch', '--skip-column-names', '-e', sql, ...(database ? [database] : [])],
+    [
+      ...args,
+      '--connect-timeout=10',
+      '--batch',
+      '--skip-column-names',
+      '-e',
+      sql,
+      ...(database ? [database] : []),
+    ],
     {
       env,
       reject: false,
@@ -164,7 +171,7 @@ export const mysqlEngine: Engine = {
     });
     tables.catch(() => {});
     return {
-      stdout: child.stdout,
+      stdout: retained(child.stdout),
       done,
       serverVersion: version,
       toolVersion: tool.version,

@@ -5,7 +5,7 @@ import type { Readable, Stream } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
-import { childExit } from '../pipeline/child-exit.js';
+import { childExit, retained } from '../pipeline/child-exit.js';
 import {
   type DumpHandle,
   type Engine,
@@ -232,7 +232,7 @@ export const postgresEngine: Engine = {
       const tables = tableStats(cl);
       tables.catch(() => {});
       return {
-        stdout: child.stdout,
+        stdout: retained(child.stdout),
         done,
         serverVersion: s.version,
         toolVersion: tool.version,

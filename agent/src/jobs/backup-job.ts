@@ -56,6 +56,7 @@ export async function runBackup(
   const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
   let dump: Awaited<ReturnType<typeof engine.dump>>;
   let fed: Promise<void> | undefined;
+  const fedBytes = new Meter();
   try {
     dump = await engine.dump(target, (m) => ctx.log('info', m), z?.stdin);
   } catch (err) {
@@ -65,7 +66,7 @@ export async function runBackup(
   }
   if (z && dump.stdout) {
     // An engine that reads its own output (to count rows, or because it runs in-process) hands it back: feed zstd here.
-    fed = pipeline(dump.stdout, z.stdin);
+    fed = pipeline(dump.stdout, fedBytes, z.stdin);
     fed.catch(() => {});
   } else {
     // The dump tool holds its own copy of zstd's stdin now; ours is closed so zstd sees the end.
@@ -92,7 +93,7 @@ export async function runBackup(
   let gate: Meter;
   if (z) {
     head = z.output;
-    dumpedBytes = z.bytesIn;
+    dumpedBytes = fed ? () => fedBytes.bytes : z.bytesIn;
     gate = new Meter({ until: Promise.all([dump.done, z.done, fed]) });
   } else {
     if (!dump.stdout) throw new JobError('internal', 'dump has no output stream');

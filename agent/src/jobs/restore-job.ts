@@ -23,8 +23,10 @@ type RestoreCommand = Extract<Command, { kind: 'restore' }>;
 async function settleBoth<T>(
   feed: Promise<unknown>,
   tool: Promise<T>,
-  feedTail: { destroy(err?: Error): void },
+  feedTail: { destroy(err?: Error): void; on(event: 'error', fn: () => void): unknown },
 ): Promise<T> {
+  // An engine that refuses before reading leaves the tail without a reader; its error is reported below.
+  feedTail.on('error', () => {});
   let first: unknown;
   let failed = false;
   const fail = (err: unknown) => {
@@ -154,7 +156,11 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
     const piped = pipeline(src, sha, decrypt, decompressor(meta.compressAlgo), plain);
     entries = (await settleBoth(piped, listed, plain)).entries;
   } catch (err) {
-    throw new JobError('verify-failed', `verify failed: ${(err as Error).message}`, { cause: err });
+    throw new JobError(
+      'verify-failed',
+      `verify failed: ${(err as Error).message} (after ${sha.bytes} stored bytes, ${plain.bytes} dump bytes)`,
+      { cause: err },
+    );
   } finally {
     stop();
   }

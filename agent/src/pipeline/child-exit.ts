@@ -1,4 +1,18 @@
 import type { ChildProcess } from 'node:child_process';
+import { PassThrough, type Readable } from 'node:stream';
+
+/**
+ * A child's stdout that keeps its bytes until someone reads them. Node resumes
+ * (and so discards) a child's stdio stream that has no reader when the child
+ * exits; a small dump tool can finish before the job's pipeline is assembled.
+ * Piping at once keeps backpressure and the data.
+ */
+export function retained(out: Readable | null): Readable | null {
+  if (!out) return null;
+  const keep = new PassThrough({ highWaterMark: 1024 * 1024 });
+  out.on('error', (err) => keep.destroy(err));
+  return out.pipe(keep);
+}
 
 export interface ChildExit {
   code: number | null;

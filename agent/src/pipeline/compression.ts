@@ -4,7 +4,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { CompressAlgo } from '@dbbackup/proto';
 import { execa } from 'execa';
-import { childSuccess } from './child-exit.js';
+import { childSuccess, retained } from './child-exit.js';
 
 let zstdAvailable: boolean | undefined;
 
@@ -26,7 +26,7 @@ export const COMPRESS_EXT: Record<CompressAlgo, string> = { zstd: '.zst', gzip: 
  */
 function toolDuplex(cmd: string, args: string[]): Duplex {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const d = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  const d = Duplex.from({ writable: child.stdin, readable: retained(child.stdout)! });
   childSuccess(child, cmd).catch((err) => {
     if (!d.destroyed) d.destroy(err);
   });
@@ -83,7 +83,7 @@ export function zstdCompressor(level = 3): {
   done.catch(() => {});
   return {
     stdin: child.stdin,
-    output: child.stdout,
+    output: retained(child.stdout)!,
     done,
     bytesIn: sample,
     kill: () => child.kill('SIGKILL'),

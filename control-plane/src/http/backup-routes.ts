@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   Connection,
+  connectionProblem,
   EngineId,
   LocalStorageSpec,
   ResourceName,
@@ -47,7 +48,7 @@ const StorageBody = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
-const TargetBody = z
+const TargetFields = z
   .object({
     engine: EngineId,
     name: Name,
@@ -57,6 +58,10 @@ const TargetBody = z
     options: TargetOptions.default({ compression: 'zstd' }),
   })
   .strict();
+const TargetBody = TargetFields.superRefine((t, ctx) => {
+  const p = connectionProblem(t.engine, t.connection);
+  if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+});
 
 type StorageRow = {
   id: string;
@@ -380,7 +385,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     const id = uuidParam(c, 'id', 'target');
     const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('target');
-    const patch = await parseJson(c, TargetBody.partial().omit({ engine: true }));
+    const patch = await parseJson(c, TargetFields.partial().omit({ engine: true }));
     const merged = TargetBody.parse({
       engine: row.engine,
       name: patch.name ?? row.name,

@@ -4,3 +4,4 @@ export * from './net.js';
 export * from './postgres.js';
 export * from './processes.js';
 export * from './s3.js';
+export * from './servers.js';
