@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests start for real (PostgreSQL server and client tools, zstd).
+# Debian packages the tests start for real (PostgreSQL, MariaDB, Redis, SQLite, with their client tools; zstd).
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || need+=(mariadb-client)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   as_root apt-get update -qq

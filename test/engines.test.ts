@@ -121,10 +121,15 @@ describe('MariaDB', () => {
   const fingerprint = (db: string) =>
     maria
       .sql(
-        'SELECT COUNT(*), COALESCE(SUM(qty),0), MD5(GROUP_CONCAT(CONCAT(id,":",sku,":",qty,":",HEX(img)) ORDER BY id)) FROM items; SELECT COUNT(*) FROM notes; SHOW CREATE TABLE items; SHOW TRIGGERS; SHOW PROCEDURE STATUS WHERE Db = DATABASE()',
+        `SELECT COUNT(*), COALESCE(SUM(qty),0), MD5(GROUP_CONCAT(CONCAT(id,':',sku,':',qty,':',HEX(img)) ORDER BY id)) FROM items;
+         SELECT COUNT(*), MD5(GROUP_CONCAT(body ORDER BY id)) FROM notes;
+         SHOW CREATE TABLE items;
+         SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = DATABASE();
+         SELECT trigger_name, event_manipulation, action_timing, action_statement FROM information_schema.triggers WHERE trigger_schema = DATABASE();
+         SELECT routine_name, routine_type, routine_definition FROM information_schema.routines WHERE routine_schema = DATABASE();`,
         db,
       )
-      .map((r) => r.filter((_, i) => i < 3 || !/Created|Modified|Definer/.test(r[i] ?? '')).join('|'));
+      .map((r) => r.join('|'));
 
   it('backs up through the REST API into S3 and restores into another database, identical', async () => {
     maria.sql(`CREATE DATABASE shop CHARACTER SET utf8mb4; USE shop;
@@ -132,8 +137,8 @@ describe('MariaDB', () => {
       CREATE TABLE shop.notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT) ENGINE=InnoDB;
       INSERT INTO shop.items SELECT seq, CONCAT('sku-', seq), seq % 97, UNHEX(MD5(seq)) FROM seq_1_to_20000;
       INSERT INTO shop.notes (body) VALUES ('tab\\there'), ('quote '' and \\\\ backslash'), ('ünïcödé ✓');
-      CREATE TRIGGER shop.qty_check BEFORE INSERT ON shop.items FOR EACH ROW SET NEW.qty = GREATEST(NEW.qty, 0);
-      CREATE PROCEDURE shop.restock(IN n INT) UPDATE shop.items SET qty = qty + n;`);
+      CREATE TRIGGER qty_check BEFORE INSERT ON items FOR EACH ROW SET NEW.qty = GREATEST(NEW.qty, 0);
+      CREATE PROCEDURE restock(IN n INT) UPDATE items SET qty = qty + n;`);
     const before = fingerprint('shop');
     const t = await mustTarget({ ...mariaTcp('shop'), name: 'maria-shop' });
     const b = await backupOf(t);
@@ -276,7 +281,7 @@ describe('files', () => {
     const b = await backupOf(t);
     expect(b.meta.tables).toEqual([
       { table: 'directories', rows: 2, exact: true },
-      { table: 'files', rows: 5, exact: true },
+      { table: 'files', rows: 4, exact: true },
       { table: 'symlinks', rows: 1, exact: true },
     ]);
     await expectVerified(b.id);
@@ -295,7 +300,7 @@ describe('files', () => {
     expect(list(dest)).toEqual(list(src).filter((l) => !/^(cache|debug\.log)/.test(l)));
     expect(statSync(path.join(dest, 'conf', 'app.ini')).mtime.toISOString()).toBe(old.toISOString());
     expect(statSync(path.join(dest, 'run.sh')).ino).toBe(statSync(path.join(dest, 'run-again.sh')).ino);
-    expect(readFileSync(path.join(dest, 'big.bin'))).toEqual(readFileSync(path.join(src, 'big.bin')));
+    expect(readFileSync(path.join(dest, 'big.bin')).equals(readFileSync(path.join(src, 'big.bin')))).toBe(true);
   });
 });
 
@@ -350,9 +355,9 @@ describe('targets that cannot be reached are refused with the engine’s own mes
     });
   }
 
-  it('a target without what its engine needs is a 400 naming the field', async () => {
+  it('a target without what its engine needs is a 422 naming the field', async () => {
     const r = await target({ engine: 'sqlite', name: 'no-path', connection: { database: 'x' } });
-    expect(r.status).toBe(400);
+    expect(r.status).toBe(422);
     expect(JSON.stringify(r.body)).toMatch(/connection.path/);
   });
 });

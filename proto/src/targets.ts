@@ -186,6 +186,8 @@ export const BackupMeta = z
     engineVersion: z.string(),
     toolVersion: z.string(),
     tables: z.array(z.object({ table: z.string(), rows: z.number(), exact: z.boolean() })),
+    /** What an engine needs to recreate the source faithfully (MySQL: the database's character set and collation). */
+    engineMeta: z.record(z.string(), z.string()).optional(),
   })
   .loose();
 export type BackupMeta = z.infer<typeof BackupMeta>;

@@ -21,12 +21,16 @@ export interface DumpHandle {
   toolVersion: string;
   /** Row counts taken in the dump's own snapshot where the engine can (may settle while the dump runs). */
   tables: Promise<TableStat[]>;
+  /** Recorded in the metadata as engineMeta and handed back to restore. */
+  engineMeta?: Record<string, string>;
 }
 
 export interface RestoreOptions {
   database: string;
   conflict: 'fail' | 'clean' | 'create';
   tables?: string[] | undefined;
+  /** The backup's engineMeta. */
+  engineMeta?: Record<string, string> | undefined;
 }
 
 export interface Mismatch {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import {
   link,
   lstat,
@@ -190,7 +190,7 @@ async function extractInto(root: string, input: Readable, log: (m: string) => vo
             constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
             0o600,
           );
-          await pipeline(entry, createWriteStream('', { fd: fh.fd, autoClose: true } as never));
+          await pipeline(entry, fh.createWriteStream());
           await setMode(target, mode);
           await utimes(target, mtime, mtime);
           counts.files++;

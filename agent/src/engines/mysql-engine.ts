@@ -133,6 +133,11 @@ export const mysqlEngine: Engine = {
     // Row counts come from the agent's own consistent snapshot, taken just before the
     // dump's. They are exact only if no InnoDB write transaction started between the
     // two (Innodb_max_trx_id unchanged until the dump ended); otherwise estimates.
+    const [cs] = await mysqlQuery(
+      t,
+      `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ${literal(database)}`,
+    );
+    const engineMeta = cs ? { characterSet: cs[0]!, collation: cs[1]! } : undefined;
     const trxBefore = await maxTrxId(t);
     const counts = await countRows(t, database, true);
     const { args, env } = mysqlArgs(t);
@@ -176,13 +181,14 @@ export const mysqlEngine: Engine = {
       serverVersion: version,
       toolVersion: tool.version,
       tables,
+      ...(engineMeta ? { engineMeta } : {}),
     } satisfies DumpHandle;
   },
 
   async list(input: Readable) {
     const scan = new DumpScanner(['\nCREATE TABLE ', '\nINSERT INTO ']);
     await scan.consume(input);
-    if (!/^-- (MariaDB|MySQL) dump/.test(scan.head))
+    if (!/^-- (MariaDB|MySQL) dump/m.test(scan.head))
       throw new EngineError('not-a-dump', 'the stream does not start like a mysqldump/mariadb-dump file');
     if (!/-- Dump completed/.test(scan.tail))
       throw new EngineError(
@@ -210,10 +216,16 @@ export const mysqlEngine: Engine = {
         'target-not-empty',
         `database ${o.database} is not empty (conflict policy fail); use clean or create`,
       );
+    // Created with the source database's character set and collation, so that routines and
+    // tables without their own take the same defaults.
+    const m = o.engineMeta;
+    const create = `CREATE DATABASE ${db}${
+      m?.characterSet && /^\w+$/.test(m.characterSet) ? ` CHARACTER SET ${m.characterSet}` : ''
+    }${m?.collation && /^\w+$/.test(m.collation) ? ` COLLATE ${m.collation}` : ''}`;
     if (o.conflict === 'clean') {
       log(`dropping and re-creating database ${o.database} (conflict policy clean)`);
-      await mysqlQuery(t, `DROP DATABASE IF EXISTS ${db}; CREATE DATABASE ${db}`);
-    } else if (!st.exists) await mysqlQuery(t, `CREATE DATABASE ${db}`);
+      await mysqlQuery(t, `DROP DATABASE IF EXISTS ${db}; ${create}`);
+    } else if (!st.exists) await mysqlQuery(t, create);
     const client = await firstTool(CLIENT_TOOLS, 'mysql');
     const { args, env } = mysqlArgs(t);
     log(`restoring into ${o.database} with ${client.path}`);

@@ -155,6 +155,7 @@ export async function runBackup(
     engineVersion: dump.serverVersion,
     toolVersion: dump.toolVersion,
     tables,
+    ...(dump.engineMeta ? { engineMeta: dump.engineMeta } : {}),
   };
   // The commit marker, last.
   await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));

@@ -198,7 +198,12 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const plain = new Meter();
   let plainBytes = () => plain.bytes;
   const stop = every(1000, () => ctx.progress('restore', read.bytes, plainBytes()));
-  const options = { database: cmd.database, conflict: cmd.conflict, tables: cmd.tables };
+  const options = {
+    database: cmd.database,
+    conflict: cmd.conflict,
+    tables: cmd.tables,
+    engineMeta: meta.engineMeta,
+  };
   const log = (m: string) => ctx.log('info', m);
   try {
     const src = await store.read(meta.objectKey);

@@ -13,7 +13,7 @@ import { type Kek, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
-import { badRequest, conflict, notFound, ProblemError } from '../http/problem.js';
+import { conflict, notFound, ProblemError } from '../http/problem.js';
 import { createCommand } from './commands.js';
 
 type Tx = Db;
@@ -207,7 +207,11 @@ export async function startRestoreOrVerify(
   let database = '';
   if (o.type === 'restore') {
     const problem = restoreDestinationProblem(spec.engine, o.database);
-    if (problem) throw badRequest(problem);
+    if (problem)
+      throw new ProblemError(422, 'Unprocessable Content', `database: ${problem}`, {
+        type: 'validation',
+        extra: { errors: [{ path: 'database', message: problem }] },
+      });
     database = o.database ?? targetDbName(spec);
   }
   const agent = await agentFor(db, row.agent_id);
