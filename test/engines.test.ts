@@ -300,7 +300,9 @@ describe('files', () => {
     expect(list(dest)).toEqual(list(src).filter((l) => !/^(cache|debug\.log)/.test(l)));
     expect(statSync(path.join(dest, 'conf', 'app.ini')).mtime.toISOString()).toBe(old.toISOString());
     expect(statSync(path.join(dest, 'run.sh')).ino).toBe(statSync(path.join(dest, 'run-again.sh')).ino);
-    expect(readFileSync(path.join(dest, 'big.bin')).equals(readFileSync(path.join(src, 'big.bin')))).toBe(true);
+    expect(readFileSync(path.join(dest, 'big.bin')).equals(readFileSync(path.join(src, 'big.bin')))).toBe(
+      true,
+    );
   });
 });
 
