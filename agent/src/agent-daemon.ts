@@ -3,6 +3,7 @@ import type { Logger } from '@dbbackup/logger';
 import { redactText } from '@dbbackup/logger';
 import { type DumpTool, type ServerPayload, StorageSpec } from '@dbbackup/proto';
 import { CommandError, runCommand } from './commands/command-handlers.js';
+import { DiscoveryCache, discoveryConfig } from './discovery.js';
 import { discoverTools, hostFacts } from './host-facts.js';
 import { loadEncryptionKey, loadIdentity } from './identity.js';
 import type { JobContext } from './jobs/job-context.js';
@@ -13,6 +14,10 @@ import { AGENT_VERSION } from './version.js';
 
 export interface DaemonOptions {
   stateDir: string;
+  /** Environment for discovery settings (DBBACKUP_DISCOVER_*). */
+  env?: NodeJS.ProcessEnv;
+  /** How often the databases on this host are looked for again. */
+  discoveryIntervalMs?: number;
   log: Logger;
   caFile?: string | undefined;
   backoffBaseMs: number;
@@ -42,9 +47,11 @@ export class AgentDaemon {
   #toolsPending: Promise<DumpTool[]> | undefined;
   #revoked: ((reason: string) => void) | undefined;
   #agentId = '';
+  readonly #discovery: DiscoveryCache;
 
   constructor(o: DaemonOptions) {
     this.#o = o;
+    this.#discovery = new DiscoveryCache(discoveryConfig(o.env ?? {}), o.discoveryIntervalMs ?? 300_000);
   }
 
   /** Resolves when the control plane revokes this agent. */
@@ -75,7 +82,9 @@ export class AgentDaemon {
       heartbeatIntervalMs: 15_000,
       collectFacts: async () => {
         const counts = await this.#store.inboxCounts();
+        const discovered = this.#discovery.current();
         return hostFacts({
+          discovered,
           agentVersion: AGENT_VERSION,
           stateDir: this.#o.stateDir,
           tools: await this.tools(),

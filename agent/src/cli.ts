@@ -28,6 +28,10 @@ Options (each also an environment variable):
   --backoff-base-ms N    DBBACKUP_BACKOFF_BASE_MS  first reconnect delay ceiling, default 1000
   --backoff-cap-ms N     DBBACKUP_BACKOFF_CAP_MS   largest reconnect delay, default 60000
   --stable-after-ms N    DBBACKUP_STABLE_AFTER_MS  uptime after which backoff resets, default 30000
+  --discovery-interval-ms N  DBBACKUP_DISCOVERY_INTERVAL_MS  how often local databases are looked for, default 300000
+                         DBBACKUP_DISCOVERY=off, DBBACKUP_DISCOVER_PG_SOCKET_DIRS, DBBACKUP_DISCOVER_MYSQL_SOCKETS,
+                         DBBACKUP_DISCOVER_REDIS (host:port,...), DBBACKUP_DISCOVER_SQLITE_PATHS: what discovery looks at
+                         DBBACKUP_ALLOWED_COMMANDS  commands (one per line) a Redis restore may run to start the server
 Proxies: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
 `;
 
@@ -45,6 +49,7 @@ const ENV: Record<string, string> = {
   'backoff-base-ms': 'DBBACKUP_BACKOFF_BASE_MS',
   'backoff-cap-ms': 'DBBACKUP_BACKOFF_CAP_MS',
   'stable-after-ms': 'DBBACKUP_STABLE_AFTER_MS',
+  'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
 };
 
 function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -104,6 +109,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       'backoff-base-ms': { type: 'string' },
       'backoff-cap-ms': { type: 'string' },
       'stable-after-ms': { type: 'string' },
+      'discovery-interval-ms': { type: 'string' },
       force: { type: 'boolean' },
       key: { type: 'string' },
       meta: { type: 'string' },
@@ -189,6 +195,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         backoffCapMs: intOpt(flags, 'backoff-cap-ms', env, 60_000, 10, 3_600_000),
         stableAfterMs: intOpt(flags, 'stable-after-ms', env, 30_000, 0, 3_600_000),
         crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
+        env,
+        discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
       });
       await daemon.start();
       const code = await new Promise<number>((resolve) => {

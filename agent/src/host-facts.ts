@@ -2,7 +2,7 @@ import { readdir, realpath, statfs } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { DumpTool, HostFacts, ReachableServer } from '@dbbackup/proto';
+import type { DiscoveredDb, DumpTool, HostFacts, ReachableServer } from '@dbbackup/proto';
 import { execa } from 'execa';
 
 const TOOL_NAMES = [
@@ -113,6 +113,7 @@ export interface FactsInput {
   tools: DumpTool[];
   queueDepth: number;
   outboxDepth: number;
+  discovered?: DiscoveredDb[] | undefined;
 }
 
 export async function hostFacts(i: FactsInput): Promise<HostFacts> {
@@ -135,5 +136,6 @@ export async function hostFacts(i: FactsInput): Promise<HostFacts> {
     tools: i.tools,
     queueDepth: i.queueDepth,
     outboxDepth: i.outboxDepth,
+    ...(i.discovered ? { discovered: i.discovered } : {}),
   };
 }

@@ -1,8 +1,22 @@
 import { z } from 'zod';
 import { Command, DumpTool } from './commands.js';
+import { EngineId } from './targets.js';
 
 const Id = z.string().min(1).max(128);
 const Uuid = z.uuid();
+
+/** A database the agent found on its own host without being given credentials. */
+export const DiscoveredDb = z.object({
+  engine: EngineId,
+  /** Unix socket (directory for PostgreSQL) or 127.0.0.1. */
+  host: z.string().max(1024).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  database: z.string().max(64).optional(),
+  user: z.string().max(63).optional(),
+  path: z.string().max(4096).optional(),
+  version: z.string().max(200).optional(),
+});
+export type DiscoveredDb = z.infer<typeof DiscoveredDb>;
 
 /** Host facts sent with every heartbeat. */
 export const HostFacts = z.object({
@@ -17,6 +31,8 @@ export const HostFacts = z.object({
   tools: z.array(DumpTool).max(64),
   queueDepth: z.number().int().nonnegative(),
   outboxDepth: z.number().int().nonnegative(),
+  /** Databases on this host (protocol 1.2; absent from older agents). */
+  discovered: z.array(DiscoveredDb).max(500).optional(),
 });
 export type HostFacts = z.infer<typeof HostFacts>;
 

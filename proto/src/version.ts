@@ -11,9 +11,12 @@
  *        sequenced agent events acknowledged by high-water mark;
  *        commands: ping, probe.
  *   1.1  commands target.test, backup, verify, restore; events job.progress, job.log.
+ *   1.2  engines mysql, sqlite, redis, mongodb, files (target connection.path, engine
+ *        options, BackupMeta.engineMeta); heartbeat facts.discovered; a restore's
+ *        destination may be a path.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   Connection,
   connectionProblem,
+  type DiscoveredDb,
   EngineId,
   LocalStorageSpec,
   ResourceName,
@@ -323,9 +324,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     );
   }
 
-  api.post('/agents/:id/targets', requireRole('operator'), async (c) => {
-    const agentId = uuidParam(c, 'id', 'agent');
-    const body = await parseJson(c, TargetBody);
+  async function createTarget(agentId: string, body: z.infer<typeof TargetBody>, createdBy: string) {
     const dup = await db
       .selectFrom('targets')
       .select('id')
@@ -334,7 +333,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       .executeTakeFirst();
     if (dup) throw conflict(`this agent already has a target named ${body.name}`);
     const id = randomUUID();
-    const tested = await testTarget(agentId, { ...body, id }, c.get('principal').tokenId);
+    const tested = await testTarget(agentId, { ...body, id }, createdBy);
     await db
       .insertInto('targets')
       .values({
@@ -350,8 +349,80 @@ export function backupRoutes(d: BackupRouteDeps) {
       })
       .execute();
     const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-    return c.json({ ...targetView(row), test: tested }, 201);
+    return { ...targetView(row), test: tested };
+  }
+
+  api.post('/agents/:id/targets', requireRole('operator'), async (c) => {
+    const agentId = uuidParam(c, 'id', 'agent');
+    const body = await parseJson(c, TargetBody);
+    return c.json(await createTarget(agentId, body, c.get('principal').tokenId), 201);
   });
+
+  // --- discovery ------------------------------------------------------------------------------------
+  /** What the agent found on its host (its last heartbeat), each with a stable key to adopt it by. */
+  async function discovered(agentId: string) {
+    const row = await db.selectFrom('agents').select(['facts']).where('id', '=', agentId).executeTakeFirst();
+    if (!row) throw notFound('agent');
+    const found = ((row.facts as { discovered?: DiscoveredDb[] } | null)?.discovered ?? []) as DiscoveredDb[];
+    const targets = await db
+      .selectFrom('targets')
+      .select(['id', 'engine', 'connection'])
+      .where('agent_id', '=', agentId)
+      .execute();
+    return found.map((f) => {
+      const { engine, version, ...connection } = f;
+      const key = createHash('sha256')
+        .update(
+          JSON.stringify([engine, connection.host, connection.port, connection.database, connection.path]),
+        )
+        .digest('hex')
+        .slice(0, 16);
+      const adopted = targets.find((t) => {
+        const tc = t.connection as Record<string, unknown>;
+        return (
+          t.engine === engine &&
+          tc.host === connection.host &&
+          tc.port === connection.port &&
+          tc.database === connection.database &&
+          tc.path === connection.path
+        );
+      });
+      return { key, engine, version: version ?? null, connection, targetId: adopted?.id ?? null };
+    });
+  }
+
+  api.get('/agents/:id/discovered', requireRole('viewer'), async (c) =>
+    c.json({ items: await discovered(uuidParam(c, 'id', 'agent')) }),
+  );
+
+  /** Turn a discovered database into a target: the same connection test and checks as POST /targets. */
+  api.post('/agents/:id/discovered/:key/adopt', requireRole('operator'), async (c) => {
+    const agentId = uuidParam(c, 'id', 'agent');
+    const key = c.req.param('key');
+    const found = (await discovered(agentId)).find((d) => d.key === key);
+    if (!found) throw notFound('discovered database');
+    const extra = await parseJson(
+      c,
+      z
+        .object({
+          name: Name,
+          storageId: z.uuid(),
+          secretRef: SecretRef.optional(),
+          options: TargetOptions.optional(),
+        })
+        .strict(),
+    );
+    const body = TargetBody.parse({
+      engine: found.engine,
+      name: extra.name,
+      connection: found.connection,
+      secretRef: extra.secretRef ?? { kind: 'none' },
+      storageId: extra.storageId,
+      options: extra.options ?? { compression: 'zstd' },
+    });
+    return c.json(await createTarget(agentId, body, c.get('principal').tokenId), 201);
+  });
+
   api.get('/targets', requireRole('viewer'), async (c) => {
     let q = db.selectFrom('targets').selectAll().orderBy('created_at');
     const agent = c.req.query('agent');
