@@ -1,6 +1,7 @@
 /**
- * pnpm bench:backup — the agent's backup and restore against the shell baseline, in one run.
+ * pnpm bench:backup [postgresql|mariadb] — the agent's backup and restore against the shell baseline, in one run.
  *
+ * PostgreSQL (default):
  *   BENCH_SCALE      pgbench scale of the first database (default 100)
  *   BENCH_RANDOM_MB  size of the second, poorly compressible database (default 600)
  *
@@ -8,6 +9,10 @@
  * (c) agent backup to s3rver                      (d) pg_restore from a local file into an empty database
  * (e) agent restore from local disk
  * Prints wall and CPU seconds, MB/s of table data, b/a and e/d, and the agent's idle and peak RSS.
+ *
+ * MariaDB (`pnpm bench:backup mariadb`; BENCH_MARIA_MB, default 300, of sysbench-style rows):
+ * (a) mariadb-dump --single-transaction db | zstd -3 -T0 > file   (b) agent backup to local disk
+ * (c) agent backup to s3rver   (d) mariadb db2 < dump file   (e) agent restore from local disk
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -19,6 +24,7 @@ import {
   query,
   startAgent,
   startControlPlane,
+  startMariaDb,
   startPostgres,
   startS3,
   trackDir,
@@ -60,7 +66,7 @@ function shell(script: string, env: Record<string, string>): Run {
   return { wall, cpu: child.reduce((a, b) => a + b, 0) };
 }
 
-async function main() {
+async function pgMain() {
   const pg = await startPostgres();
   const port = String(pg.port);
   const pgEnv = { PGHOST: '127.0.0.1', PGPORT: port, PGUSER: 'postgres' };
@@ -214,6 +220,153 @@ async function main() {
   await pg.stop();
 }
 
+/** The control plane, an agent, storage profiles, and a way to time agent jobs. */
+async function harness(databaseUrl: string) {
+  const cp = await startControlPlane({ databaseUrl, heartbeatIntervalMs: 5000 });
+  const s3 = await startS3();
+  const agent = await startAgent(cp);
+  await waitFor(
+    async () =>
+      (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',
+  );
+  await new Promise((r) => setTimeout(r, 3000));
+  const pid = agent.proc.child.pid!;
+  const idleRss = procRss(pid, 'VmRSS');
+  const dir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-bench-')));
+  const local = (
+    await cp.api<{ id: string }>('POST', '/api/v1/storage', { kind: 'local', name: 'disk', directory: dir })
+  ).body.id;
+  const s3p = (
+    await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+      kind: 's3',
+      name: 's3',
+      endpoint: s3.endpoint,
+      bucket: s3.bucket,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    })
+  ).body.id;
+  async function agentJob(
+    post: () => Promise<{ id: string }>,
+  ): Promise<Run & { result: Record<string, unknown> }> {
+    const cpu0 = procCpu(pid);
+    const t0 = process.hrtime.bigint();
+    const job = await post();
+    const { value } = await waitFor(
+      async () => {
+        const j = (
+          await cp.api<{ state: string; result: Record<string, unknown>; error: unknown }>(
+            'GET',
+            `/api/v1/jobs/${job.id}`,
+          )
+        ).body;
+        return ['succeeded', 'failed'].includes(j.state) ? j : undefined;
+      },
+      { timeoutMs: 3_600_000, intervalMs: 100 },
+    );
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
+    return { wall, cpu: procCpu(pid) - cpu0, result: value.result };
+  }
+  return { cp, agent, pid, idleRss, dir, local, s3p, agentJob };
+}
+
+function report(title: string, size: number, stored: number, runs: [string, Run][], out: string[]) {
+  const fmt = (n: number) => n.toFixed(2).padStart(8);
+  out.push(`\n${title}: database ${size.toFixed(0)} MB, agent backup stored ${stored.toFixed(1)} MB`);
+  out.push('                                         wall s    cpu s     MB/s');
+  for (const [label, r] of runs)
+    out.push(`  ${label.padEnd(38)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)}`);
+  const [a, b, c, d, e] = runs.map(([, r]) => r.wall) as [number, number, number, number, number];
+  out.push(`  b/a = ${(b / a).toFixed(3)}   c/a = ${(c / a).toFixed(3)}   e/d = ${(e / d).toFixed(3)}`);
+}
+
+async function mariaMain() {
+  const MB = Number(process.env.BENCH_MARIA_MB ?? 300);
+  const pg = await startPostgres();
+  const maria = await startMariaDb();
+  const rows = Math.round((MB * 1024 * 1024) / 230);
+  console.log(`preparing: MariaDB ${MB} MB of sysbench-style rows ...`);
+  maria.sql(`CREATE DATABASE sbtest; USE sbtest;
+    CREATE TABLE sbtest1 (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL) ENGINE=InnoDB;
+    INSERT INTO sbtest1 SELECT seq, FLOOR(RAND()*1000000),
+      LEFT(CONCAT(MD5(RAND()), MD5(RAND()), MD5(RAND()), MD5(RAND())), 120), LEFT(CONCAT(MD5(RAND()), MD5(RAND())), 60)
+      FROM seq_1_to_${rows};`);
+  const size =
+    Number(
+      maria.sql(
+        "SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = 'sbtest'",
+      )[0]![0],
+    ) /
+    1024 /
+    1024;
+  const h = await harness(await pg.createDatabase('cp'));
+  const target = async (name: string, storageId: string) =>
+    (
+      await h.cp.api<{ id: string }>('POST', `/api/v1/agents/${h.agent.id}/targets`, {
+        engine: 'mysql',
+        name,
+        connection: { host: maria.socket, database: 'sbtest' },
+        storageId,
+      })
+    ).body.id;
+  const tLocal = await target('maria-local', h.local);
+  const tS3 = await target('maria-s3', h.s3p);
+  const a = shell(
+    `mariadb-dump --socket=${maria.socket} --single-transaction sbtest | zstd -3 -T0 -q > ${h.dir}/maria.baseline.zst`,
+    {},
+  );
+  const b = await h.agentJob(
+    async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
+  );
+  const c = await h.agentJob(
+    async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
+  );
+  execFileSync('sh', [
+    '-c',
+    `mariadb-dump --socket=${maria.socket} --single-transaction sbtest > ${h.dir}/maria.sql`,
+  ]);
+  maria.sql('CREATE DATABASE sbtest_d');
+  const d = shell(`mariadb --socket=${maria.socket} sbtest_d < ${h.dir}/maria.sql`, {});
+  const backupId = (b.result as { backupId: string }).backupId;
+  const e = await h.agentJob(
+    async () =>
+      (
+        await h.cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
+          database: 'sbtest_e',
+          conflict: 'create',
+        })
+      ).body,
+  );
+  const out: string[] = [];
+  report(
+    'mariadb sbtest',
+    size,
+    Number((b.result as { sizeBytes: number }).sizeBytes) / 1024 / 1024,
+    [
+      ['(a) mariadb-dump --single-transaction | zstd', a],
+      ['(b) agent backup -> local disk', b],
+      ['(c) agent backup -> s3rver', c],
+      ['(d) mariadb < dump file', d],
+      ['(e) agent restore from local disk', e],
+    ],
+    out,
+  );
+  out.push(
+    `\nagent RSS: idle ${h.idleRss.toFixed(1)} MB, peak ${procRss(h.pid, 'VmHWM').toFixed(1)} MB (VmHWM, whole run)`,
+  );
+  console.log(out.join('\n'));
+  await h.agent.proc.kill('SIGTERM');
+  await cleanupAll();
+  await pg.stop();
+}
+
+const engine = process.argv[2] ?? 'postgresql';
+const main = ['mariadb', 'mysql'].includes(engine) ? mariaMain : engine === 'postgresql' ? pgMain : undefined;
+if (!main) {
+  console.error(`unknown engine ${engine}: postgresql or mariadb`);
+  process.exit(2);
+}
 main().then(
   () => process.exit(0),
   async (err) => {

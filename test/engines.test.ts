@@ -335,6 +335,11 @@ describe('targets that cannot be reached are refused with the engine’s own mes
       { engine: 'redis', connection: { host: '127.0.0.1', port: 1 } },
       /Could not connect|Connection refused/,
     ],
+    [
+      'postgresql unreachable',
+      { engine: 'postgresql', connection: { host: '127.0.0.1', port: 1, database: 'x', user: 'postgres' } },
+      /ECONNREFUSED/,
+    ],
     ['sqlite missing file', { engine: 'sqlite', connection: { path: '/nonexistent/app.db' } }, /ENOENT/],
     [
       'sqlite not a database',
