@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
-import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import { childExit } from '../pipeline/child-exit.js';
 import { type DumpHandle, type Engine, EngineError, type Mismatch } from './engine.js';
