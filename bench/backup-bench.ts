@@ -15,7 +15,7 @@
  * (c) agent backup to s3rver   (d) mariadb db2 < dump file   (e) agent restore from local disk
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -36,7 +36,7 @@ const RANDOM_MB = Number(process.env.BENCH_RANDOM_MB ?? 600);
 const bin = postgresBinDir();
 const TICK = 100; // clock ticks per second on Linux
 
-type Run = { wall: number; cpu: number };
+type Run = { wall: number; cpu: number; peak?: number };
 
 function procCpu(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -94,10 +94,76 @@ async function pgMain() {
   );
   psql('bench_random', 'VACUUM ANALYZE sbtest1');
 
-  const cp = await startControlPlane({
-    databaseUrl: await pg.createDatabase('cp'),
-    heartbeatIntervalMs: 5000,
-  });
+  const h = await harness(await pg.createDatabase('cp'));
+  const out: string[] = [];
+  const only = process.env.BENCH_ONLY;
+  for (const db of ['bench_pgbench', 'bench_random'].filter((d) => !only || d.endsWith(only))) {
+    const size =
+      Number(
+        (await query<{ s: string }>(pg.url(db), 'SELECT pg_database_size(current_database()) AS s'))[0]!.s,
+      ) /
+      1024 /
+      1024;
+    const target = async (name: string, storageId: string) =>
+      (
+        await h.cp.api<{ id: string }>('POST', `/api/v1/agents/${h.agent.id}/targets`, {
+          engine: 'postgresql',
+          name,
+          connection: { host: '127.0.0.1', port: pg.port, database: db, user: 'postgres' },
+          storageId,
+        })
+      ).body.id;
+    const tLocal = await target(`${db}-local`, h.local);
+    const tS3 = await target(`${db}-s3`, h.s3p);
+
+    const a = shell(`${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q > ${h.dir}/${db}.baseline.zst`, pgEnv);
+    const b = await h.agentJob(
+      async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
+    );
+    const c = await h.agentJob(
+      async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
+    );
+    execFileSync(`${bin}/pg_dump`, ['-Fc', '-Z0', '-f', `${h.dir}/${db}.plain.pgdump`, db], {
+      env: { ...process.env, ...pgEnv },
+    });
+    psql('postgres', `CREATE DATABASE ${db}_d`);
+    const d = shell(`${bin}/pg_restore -d ${db}_d ${h.dir}/${db}.plain.pgdump`, pgEnv);
+    const backupId = (b.result as { backupId: string }).backupId;
+    const e = await h.agentJob(
+      async () =>
+        (
+          await h.cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
+            database: `${db}_e`,
+            conflict: 'create',
+          })
+        ).body,
+    );
+    report(
+      db,
+      size,
+      Number((b.result as { sizeBytes: number }).sizeBytes) / 1024 / 1024,
+      [
+        ['(a) pg_dump -Fc -Z0 | zstd -3 -T0', a],
+        ['(b) agent backup -> local disk', b],
+        ['(c) agent backup -> s3rver', c],
+        ['(d) pg_restore from local file', d],
+        ['(e) agent restore from local disk', e],
+      ],
+      out,
+    );
+  }
+  out.push(
+    `\nagent RSS: idle ${h.idleRss.toFixed(1)} MB, peak ${h.peak().toFixed(1)} MB (largest per-job VmHWM; dump tools are separate processes)`,
+  );
+  console.log(out.join('\n'));
+  await h.agent.proc.kill('SIGTERM');
+  await cleanupAll();
+  await pg.stop();
+}
+
+/** The control plane, an agent, storage profiles, and a way to time agent jobs. */
+async function harness(databaseUrl: string) {
+  const cp = await startControlPlane({ databaseUrl, heartbeatIntervalMs: 5000 });
   const s3 = await startS3();
   // BENCH_PROFILE=dir writes a V8 CPU profile of the agent there (on its graceful exit at the end).
   const profileDir = process.env.BENCH_PROFILE;
@@ -126,11 +192,13 @@ async function pgMain() {
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     })
   ).body.id;
-
+  let maxPeak = procRss(pid, 'VmHWM');
   async function agentJob(
     post: () => Promise<{ id: string }>,
   ): Promise<Run & { result: Record<string, unknown> }> {
     const cpu0 = procCpu(pid);
+    // Reset the peak-RSS counter, so each job's own peak can be read (Linux: clear_refs 5).
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const t0 = process.hrtime.bigint();
     const job = await post();
     const { value } = await waitFor(
@@ -147,128 +215,21 @@ async function pgMain() {
     );
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
-    return { wall, cpu: procCpu(pid) - cpu0, result: value.result };
+    const peak = procRss(pid, 'VmHWM');
+    maxPeak = Math.max(maxPeak, peak);
+    return { wall, cpu: procCpu(pid) - cpu0, peak, result: value.result };
   }
-
-  const results: string[] = [];
-  const fmt = (n: number) => n.toFixed(2).padStart(8);
-  const only = process.env.BENCH_ONLY;
-  for (const db of ['bench_pgbench', 'bench_random'].filter((d) => !only || d.endsWith(only))) {
-    const size =
-      Number(
-        (await query<{ s: string }>(pg.url(db), 'SELECT pg_database_size(current_database()) AS s'))[0]!.s,
-      ) /
-      1024 /
-      1024;
-    const target = async (name: string, storageId: string) =>
-      (
-        await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
-          engine: 'postgresql',
-          name,
-          connection: { host: '127.0.0.1', port: pg.port, database: db, user: 'postgres' },
-          storageId,
-        })
-      ).body.id;
-    const tLocal = await target(`${db}-local`, local);
-    const tS3 = await target(`${db}-s3`, s3p);
-
-    const a = shell(`${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q > ${dir}/${db}.baseline.zst`, pgEnv);
-    const b = await agentJob(
-      async () => (await cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
-    );
-    const c = await agentJob(
-      async () => (await cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
-    );
-    execFileSync(`${bin}/pg_dump`, ['-Fc', '-Z0', '-f', `${dir}/${db}.plain.pgdump`, db], {
-      env: { ...process.env, ...pgEnv },
-    });
-    psql('postgres', `CREATE DATABASE ${db}_d`);
-    const d = shell(`${bin}/pg_restore -d ${db}_d ${dir}/${db}.plain.pgdump`, pgEnv);
-    const backupId = (b.result as { backupId: string }).backupId;
-    const e = await agentJob(
-      async () =>
-        (
-          await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
-            database: `${db}_e`,
-            conflict: 'create',
-          })
-        ).body,
-    );
-    const stored = Number((b.result as { sizeBytes: number }).sizeBytes) / 1024 / 1024;
-    results.push(`\n${db}: database ${size.toFixed(0)} MB, agent backup stored ${stored.toFixed(1)} MB`);
-    results.push('                                   wall s    cpu s     MB/s');
-    for (const [label, r] of [
-      ['(a) pg_dump -Fc -Z0 | zstd -3 -T0', a],
-      ['(b) agent backup -> local disk', b],
-      ['(c) agent backup -> s3rver', c],
-      ['(d) pg_restore from local file', d],
-      ['(e) agent restore from local disk', e],
-    ] as const) {
-      results.push(`  ${label.padEnd(32)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)}`);
-    }
-    results.push(
-      `  b/a = ${(b.wall / a.wall).toFixed(3)}   c/a = ${(c.wall / a.wall).toFixed(3)}   e/d = ${(e.wall / d.wall).toFixed(3)}`,
-    );
-  }
-  const peakRss = procRss(pid, 'VmHWM');
-  results.push(
-    `\nagent RSS: idle ${idleRss.toFixed(1)} MB, peak ${peakRss.toFixed(1)} MB (VmHWM, whole run; dump tools are separate processes)`,
-  );
-  console.log(results.join('\n'));
-  await agent.proc.kill('SIGTERM');
-  await cleanupAll();
-  await pg.stop();
-}
-
-/** The control plane, an agent, storage profiles, and a way to time agent jobs. */
-async function harness(databaseUrl: string) {
-  const cp = await startControlPlane({ databaseUrl, heartbeatIntervalMs: 5000 });
-  const s3 = await startS3();
-  const agent = await startAgent(cp);
-  await waitFor(
-    async () =>
-      (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',
-  );
-  await new Promise((r) => setTimeout(r, 3000));
-  const pid = agent.proc.child.pid!;
-  const idleRss = procRss(pid, 'VmRSS');
-  const dir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-bench-')));
-  const local = (
-    await cp.api<{ id: string }>('POST', '/api/v1/storage', { kind: 'local', name: 'disk', directory: dir })
-  ).body.id;
-  const s3p = (
-    await cp.api<{ id: string }>('POST', '/api/v1/storage', {
-      kind: 's3',
-      name: 's3',
-      endpoint: s3.endpoint,
-      bucket: s3.bucket,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    })
-  ).body.id;
-  async function agentJob(
-    post: () => Promise<{ id: string }>,
-  ): Promise<Run & { result: Record<string, unknown> }> {
-    const cpu0 = procCpu(pid);
-    const t0 = process.hrtime.bigint();
-    const job = await post();
-    const { value } = await waitFor(
-      async () => {
-        const j = (
-          await cp.api<{ state: string; result: Record<string, unknown>; error: unknown }>(
-            'GET',
-            `/api/v1/jobs/${job.id}`,
-          )
-        ).body;
-        return ['succeeded', 'failed'].includes(j.state) ? j : undefined;
-      },
-      { timeoutMs: 3_600_000, intervalMs: 100 },
-    );
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
-    return { wall, cpu: procCpu(pid) - cpu0, result: value.result };
-  }
-  return { cp, agent, pid, idleRss, dir, local, s3p, agentJob };
+  return {
+    peak: () => Math.max(maxPeak, procRss(pid, 'VmHWM')),
+    cp,
+    agent,
+    pid,
+    idleRss,
+    dir,
+    local,
+    s3p,
+    agentJob,
+  };
 }
 
 function report(title: string, size: number, stored: number, runs: [string, Run][], out: string[]) {
@@ -353,7 +314,7 @@ async function mariaMain() {
     out,
   );
   out.push(
-    `\nagent RSS: idle ${h.idleRss.toFixed(1)} MB, peak ${procRss(h.pid, 'VmHWM').toFixed(1)} MB (VmHWM, whole run)`,
+    `\nagent RSS: idle ${h.idleRss.toFixed(1)} MB, peak ${h.peak().toFixed(1)} MB (largest per-job VmHWM)`,
   );
   console.log(out.join('\n'));
   await h.agent.proc.kill('SIGTERM');

@@ -130,16 +130,15 @@ export const mysqlEngine: Engine = {
     const tool = await firstTool(DUMP_TOOLS, 'mysql');
     const version = (await mysqlQuery(t, 'SELECT VERSION()', database, 15_000))[0]?.[0] ?? 'unknown';
     log(`using ${tool.path} (${tool.version}) for server ${version}`);
-    // Row counts come from the agent's own consistent snapshot, taken just before the
-    // dump's. They are exact only if no InnoDB write transaction started between the
-    // two (Innodb_max_trx_id unchanged until the dump ended); otherwise estimates.
+    // Row counts come from the agent's own consistent snapshot, taken as the dump starts.
+    // They are exact only if no InnoDB write transaction started from before either
+    // snapshot until the dump ended (Innodb_max_trx_id unchanged); otherwise estimates.
     const [cs] = await mysqlQuery(
       t,
       `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ${literal(database)}`,
     );
     const engineMeta = cs ? { characterSet: cs[0]!, collation: cs[1]! } : undefined;
     const trxBefore = await maxTrxId(t);
-    const counts = await countRows(t, database, true);
     const { args, env } = mysqlArgs(t);
     const child = spawn(
       tool.path,
@@ -169,7 +168,12 @@ export const mysqlEngine: Engine = {
       },
     );
     done.catch(() => {});
+    // Counted while the dump runs: off its critical path, and still exact when no write
+    // transaction started between trxBefore and the dump's end (both snapshots are then the same).
+    const counting = countRows(t, database, true);
+    counting.catch(() => {});
     const tables = done.then(async (): Promise<TableStat[]> => {
+      const counts = await counting;
       const exact = (await maxTrxId(t)) === trxBefore;
       if (!exact) log('writes ran during the dump: row counts are recorded as estimates');
       return [...counts].map(([table, rows]) => ({ table, rows, exact }));
