@@ -168,7 +168,7 @@ describe('SQLite', () => {
     const db = path.join(work, 'app.db');
     execFileSync('sqlite3', [
       db,
-      `PRAGMA journal_mode=WAL;
+      `PRAGMA journal_mode=WAL; PRAGMA user_version=42;
        CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, avatar BLOB);
        CREATE TABLE "odd name" (v TEXT);
        WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 5000)
@@ -190,6 +190,10 @@ describe('SQLite', () => {
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect(execFileSync('sqlite3', [into, 'PRAGMA integrity_check']).toString().trim()).toBe('ok');
     expect(dumpOf(into)).toBe(dumpOf(db));
+    // What .dump leaves out is carried in the metadata and put back.
+    expect(execFileSync('sqlite3', [into, 'PRAGMA user_version; PRAGMA journal_mode']).toString()).toBe(
+      '42\nwal\n',
+    );
     // An existing file is not overwritten under the default policy.
     const again = await restore(b.id, { database: into });
     expect(again.state).toBe('failed');

@@ -133,7 +133,17 @@ export const sqliteEngine: Engine = {
     const file = t.connection.path!;
     await checkFile(file);
     const tool = await firstTool(['sqlite3'], 'sqlite');
-    const version = (await shell(file, 'SELECT sqlite_version()'))[0] ?? 'unknown';
+    // What .dump leaves out but applications rely on (user_version is often a schema version).
+    const [version, userVersion, applicationId, journalMode, pageSize] = await shell(
+      file,
+      'SELECT sqlite_version(); PRAGMA user_version; PRAGMA application_id; PRAGMA journal_mode; PRAGMA page_size;',
+    );
+    const engineMeta = {
+      userVersion: userVersion ?? '0',
+      applicationId: applicationId ?? '0',
+      journalMode: journalMode ?? 'delete',
+      pageSize: pageSize ?? '4096',
+    };
     log(`dumping ${file} with ${tool.path} (${tool.version})`);
     const child = spawn(tool.path, ['-bail', '-batch', uri(file)], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.on('error', () => {});
@@ -159,9 +169,10 @@ export const sqliteEngine: Engine = {
     return {
       stdout: counter,
       done,
-      serverVersion: `SQLite ${version}`,
+      serverVersion: `SQLite ${version ?? 'unknown'}`,
       toolVersion: tool.version,
       tables,
+      engineMeta,
     } satisfies DumpHandle;
   },
 
@@ -198,13 +209,25 @@ export const sqliteEngine: Engine = {
     const tool = await firstTool(['sqlite3'], 'sqlite');
     log(`restoring into ${tmp}, then moving it to ${dest}`);
     try {
-      const child = spawn(tool.path, ['-bail', '-batch', uri(tmp, 'rwc')], {
-        stdio: ['pipe', 'ignore', 'pipe'],
-      });
+      const m = o.engineMeta ?? {};
+      const int = (v: string | undefined) => (v && /^-?\d{1,10}$/.test(v) ? v : undefined);
+      const pageSize = int(m.pageSize);
+      const child = spawn(
+        tool.path,
+        ['-bail', '-batch', ...(pageSize ? ['-cmd', `PRAGMA page_size=${pageSize}`] : []), uri(tmp, 'rwc')],
+        { stdio: ['pipe', 'ignore', 'pipe'] },
+      );
       const exited = childExit(child);
       await feedInto(input, child.stdin as Writable, exited);
       const e = await exited;
       if (e.code !== 0) throw toolError('sqlite3', { exitCode: e.code, signal: e.signal, stderr: e.stderr });
+      // Put back what .dump does not carry: user_version, application_id, WAL mode.
+      const pragmas = [
+        int(m.userVersion) ? `PRAGMA user_version=${int(m.userVersion)};` : '',
+        int(m.applicationId) ? `PRAGMA application_id=${int(m.applicationId)};` : '',
+        m.journalMode === 'wal' ? 'PRAGMA journal_mode=WAL;' : '',
+      ].join('');
+      if (pragmas) await shell(tmp, pragmas);
       const check = await shell(tmp, 'PRAGMA integrity_check;');
       if (check.join('\n') !== 'ok')
         throw new EngineError(
