@@ -235,9 +235,11 @@ async function harness(databaseUrl: string) {
 function report(title: string, size: number, stored: number, runs: [string, Run][], out: string[]) {
   const fmt = (n: number) => n.toFixed(2).padStart(8);
   out.push(`\n${title}: database ${size.toFixed(0)} MB, agent backup stored ${stored.toFixed(1)} MB`);
-  out.push('                                         wall s    cpu s     MB/s');
+  out.push('                                           wall s    cpu s     MB/s  agent peak RSS MB');
   for (const [label, r] of runs)
-    out.push(`  ${label.padEnd(38)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)}`);
+    out.push(
+      `  ${label.padEnd(40)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)} ${r.peak === undefined ? '' : fmt(r.peak)}`,
+    );
   const [a, b, c, d, e] = runs.map(([, r]) => r.wall) as [number, number, number, number, number];
   out.push(`  b/a = ${(b / a).toFixed(3)}   c/a = ${(c / a).toFixed(3)}   e/d = ${(e / d).toFixed(3)}`);
 }
