@@ -8,6 +8,7 @@ import { discoverTools, hostFacts } from './host-facts.js';
 import { loadEncryptionKey, loadIdentity } from './identity.js';
 import type { JobContext } from './jobs/job-context.js';
 import { AgentLink } from './link/agent-link.js';
+import { Scheduler } from './schedule/scheduler.js';
 import { openStore } from './storage/object-store.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
@@ -18,6 +19,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** How often the databases on this host are looked for again. */
   discoveryIntervalMs?: number;
+  /** A scheduled run missed while the agent was down is run at start if it is at most this old. */
+  scheduleGraceMs?: number;
   log: Logger;
   caFile?: string | undefined;
   backoffBaseMs: number;
@@ -48,6 +51,7 @@ export class AgentDaemon {
   #revoked: ((reason: string) => void) | undefined;
   #agentId = '';
   readonly #discovery: DiscoveryCache;
+  #scheduler!: Scheduler;
 
   constructor(o: DaemonOptions) {
     this.#o = o;
@@ -93,6 +97,13 @@ export class AgentDaemon {
         });
       },
     });
+    this.#scheduler = new Scheduler({
+      store: this.#store,
+      log: log.child({ component: 'scheduler' }),
+      isConnected: () => this.#link.state === 'ready',
+      wake: () => this.#wakeAll(),
+      graceMs: this.#o.scheduleGraceMs ?? 3_600_000,
+    });
     this.#link.on(
       'command',
       (c) => void this.#onCommand(c).catch((err) => log.error({ err }, 'failed to record command')),
@@ -102,6 +113,7 @@ export class AgentDaemon {
       { agentId: identity.agentId, server: identity.server, version: AGENT_VERSION },
       'agent starting',
     );
+    await this.#scheduler.start();
     this.#link.start();
     this.#worker = Promise.all([
       this.#work({ kinds: JOB_KINDS, include: true }),
@@ -172,6 +184,7 @@ export class AgentDaemon {
         const result = await runCommand(next.kind, JSON.parse(next.payload), {
           tools: () => this.tools(),
           job: (jobId) => this.#jobContext(jobId),
+          applyConfig: (config) => this.#scheduler.update(config),
         });
         await this.#store.finishCommand(next.command_id, { ok: true, result });
         clog.info('command succeeded');
@@ -249,6 +262,7 @@ export class AgentDaemon {
   async stop(graceMs = 20_000) {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#scheduler?.stop();
     this.#wakeAll();
     if (this.#worker) {
       await Promise.race([this.#worker, new Promise((r) => setTimeout(r, graceMs).unref())]);

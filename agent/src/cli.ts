@@ -29,6 +29,7 @@ Options (each also an environment variable):
   --backoff-cap-ms N     DBBACKUP_BACKOFF_CAP_MS   largest reconnect delay, default 60000
   --stable-after-ms N    DBBACKUP_STABLE_AFTER_MS  uptime after which backoff resets, default 30000
   --discovery-interval-ms N  DBBACKUP_DISCOVERY_INTERVAL_MS  how often local databases are looked for, default 300000
+  --schedule-grace-ms N  DBBACKUP_SCHEDULE_GRACE_MS  a run missed while the agent was down runs once at start if at most this old, default 3600000
                          DBBACKUP_DISCOVERY=off, DBBACKUP_DISCOVER_PG_SOCKET_DIRS, DBBACKUP_DISCOVER_MYSQL_SOCKETS,
                          DBBACKUP_DISCOVER_REDIS (host:port,...), DBBACKUP_DISCOVER_SQLITE_PATHS: what discovery looks at
                          DBBACKUP_ALLOWED_COMMANDS  commands (one per line) a Redis restore may run to start the server
@@ -50,6 +51,7 @@ const ENV: Record<string, string> = {
   'backoff-cap-ms': 'DBBACKUP_BACKOFF_CAP_MS',
   'stable-after-ms': 'DBBACKUP_STABLE_AFTER_MS',
   'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
+  'schedule-grace-ms': 'DBBACKUP_SCHEDULE_GRACE_MS',
 };
 
 function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -110,6 +112,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       'backoff-cap-ms': { type: 'string' },
       'stable-after-ms': { type: 'string' },
       'discovery-interval-ms': { type: 'string' },
+      'schedule-grace-ms': { type: 'string' },
       force: { type: 'boolean' },
       key: { type: 'string' },
       meta: { type: 'string' },
@@ -197,6 +200,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
         env,
         discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
+        scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
       });
       await daemon.start();
       const code = await new Promise<number>((resolve) => {

@@ -17,6 +17,7 @@ import { purgeExpiredJtis } from './gateway/agent-auth.js';
 import { AgentGateway } from './gateway/agent-gateway.js';
 import { createApp } from './http/app.js';
 import { createApiToken } from './http/auth.js';
+import { buildAgentConfig } from './services/agent-config.js';
 import { sweepStaleAgents } from './services/agent-status.js';
 import { expireCommands } from './services/commands.js';
 import { hydrateCommand } from './services/jobs.js';
@@ -58,7 +59,10 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     maxAgeSeconds: config.agentTokenMaxAgeSeconds,
     clockSkewSeconds: config.clockSkewSeconds,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
-    hydrate: (c) => hydrateCommand(db, box, c),
+    hydrate: (c, agentId) =>
+      c.kind === 'config.sync'
+        ? buildAgentConfig(db, box, kek, agentId).then((config) => ({ ...c, config }))
+        : hydrateCommand(db, box, c),
   });
   bus.onSignal((s) => {
     if (s.kind === 'commands') gateway.dispatch(s.agentId);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BackupMeta, StorageSpec, TargetSpec } from './targets.js';
+import { BackupMeta, CompressAlgo, StorageSpec, TargetSpec } from './targets.js';
 
 /**
  * Commands the control plane sends to an agent, as one discriminated union
@@ -38,7 +38,40 @@ export const RestoreCommand = z.object({
   tables: z.array(z.string().min(1).max(127)).max(1000).optional(),
 });
 
+/** A schedule as the agent runs it: its own croner clock, the storage resolved (with credentials). */
+export const AgentSchedule = z.object({
+  id: z.string(),
+  cron: z.string().min(1).max(200),
+  timezone: z.string().min(1).max(64),
+  enabled: z.boolean(),
+  storage: StorageSpec,
+  compression: CompressAlgo.optional(),
+});
+export type AgentSchedule = z.infer<typeof AgentSchedule>;
+
+/** Everything an agent needs to back up on its own while the control plane is away. */
+export const AgentConfig = z.object({
+  version: z.number().int().nonnegative(),
+  naming: z.object({ env: z.string(), agentName: z.string() }),
+  kek: z.object({ kid: z.string(), publicJwk: z.record(z.string(), z.string()) }),
+  targets: z.array(z.object({ target: TargetSpec, schedules: z.array(AgentSchedule).max(100) })).max(1000),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+/**
+ * The agent's configuration (schedules and what they need). The control plane's
+ * command row holds only the version; the configuration, with storage
+ * credentials, is built as the command is sent, so a stale queued sync always
+ * delivers the latest configuration.
+ */
+export const ConfigSyncCommand = z.object({
+  kind: z.literal('config.sync'),
+  version: z.number().int().nonnegative(),
+  config: AgentConfig.optional(),
+});
+
 export const Command = z.discriminatedUnion('kind', [
+  ConfigSyncCommand,
   PingCommand,
   ProbeCommand,
   TargetTestCommand,

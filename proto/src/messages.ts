@@ -57,6 +57,28 @@ export const AgentEventBody = z.discriminatedUnion('type', [
     bytesIn: z.number().nonnegative(),
     bytesOut: z.number().nonnegative(),
   }),
+  /** A backup the agent started on its own schedule (the control plane may have been away). */
+  z.object({
+    type: z.literal('scheduled.started'),
+    jobId: Uuid,
+    backupId: Uuid,
+    targetId: Uuid,
+    scheduleId: Uuid,
+    storageId: Uuid,
+    /** The link to the control plane was down when it started. */
+    disconnected: z.boolean(),
+    /** A run missed while the agent was down, caught up once at start. */
+    catchUp: z.boolean(),
+    startedAt: z.string(),
+  }),
+  z.object({
+    type: z.literal('scheduled.finished'),
+    jobId: Uuid,
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: z.object({ code: z.string().max(64), message: z.string().max(4096) }).optional(),
+    finishedAt: z.string(),
+  }),
   z.object({
     type: z.literal('job.log'),
     jobId: Uuid,
@@ -83,6 +105,8 @@ export const AgentMessages = {
     eventsAckedUpTo: z.number().int().nonnegative(),
     /** Command ids the agent has recorded and acknowledged but that may not have reached the control plane. */
     recentCommandIds: z.array(Uuid).max(1000),
+    /** The configuration version the agent holds (1.3). */
+    configVersion: z.number().int().nonnegative().optional(),
   }),
   heartbeat: z.object({ facts: HostFacts }),
   'command.ack': z.object({ commandId: Uuid }),

@@ -14,9 +14,11 @@
  *   1.2  engines mysql, sqlite, redis, mongodb, files (target connection.path, engine
  *        options, BackupMeta.engineMeta); heartbeat facts.discovered; a restore's
  *        destination may be a path.
+ *   1.3  command config.sync (schedules run by the agent's own clock); events
+ *        scheduled.started / scheduled.finished; hello.configVersion.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 2;
+export const PROTOCOL_MINOR = 3;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

@@ -1,10 +1,11 @@
-import { Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
+import { type AgentConfig, Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
 import { probeLocalServers } from '../host-facts.js';
 import type { JobContext } from '../jobs/job-context.js';
 
 export interface HandlerContext {
   tools: () => Promise<DumpTool[]>;
   job: (jobId: string) => JobContext;
+  applyConfig: (config: AgentConfig) => Promise<{ applied: number; schedules: number }>;
 }
 
 export class CommandError extends Error {
@@ -25,6 +26,9 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
   switch (c.kind) {
     case 'ping':
       return { agentTime: new Date().toISOString(), ...(c.echo !== undefined ? { echo: c.echo } : {}) };
+    case 'config.sync':
+      if (!c.config) throw new CommandError('bad-command', 'config.sync without a configuration');
+      return ctx.applyConfig(c.config);
     case 'probe': {
       const [tools, servers] = await Promise.all([ctx.tools(), probeLocalServers()]);
       return { tools, servers } satisfies ProbeResult;

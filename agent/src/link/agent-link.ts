@@ -204,6 +204,7 @@ export class AgentLink extends EventEmitter<LinkEvents> {
         protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
         eventsAckedUpTo: await this.#o.store.eventsAckedUpTo(),
         recentCommandIds: await this.#o.store.recentCommandIds(100),
+        configVersion: JSON.parse((await this.#o.store.getMeta('config')) ?? '{"version":0}').version ?? 0,
       });
     })();
     this.#timer(15_000, () => {

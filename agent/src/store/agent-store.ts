@@ -1,12 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { AgentEvent, AgentEventBody } from '@dbbackup/proto';
+import type { AgentEvent, AgentEventBody, Command } from '@dbbackup/proto';
 import SQLite from 'better-sqlite3';
 import {
   type Generated,
   Kysely,
   type Migration,
   Migrator,
+  type Selectable,
   SqliteDialect,
   sql,
   type Transaction,
@@ -22,6 +23,8 @@ interface InboxTable {
   state: InboxState;
   received_at: string;
   finished_at: string | null;
+  /** 'cp': a command from the control plane; 'schedule': a backup this agent started on its own clock. */
+  origin: Generated<'cp' | 'schedule'>;
 }
 interface OutboxTable {
   seq: Generated<number>;
@@ -79,9 +82,21 @@ const migrations: Record<string, Migration> = {
       )`.execute(db);
     },
   },
+  '0003_schedules': {
+    async up(db) {
+      await sql`ALTER TABLE inbox ADD COLUMN origin TEXT NOT NULL DEFAULT 'cp'`.execute(db);
+    },
+  },
 };
 
-export type InboxRow = InboxTable;
+export type InboxRow = Selectable<InboxTable>;
+
+/** A scheduled backup: the backup command the agent builds for itself, and how it came about. */
+export type ScheduledPayload = Extract<Command, { kind: 'backup' }> & {
+  scheduleId: string;
+  disconnected: boolean;
+  catchUp: boolean;
+};
 type Tx = Transaction<StoreSchema>;
 
 /**
@@ -174,7 +189,25 @@ export class AgentStore {
         .where('state', '=', 'queued')
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) return false;
-      await this.#append(tx, { type: 'command.started', commandId });
+      const row = await tx
+        .selectFrom('inbox')
+        .select(['origin', 'payload'])
+        .where('command_id', '=', commandId)
+        .executeTakeFirstOrThrow();
+      if (row.origin === 'schedule') {
+        const p = JSON.parse(row.payload) as ScheduledPayload;
+        await this.#append(tx, {
+          type: 'scheduled.started',
+          jobId: p.jobId,
+          backupId: p.backupId,
+          targetId: p.target.id,
+          scheduleId: p.scheduleId,
+          storageId: p.storage.id,
+          disconnected: p.disconnected,
+          catchUp: p.catchUp,
+          startedAt: new Date().toISOString(),
+        });
+      } else await this.#append(tx, { type: 'command.started', commandId });
       return true;
     });
   }
@@ -185,6 +218,11 @@ export class AgentStore {
     outcome: { ok: true; result: unknown } | { ok: false; code: string; message: string },
   ): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
+      const row = await tx
+        .selectFrom('inbox')
+        .select(['origin', 'payload'])
+        .where('command_id', '=', commandId)
+        .executeTakeFirst();
       await tx
         .updateTable('inbox')
         // The payload may carry storage credentials; once finished it is not needed.
@@ -195,16 +233,57 @@ export class AgentStore {
         })
         .where('command_id', '=', commandId)
         .execute();
+      const error = outcome.ok ? undefined : { code: outcome.code, message: outcome.message.slice(0, 4000) };
+      if (row?.origin === 'schedule') {
+        const p = JSON.parse(row.payload) as ScheduledPayload;
+        await this.#append(tx, {
+          type: 'scheduled.finished',
+          jobId: p.jobId,
+          ok: outcome.ok,
+          ...(outcome.ok ? { result: outcome.result } : { error }),
+          finishedAt: new Date().toISOString(),
+        });
+        return;
+      }
       await this.#append(
         tx,
         outcome.ok
           ? { type: 'command.succeeded', commandId, result: outcome.result }
-          : {
-              type: 'command.failed',
-              commandId,
-              error: { code: outcome.code, message: outcome.message.slice(0, 4000) },
-            },
+          : { type: 'command.failed', commandId, error: error! },
       );
+    });
+  }
+
+  /**
+   * A backup this agent starts on its own schedule: queued in the inbox like a
+   * command (so it survives a crash and runs in the jobs lane), reported with
+   * scheduled.* events. Not queued when a backup of the same target is already
+   * queued or running: schedules never pile up.
+   */
+  async queueScheduled(p: ScheduledPayload): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const busy = await tx
+        .selectFrom('inbox')
+        .select('command_id')
+        .where('kind', '=', 'backup')
+        .where('state', 'in', ['queued', 'running'])
+        .where(sql<string>`json_extract(payload, '$.target.id')`, '=', p.target.id)
+        .executeTakeFirst();
+      if (busy) return false;
+      await tx
+        .insertInto('inbox')
+        .values({
+          command_id: p.jobId,
+          kind: 'backup',
+          payload: JSON.stringify(p),
+          expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+          state: 'queued',
+          received_at: new Date().toISOString(),
+          finished_at: null,
+          origin: 'schedule',
+        })
+        .execute();
+      return true;
     });
   }
 

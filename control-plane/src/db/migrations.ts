@@ -181,6 +181,36 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0003_schedules': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE schedules (
+          id uuid PRIMARY KEY,
+          target_id uuid NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+          cron text NOT NULL,
+          timezone text NOT NULL,
+          enabled boolean NOT NULL DEFAULT true,
+          options jsonb NOT NULL DEFAULT '{}',
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX schedules_target ON schedules (target_id);
+
+        -- Jobs the agent starts on its own schedule have no command.
+        ALTER TABLE jobs ALTER COLUMN command_id DROP NOT NULL;
+        ALTER TABLE jobs ADD COLUMN origin text NOT NULL DEFAULT 'api' CHECK (origin IN ('api','schedule'));
+        ALTER TABLE jobs ADD COLUMN schedule_id uuid;
+        ALTER TABLE jobs ADD COLUMN run_while_disconnected boolean NOT NULL DEFAULT false;
+        -- The agent runs one backup at a time itself; the index guards what the API queues.
+        DROP INDEX jobs_one_backup_per_target;
+        CREATE UNIQUE INDEX jobs_one_backup_per_target ON jobs (target_id)
+          WHERE type = 'backup' AND state IN ('queued','running') AND origin = 'api';
+
+        ALTER TABLE backups ADD COLUMN schedule_id uuid;
+        ALTER TABLE backups ADD COLUMN run_while_disconnected boolean NOT NULL DEFAULT false;
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -149,7 +149,20 @@ export interface BackupsTable {
   started_at: Timestamp;
   finished_at: Timestamp;
   meta: Json<Record<string, unknown>>;
+  schedule_id: ColumnType<string | null, string | null | undefined, string | null>;
+  run_while_disconnected: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: GeneratedTimestamp;
+}
+
+export interface SchedulesTable {
+  id: string;
+  target_id: string;
+  cron: string;
+  timezone: string;
+  enabled: boolean;
+  options: Json<{ storageId?: string; compression?: 'zstd' | 'gzip' | 'none' }>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -161,7 +174,10 @@ export interface JobsTable {
   agent_id: string;
   target_id: ColumnType<string | null, string | null | undefined, string | null>;
   backup_id: ColumnType<string | null, string | null | undefined, string | null>;
-  command_id: string;
+  command_id: ColumnType<string | null, string | null | undefined, string | null>;
+  origin: ColumnType<'api' | 'schedule', 'api' | 'schedule' | undefined, 'api' | 'schedule'>;
+  schedule_id: ColumnType<string | null, string | null | undefined, string | null>;
+  run_while_disconnected: ColumnType<boolean, boolean | undefined, boolean>;
   params: ColumnType<Record<string, unknown>, string | undefined, string>;
   progress: ColumnType<Record<string, unknown>, string | undefined, string>;
   result: NullableJson;
@@ -185,6 +201,7 @@ export interface Database {
   storage_profiles: StorageProfilesTable;
   targets: TargetsTable;
   backups: BackupsTable;
+  schedules: SchedulesTable;
   jobs: JobsTable;
   job_logs: JobLogsTable;
   settings: SettingsTable;

@@ -12,7 +12,7 @@ import { AgentSession } from './agent-session.js';
 export const AGENT_CONNECT_PATH = '/v1/agent/connect';
 
 export interface GatewayOptions extends AgentAuthOptions {
-  hydrate: (c: Command) => Promise<Command>;
+  hydrate: (c: Command, agentId: string) => Promise<Command>;
   log: Logger;
   heartbeatIntervalMs: number;
   db: Db;

@@ -15,6 +15,7 @@ import { type Db, json } from '../db/database.js';
 import { setAgentStatus } from '../services/agent-status.js';
 import {
   applyAgentEvent,
+  createCommand,
   markDelivered,
   pendingCommands,
   toWireCommand,
@@ -23,7 +24,7 @@ import {
 
 export interface SessionDeps {
   /** Completes a stored command for the wire (e.g. storage credentials, which command rows never hold). */
-  hydrate: (c: Command) => Promise<Command>;
+  hydrate: (c: Command, agentId: string) => Promise<Command>;
   db: Db;
   log: Logger;
   heartbeatIntervalMs: number;
@@ -129,7 +130,7 @@ export class AgentSession {
     for (const row of await pendingCommands(db, this.agentId)) {
       const sent = this.send('command', {
         commandId: row.id,
-        command: await this.#deps.hydrate(toWireCommand(row)),
+        command: await this.#deps.hydrate(toWireCommand(row), this.agentId),
         expiresAt: new Date(row.expires_at).toISOString(),
       });
       if (!sent) return;
@@ -173,6 +174,23 @@ export class AgentSession {
         });
         await setAgentStatus(db, this.agentId, 'online', 'connected');
         this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
+        // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
+        if (p.configVersion !== undefined && p.configVersion < agent.config_version) {
+          const pending = await db
+            .selectFrom('commands')
+            .select('id')
+            .where('agent_id', '=', this.agentId)
+            .where('kind', '=', 'config.sync')
+            .where('state', 'in', ['queued', 'delivered'])
+            .executeTakeFirst();
+          if (!pending)
+            await createCommand(db, {
+              agentId: this.agentId,
+              command: { kind: 'config.sync', version: agent.config_version },
+              ttlSeconds: 90 * 86_400,
+              createdBy: null,
+            });
+        }
         await this.#dispatch();
         return;
       }

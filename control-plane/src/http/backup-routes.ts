@@ -117,7 +117,10 @@ type JobRow = {
   agent_id: string;
   target_id: string | null;
   backup_id: string | null;
-  command_id: string;
+  command_id: string | null;
+  origin: string;
+  schedule_id: string | null;
+  run_while_disconnected: boolean;
   params: unknown;
   progress: unknown;
   result: unknown;
@@ -134,6 +137,9 @@ const jobView = (r: JobRow) => ({
   targetId: r.target_id,
   backupId: r.backup_id,
   commandId: r.command_id,
+  origin: r.origin,
+  scheduleId: r.schedule_id,
+  runWhileDisconnected: r.run_while_disconnected,
   params: r.params,
   progress: r.progress,
   result: r.result,
@@ -156,6 +162,8 @@ type BackupRow = {
   started_at: Date;
   finished_at: Date;
   meta: Record<string, unknown>;
+  schedule_id?: string | null;
+  run_while_disconnected?: boolean;
 };
 const backupView = (r: BackupRow) => {
   const { wrappedKey: _hidden, ...meta } = r.meta;
@@ -171,6 +179,8 @@ const backupView = (r: BackupRow) => {
     status: r.status,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    scheduleId: r.schedule_id ?? null,
+    runWhileDisconnected: r.run_while_disconnected ?? false,
     meta,
   };
 };

@@ -19,6 +19,7 @@ import {
 } from './auth.js';
 import { type BackupRouteDeps, backupRoutes } from './backup-routes.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
+import { scheduleRoutes } from './schedule-routes.js';
 
 export interface RouteDeps {
   backups?: BackupRouteDeps;
@@ -138,6 +139,7 @@ export function apiRoutes(d: RouteDeps) {
 
   api.use('*', authenticate(db));
   if (d.backups) api.route('/', backupRoutes(d.backups));
+  api.route('/', scheduleRoutes({ db, bus: d.bus }));
 
   api.post('/tokens', requireRole('admin'), async (c) => {
     const body = await parseJson(

@@ -3,7 +3,7 @@ import type { AgentEvent, Command } from '@dbbackup/proto';
 import { sql } from 'kysely';
 import { type Db, json } from '../db/database.js';
 import type { CommandState, CommandsTable } from '../db/schema.js';
-import { onCommandEvent, onJobEvent } from './jobs.js';
+import { onCommandEvent, onJobEvent, onScheduledEvent } from './jobs.js';
 
 function summarise(result: unknown): unknown {
   if (result && typeof result === 'object' && 'meta' in result) {
@@ -214,6 +214,10 @@ export async function applyAgentEvent(
       case 'job.progress':
       case 'job.log':
         await onJobEvent(txDb, agentId, b, new Date(event.at));
+        break;
+      case 'scheduled.started':
+      case 'scheduled.finished':
+        await onScheduledEvent(txDb, agentId, b);
         break;
       case 'log':
         break;

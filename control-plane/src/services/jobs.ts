@@ -299,39 +299,131 @@ export async function onCommandEvent(
       .where('id', '=', e.commandId)
       .executeTakeFirstOrThrow();
     const storageId = (storage.payload as { storage: { id: string } }).storage.id;
-    await tx
-      .insertInto('backups')
-      .values({
-        id: r.meta.backupId,
-        target_id: job.target_id,
-        agent_id: agentId,
-        storage_id: storageId,
-        object_key: r.meta.objectKey,
-        meta_key: r.metaKey,
-        filename: r.meta.filename,
-        size_bytes: r.meta.sizeBytes,
+    await recordBackup(tx, agentId, job, storageId, r);
+  }
+}
+
+/** Put a committed backup into the catalogue (once) and give its job a summary as result. */
+async function recordBackup(
+  tx: Tx,
+  agentId: string,
+  job: { id: string; target_id: string | null },
+  storageId: string,
+  r: { meta: BackupMeta; metaKey: string },
+  extra: { scheduleId?: string | null; runWhileDisconnected?: boolean } = {},
+) {
+  await tx
+    .insertInto('backups')
+    .values({
+      id: r.meta.backupId,
+      target_id: job.target_id,
+      agent_id: agentId,
+      storage_id: storageId,
+      object_key: r.meta.objectKey,
+      meta_key: r.metaKey,
+      filename: r.meta.filename,
+      size_bytes: r.meta.sizeBytes,
+      sha256: r.meta.sha256,
+      status: r.meta.status,
+      started_at: r.meta.startTime,
+      finished_at: r.meta.endTime,
+      meta: json(r.meta),
+      schedule_id: extra.scheduleId ?? null,
+      run_while_disconnected: extra.runWhileDisconnected ?? false,
+    })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+  // The job's result keeps the catalogue entry, not the wrapped key a second time.
+  await tx
+    .updateTable('jobs')
+    .set({
+      result: json({
+        backupId: r.meta.backupId,
+        objectKey: r.meta.objectKey,
+        sizeBytes: r.meta.sizeBytes,
         sha256: r.meta.sha256,
-        status: r.meta.status,
-        started_at: r.meta.startTime,
-        finished_at: r.meta.endTime,
-        meta: json(r.meta),
+      }),
+    })
+    .where('id', '=', job.id)
+    .execute();
+}
+
+/**
+ * A backup the agent ran on its own schedule: the job appears when it started
+ * (reported late if the link was down), the catalogue entry when it finished.
+ * Applied once per event sequence number; inserts are idempotent besides.
+ */
+export async function onScheduledEvent(
+  tx: Tx,
+  agentId: string,
+  e:
+    | {
+        type: 'scheduled.started';
+        jobId: string;
+        backupId: string;
+        targetId: string;
+        scheduleId: string;
+        storageId: string;
+        disconnected: boolean;
+        catchUp: boolean;
+        startedAt: string;
+      }
+    | {
+        type: 'scheduled.finished';
+        jobId: string;
+        ok: boolean;
+        result?: unknown;
+        error?: { code: string; message: string } | undefined;
+        finishedAt: string;
+      },
+) {
+  if (e.type === 'scheduled.started') {
+    const target = await tx
+      .selectFrom('targets')
+      .select('id')
+      .where('id', '=', e.targetId)
+      .executeTakeFirst();
+    await tx
+      .insertInto('jobs')
+      .values({
+        id: e.jobId,
+        type: 'backup',
+        state: 'running',
+        agent_id: agentId,
+        target_id: target ? e.targetId : null,
+        backup_id: e.backupId,
+        command_id: null,
+        origin: 'schedule',
+        schedule_id: e.scheduleId,
+        run_while_disconnected: e.disconnected,
+        params: json({ scheduleId: e.scheduleId, storageId: e.storageId, catchUp: e.catchUp }),
+        created_at: new Date(e.startedAt),
+        started_at: new Date(e.startedAt),
       })
       .onConflict((oc) => oc.doNothing())
       .execute();
-    // The job's result keeps the catalogue entry, not the wrapped key a second time.
-    await tx
-      .updateTable('jobs')
-      .set({
-        result: json({
-          backupId: r.meta.backupId,
-          objectKey: r.meta.objectKey,
-          sizeBytes: r.meta.sizeBytes,
-          sha256: r.meta.sha256,
-        }),
-      })
-      .where('id', '=', job.id)
-      .execute();
+    return;
   }
+  const job = await tx
+    .updateTable('jobs')
+    .set({
+      state: e.ok ? 'succeeded' : 'failed',
+      finished_at: new Date(e.finishedAt),
+      ...(e.ok
+        ? { result: json(e.result ?? null) }
+        : { error: json(e.error ?? { code: 'error', message: 'failed' }) }),
+    })
+    .where('id', '=', e.jobId)
+    .where('agent_id', '=', agentId)
+    .where('state', '=', 'running')
+    .returning(['id', 'target_id', 'schedule_id', 'run_while_disconnected', 'params'])
+    .executeTakeFirst();
+  if (!job || !e.ok) return;
+  const storageId = (job.params as { storageId: string }).storageId;
+  await recordBackup(tx, agentId, job, storageId, e.result as { meta: BackupMeta; metaKey: string }, {
+    scheduleId: job.schedule_id,
+    runWhileDisconnected: job.run_while_disconnected,
+  });
 }
 
 export async function onJobEvent(

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@dbbackup/logger';
+import type { AgentConfig, AgentSchedule } from '@dbbackup/proto';
+import { Cron } from 'croner';
+import type { AgentStore, ScheduledPayload } from '../store/agent-store.js';
+
+/**
+ * The agent's own clock (invariant 4): every enabled schedule of its last
+ * configuration runs here, whether or not the control plane is reachable. A
+ * fire queues a backup in the inbox; the jobs lane runs it like any other and
+ * its events wait in the outbox until the control plane is back.
+ *
+ * A schedule missed while the agent itself was down runs once at start if its
+ * most recent missed fire is within the grace window, never once per missed tick.
+ */
+export class Scheduler {
+  #crons: Cron[] = [];
+  #config: AgentConfig | undefined;
+
+  constructor(
+    private readonly o: {
+      store: AgentStore;
+      log: Logger;
+      isConnected: () => boolean;
+      wake: () => void;
+      graceMs: number;
+    },
+  ) {}
+
+  get version(): number {
+    return this.#config?.version ?? 0;
+  }
+
+  /** The stored configuration, at start: schedules resume, a missed run within the grace window is caught up. */
+  async start(): Promise<void> {
+    const raw = await this.o.store.getMeta('config');
+    if (raw) await this.apply(JSON.parse(raw) as AgentConfig, { catchUp: true });
+  }
+
+  /** A configuration from the control plane; an older one than held is ignored. */
+  async update(config: AgentConfig): Promise<{ applied: number; schedules: number }> {
+    if (config.version < this.version) return { applied: this.version, schedules: this.#crons.length };
+    await this.o.store.setMeta('config', JSON.stringify(config));
+    await this.apply(config, { catchUp: false });
+    return { applied: config.version, schedules: this.#crons.length };
+  }
+
+  async apply(config: AgentConfig, { catchUp }: { catchUp: boolean }) {
+    this.stop();
+    this.#config = config;
+    const now = Date.now();
+    for (const { target, schedules } of config.targets) {
+      for (const s of schedules) {
+        if (!s.enabled) continue;
+        const lastKey = `sched_last:${s.id}`;
+        const last = await this.o.store.getMeta(lastKey);
+        if (!last) await this.o.store.setMeta(lastKey, new Date(now).toISOString());
+        else if (catchUp) {
+          const missed = new Cron(s.cron, { timezone: s.timezone, paused: true }).nextRun(new Date(last));
+          if (missed && missed.getTime() <= now && now - missed.getTime() <= this.o.graceMs) {
+            this.o.log.info(
+              { scheduleId: s.id, missed: missed.toISOString() },
+              'a scheduled backup was missed while the agent was down: running it once now',
+            );
+            await this.#fire(target, s, true);
+          } else if (missed && missed.getTime() <= now) {
+            this.o.log.warn(
+              { scheduleId: s.id, missed: missed.toISOString(), graceMs: this.o.graceMs },
+              'a scheduled backup was missed while the agent was down, past the grace window: not run',
+            );
+          }
+        }
+        this.#crons.push(
+          new Cron(s.cron, { timezone: s.timezone, protect: true }, () => {
+            void this.#fire(target, s, false).catch((err) =>
+              this.o.log.error({ err, scheduleId: s.id }, 'could not queue a scheduled backup'),
+            );
+          }),
+        );
+      }
+    }
+    this.o.log.info({ version: config.version, schedules: this.#crons.length }, 'schedules loaded');
+  }
+
+  async #fire(target: AgentConfig['targets'][number]['target'], s: AgentSchedule, catchUp: boolean) {
+    const config = this.#config;
+    if (!config) return;
+    await this.o.store.setMeta(`sched_last:${s.id}`, new Date().toISOString());
+    const payload: ScheduledPayload = {
+      kind: 'backup',
+      jobId: randomUUID(),
+      backupId: randomUUID(),
+      target: s.compression
+        ? { ...target, options: { ...target.options, compression: s.compression } }
+        : target,
+      storage: s.storage,
+      kek: config.kek,
+      naming: config.naming,
+      scheduleId: s.id,
+      disconnected: !this.o.isConnected(),
+      catchUp,
+    };
+    const queued = await this.o.store.queueScheduled(payload);
+    if (queued) {
+      this.o.log.info(
+        { scheduleId: s.id, targetId: target.id, jobId: payload.jobId, disconnected: payload.disconnected },
+        'scheduled backup queued',
+      );
+      this.o.wake();
+    } else
+      this.o.log.warn(
+        { scheduleId: s.id, targetId: target.id },
+        'scheduled backup skipped: a backup of this target is still queued or running',
+      );
+  }
+
+  stop() {
+    for (const c of this.#crons) c.stop();
+    this.#crons = [];
+  }
+}

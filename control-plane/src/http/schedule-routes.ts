@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import { CompressAlgo } from '@dbbackup/proto';
+import { Cron } from 'croner';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { type Db, json } from '../db/database.js';
+import { bumpAgentConfig } from '../services/agent-config.js';
+import type { NotifyBus } from '../services/notify-bus.js';
+import { type AuthEnv, requireRole } from './auth.js';
+import { badRequest, conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
+
+/** Two enabled schedules of one target firing closer than this clash. */
+export const CLASH_WINDOW_MS = 5 * 60_000;
+const HORIZON_MS = 8 * 86_400_000;
+
+const Fields = z
+  .object({
+    cron: z.string().min(1).max(200),
+    timezone: z.string().min(1).max(64).default('UTC'),
+    enabled: z.boolean().default(true),
+    storageId: z.uuid().optional(),
+    compression: CompressAlgo.optional(),
+    /** Save even though another enabled schedule of the target fires within five minutes of this one. */
+    allowClash: z.boolean().default(false),
+  })
+  .strict();
+
+/** The cron expression and time zone as croner reads them, or a 400 naming what is wrong. */
+export function parseSchedule(cron: string, timezone: string): Cron {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+  } catch {
+    throw badRequest(
+      `timezone: ${JSON.stringify(timezone)} is not an IANA time zone (for example Europe/Oslo or UTC)`,
+      {
+        field: 'timezone',
+      },
+    );
+  }
+  let c: Cron;
+  try {
+    c = new Cron(cron, { timezone, paused: true });
+  } catch (err) {
+    throw badRequest(`cron: ${(err as Error).message}`, { field: 'cron' });
+  }
+  if (!c.nextRun()) throw badRequest(`cron: ${JSON.stringify(cron)} never fires`, { field: 'cron' });
+  return c;
+}
+
+/** The first time `a` and `b` fire within the clash window of each other, if they do in the next eight days. */
+export function firstClash(a: Cron, b: Cron, now = new Date()): { a: Date; b: Date } | undefined {
+  const horizon = now.getTime() + HORIZON_MS;
+  for (const [x, y, swap] of [
+    [a, b, false],
+    [b, a, true],
+  ] as const) {
+    for (const t of x.nextRuns(500, now)) {
+      if (t.getTime() > horizon) break;
+      const near = y.nextRun(new Date(t.getTime() - CLASH_WINDOW_MS));
+      if (near && Math.abs(near.getTime() - t.getTime()) < CLASH_WINDOW_MS)
+        return swap ? { a: near, b: t } : { a: t, b: near };
+    }
+  }
+  return undefined;
+}
+
+type ScheduleRow = {
+  id: string;
+  target_id: string;
+  cron: string;
+  timezone: string;
+  enabled: boolean;
+  options: { storageId?: string; compression?: string };
+  created_at: Date;
+  updated_at: Date;
+};
+
+const view = (r: ScheduleRow) => {
+  let nextRun: string | null = null;
+  try {
+    nextRun = r.enabled
+      ? (new Cron(r.cron, { timezone: r.timezone, paused: true }).nextRun()?.toISOString() ?? null)
+      : null;
+  } catch {
+    nextRun = null;
+  }
+  return {
+    id: r.id,
+    targetId: r.target_id,
+    cron: r.cron,
+    timezone: r.timezone,
+    enabled: r.enabled,
+    storageId: r.options.storageId ?? null,
+    compression: r.options.compression ?? null,
+    nextRun,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+};
+
+export function scheduleRoutes(d: { db: Db; bus: NotifyBus }) {
+  const { db, bus } = d;
+  const api = new Hono<AuthEnv>();
+
+  async function target(id: string) {
+    const t = await db
+      .selectFrom('targets')
+      .select(['id', 'agent_id'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!t) throw notFound('target');
+    return t;
+  }
+
+  async function checkStorage(storageId: string | undefined) {
+    if (!storageId) return;
+    const s = await db
+      .selectFrom('storage_profiles')
+      .select('id')
+      .where('id', '=', storageId)
+      .executeTakeFirst();
+    if (!s)
+      throw new ProblemError(422, 'Unprocessable Content', 'storageId names no storage profile', {
+        type: 'validation',
+      });
+  }
+
+  /** Refuse a schedule that fires within minutes of another enabled one of the same target. */
+  async function checkClash(targetId: string, self: string | null, cron: Cron, allow: boolean) {
+    if (allow) return;
+    const others = await db
+      .selectFrom('schedules')
+      .selectAll()
+      .where('target_id', '=', targetId)
+      .where('enabled', '=', true)
+      .execute();
+    for (const o of others) {
+      if (o.id === self) continue;
+      const clash = firstClash(cron, new Cron(o.cron, { timezone: o.timezone, paused: true }));
+      if (clash)
+        throw conflict(
+          `this schedule fires at ${clash.a.toISOString()}, within ${CLASH_WINDOW_MS / 60_000} minutes of schedule ${o.id} (${o.cron}, ${o.timezone}) at ${clash.b.toISOString()}; one backup of a target runs at a time, so one of them would be skipped. Change one, or send allowClash: true`,
+          'schedule-clash',
+        );
+    }
+  }
+
+  api.post('/targets/:id/schedules', requireRole('operator'), async (c) => {
+    const t = await target(uuidParam(c, 'id', 'target'));
+    const body = await parseJson(c, Fields);
+    const cron = parseSchedule(body.cron, body.timezone);
+    await checkStorage(body.storageId);
+    if (body.enabled) await checkClash(t.id, null, cron, body.allowClash);
+    const id = randomUUID();
+    await db
+      .insertInto('schedules')
+      .values({
+        id,
+        target_id: t.id,
+        cron: body.cron,
+        timezone: body.timezone,
+        enabled: body.enabled,
+        options: json({
+          ...(body.storageId ? { storageId: body.storageId } : {}),
+          ...(body.compression ? { compression: body.compression } : {}),
+        }),
+      })
+      .execute();
+    await bumpAgentConfig(db, bus, t.agent_id, c.get('principal').tokenId);
+    const row = await db.selectFrom('schedules').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    return c.json(view(row as ScheduleRow), 201);
+  });
+
+  api.get('/targets/:id/schedules', requireRole('viewer'), async (c) => {
+    const t = await target(uuidParam(c, 'id', 'target'));
+    const rows = await db
+      .selectFrom('schedules')
+      .selectAll()
+      .where('target_id', '=', t.id)
+      .orderBy('created_at')
+      .execute();
+    return c.json({ items: rows.map((r) => view(r as ScheduleRow)) });
+  });
+
+  async function schedule(targetId: string, id: string) {
+    const row = await db
+      .selectFrom('schedules')
+      .selectAll()
+      .where('id', '=', id)
+      .where('target_id', '=', targetId)
+      .executeTakeFirst();
+    if (!row) throw notFound('schedule');
+    return row as ScheduleRow;
+  }
+
+  api.get('/targets/:id/schedules/:scheduleId', requireRole('viewer'), async (c) => {
+    const t = await target(uuidParam(c, 'id', 'target'));
+    return c.json(view(await schedule(t.id, uuidParam(c, 'scheduleId', 'schedule'))));
+  });
+
+  api.patch('/targets/:id/schedules/:scheduleId', requireRole('operator'), async (c) => {
+    const t = await target(uuidParam(c, 'id', 'target'));
+    const row = await schedule(t.id, uuidParam(c, 'scheduleId', 'schedule'));
+    const patch = await parseJson(c, Fields.partial().extend({ allowClash: z.boolean().default(false) }));
+    const merged = {
+      cron: patch.cron ?? row.cron,
+      timezone: patch.timezone ?? row.timezone,
+      enabled: patch.enabled ?? row.enabled,
+      storageId: patch.storageId ?? row.options.storageId,
+      compression: patch.compression ?? row.options.compression,
+    };
+    const cron = parseSchedule(merged.cron, merged.timezone);
+    await checkStorage(merged.storageId);
+    if (merged.enabled) await checkClash(t.id, row.id, cron, patch.allowClash);
+    await db
+      .updateTable('schedules')
+      .set({
+        cron: merged.cron,
+        timezone: merged.timezone,
+        enabled: merged.enabled,
+        options: json({
+          ...(merged.storageId ? { storageId: merged.storageId } : {}),
+          ...(merged.compression ? { compression: merged.compression } : {}),
+        }),
+        updated_at: new Date(),
+      })
+      .where('id', '=', row.id)
+      .execute();
+    await bumpAgentConfig(db, bus, t.agent_id, c.get('principal').tokenId);
+    return c.json(view(await schedule(t.id, row.id)));
+  });
+
+  api.delete('/targets/:id/schedules/:scheduleId', requireRole('operator'), async (c) => {
+    const t = await target(uuidParam(c, 'id', 'target'));
+    const row = await schedule(t.id, uuidParam(c, 'scheduleId', 'schedule'));
+    await db.deleteFrom('schedules').where('id', '=', row.id).execute();
+    await bumpAgentConfig(db, bus, t.agent_id, c.get('principal').tokenId);
+    return c.body(null, 204);
+  });
+
+  return api;
+}

@@ -1,0 +1,104 @@
+import { type AgentConfig, type AgentSchedule, type Command, TargetSpec } from '@dbbackup/proto';
+import type { Kek } from '../crypto/key-encryption-key.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Db } from '../db/database.js';
+import { createCommand } from './commands.js';
+import { storageSpecFor } from './jobs.js';
+import type { NotifyBus } from './notify-bus.js';
+
+/** How long a config.sync waits for an agent that is away (it is superseded by any newer one anyway). */
+const CONFIG_TTL_SECONDS = 90 * 86_400;
+
+/**
+ * What an agent needs to back up on its own: its targets with their enabled and
+ * disabled schedules, each schedule's storage resolved with credentials, the KEK
+ * public key and the naming. Built when a config.sync is sent, never stored.
+ */
+export async function buildAgentConfig(
+  db: Db,
+  box: SecretBox,
+  kek: Kek,
+  agentId: string,
+): Promise<AgentConfig> {
+  const agent = await db
+    .selectFrom('agents')
+    .select(['hostname', 'labels', 'config_version'])
+    .where('id', '=', agentId)
+    .executeTakeFirstOrThrow();
+  const targets = await db
+    .selectFrom('targets')
+    .selectAll()
+    .where('agent_id', '=', agentId)
+    .orderBy('created_at')
+    .execute();
+  const schedules = targets.length
+    ? await db
+        .selectFrom('schedules')
+        .selectAll()
+        .where(
+          'target_id',
+          'in',
+          targets.map((t) => t.id),
+        )
+        .orderBy('created_at')
+        .execute()
+    : [];
+  const storages = new Map<string, Awaited<ReturnType<typeof storageSpecFor>>>();
+  const storage = async (id: string) => {
+    if (!storages.has(id)) storages.set(id, await storageSpecFor(db, box, id));
+    return storages.get(id)!;
+  };
+  const out: AgentConfig['targets'] = [];
+  for (const t of targets) {
+    const target = TargetSpec.parse({
+      id: t.id,
+      engine: t.engine,
+      name: t.name,
+      connection: t.connection,
+      secretRef: t.secret_ref,
+      options: t.options,
+    });
+    const mine: AgentSchedule[] = [];
+    for (const s of schedules.filter((x) => x.target_id === t.id)) {
+      mine.push({
+        id: s.id,
+        cron: s.cron,
+        timezone: s.timezone,
+        enabled: s.enabled,
+        storage: await storage(s.options.storageId ?? t.storage_id),
+        ...(s.options.compression ? { compression: s.options.compression } : {}),
+      });
+    }
+    out.push({ target, schedules: mine });
+  }
+  return {
+    version: agent.config_version,
+    naming: { env: (agent.labels as Record<string, string>).env ?? 'default', agentName: agent.hostname },
+    kek: { kid: kek.kid, publicJwk: kek.publicJwk },
+    targets: out,
+  };
+}
+
+/** A new configuration version for the agent, delivered by a config.sync command (reliable, exactly once). */
+export async function bumpAgentConfig(db: Db, bus: NotifyBus, agentId: string, createdBy: string | null) {
+  const r = await db
+    .updateTable('agents')
+    .set((eb) => ({ config_version: eb('config_version', '+', 1) }))
+    .where('id', '=', agentId)
+    .returning('config_version')
+    .executeTakeFirst();
+  if (!r) return;
+  await queueConfigSync(db, bus, agentId, r.config_version, createdBy);
+}
+
+export async function queueConfigSync(
+  db: Db,
+  bus: NotifyBus,
+  agentId: string,
+  version: number,
+  createdBy: string | null,
+) {
+  const command: Command = { kind: 'config.sync', version };
+  await createCommand(db, { agentId, command, ttlSeconds: CONFIG_TTL_SECONDS, createdBy });
+  await bus.publish({ kind: 'commands', agentId });
+}

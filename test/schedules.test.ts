@@ -1,0 +1,197 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  type ControlPlane,
+  cleanupAll,
+  query,
+  type S3Server,
+  startAgent,
+  startS3,
+  waitFor,
+} from '@dbbackup/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backup, createDb, dbUrl, pgPort } from './backup-support.js';
+import { controlPlane, getAgent } from './support.js';
+
+type Schedule = { id: string; nextRun: string | null; enabled: boolean };
+type CatalogueBackup = Backup & {
+  scheduleId: string | null;
+  runWhileDisconnected: boolean;
+  startedAt: string;
+  targetId: string;
+};
+
+let cp: ControlPlane;
+let s3: S3Server;
+let agent: Awaited<ReturnType<typeof startAgent>>;
+let storageId: string;
+let targetId: string;
+
+beforeAll(async () => {
+  cp = await controlPlane({ heartbeatIntervalMs: 500 });
+  s3 = await startS3();
+  agent = await startAgent(cp);
+  await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 's3',
+    name: 's3rver',
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    prefix: 'sched',
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  storageId = s.body.id;
+  const db = await createDb();
+  await query(
+    dbUrl(db),
+    'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);',
+  );
+  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+    engine: 'postgresql',
+    name: 'scheduled',
+    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+    storageId,
+  });
+  expect(t.status).toBe(201);
+  targetId = t.body.id;
+}, 120_000);
+afterAll(cleanupAll);
+
+async function catalogue(): Promise<CatalogueBackup[]> {
+  return (await cp.api<{ items: CatalogueBackup[] }>('GET', `/api/v1/backups?target=${targetId}`)).body.items;
+}
+
+/** Every committed backup in the bucket: the object keys that have a meta.json beside them. */
+function bucketBackups(): string[] {
+  const root = path.join(s3.directory, s3.bucket);
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(r);
+      else if (r.endsWith('.meta.json._S3rver_object'))
+        out.push(r.slice(0, -'.meta.json._S3rver_object'.length));
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+describe('schedules run on the agent’s own clock', () => {
+  it('keeps backing up while the control plane is down; every run is reported once, in order, marked as disconnected', async () => {
+    const r = await cp.api<Schedule>('POST', `/api/v1/targets/${targetId}/schedules`, {
+      cron: '*/2 * * * * *',
+      timezone: 'UTC',
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.nextRun).not.toBeNull();
+    // The agent got the schedule and ran it while connected.
+    await waitFor(async () => (await catalogue()).length >= 1, {
+      timeoutMs: 30_000,
+      what: 'a first scheduled backup',
+    });
+
+    await cp.stop();
+    // At least five runs of a two-second schedule while the control plane is away.
+    await new Promise((res) => setTimeout(res, 13_000));
+    await cp.restart();
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', {
+      timeoutMs: 30_000,
+      what: 'back online',
+    });
+
+    // Stop the clock, then let everything queued finish and reach the catalogue.
+    const off = await cp.api<Schedule>('PATCH', `/api/v1/targets/${targetId}/schedules/${r.body.id}`, {
+      enabled: false,
+    });
+    expect(off.status).toBe(200);
+    let stable = '';
+    await waitFor(
+      async () => {
+        const now = JSON.stringify((await catalogue()).map((b) => b.id).sort());
+        const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${targetId}`))
+          .body.items;
+        const settled = jobs.every((j) => j.state !== 'running' && j.state !== 'queued');
+        const same = settled && now === stable;
+        stable = now;
+        return same;
+      },
+      { timeoutMs: 60_000, intervalMs: 1500, what: 'the catalogue to settle' },
+    );
+
+    const all = await catalogue();
+    const offline = all.filter((b) => b.runWhileDisconnected);
+    expect(
+      offline.length,
+      JSON.stringify(all.map((b) => [b.startedAt, b.runWhileDisconnected])),
+    ).toBeGreaterThanOrEqual(5);
+    expect(all.every((b) => b.scheduleId === r.body.id)).toBe(true);
+    // Exactly once: distinct ids and object keys; in order: start times increase with the catalogue's order.
+    expect(new Set(all.map((b) => b.id)).size).toBe(all.length);
+    expect(new Set(all.map((b) => b.objectKey)).size).toBe(all.length);
+    const times = all.map((b) => new Date(b.startedAt).getTime()).sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1]!);
+    // The bucket holds exactly the backups the catalogue lists.
+    expect(bucketBackups()).toEqual(all.map((b) => b.objectKey).sort());
+  }, 180_000);
+});
+
+describe('bad schedules are refused with a problem and change nothing', () => {
+  const cases: [string, Record<string, unknown>, number, RegExp][] = [
+    ['an invalid cron expression', { cron: 'every day at noon' }, 400, /cron:/],
+    ['a cron with a field out of range', { cron: '0 25 * * *' }, 400, /cron:/],
+    ['an unknown time zone', { cron: '0 3 * * *', timezone: 'Mars/Olympus_Mons' }, 400, /timezone:/],
+    ['an unknown field', { cron: '0 3 * * *', every: 'day' }, 422, /every/],
+    [
+      'a storage profile that does not exist',
+      { cron: '0 3 * * *', storageId: '00000000-0000-4000-8000-000000000000' },
+      422,
+      /storageId/,
+    ],
+  ];
+  for (const [what, body, status, re] of cases) {
+    it(what, async () => {
+      const before = (await cp.api<{ items: unknown[] }>('GET', `/api/v1/targets/${targetId}/schedules`)).body
+        .items.length;
+      const r = await cp.api<{ detail: string }>('POST', `/api/v1/targets/${targetId}/schedules`, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(status);
+      expect(r.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect(JSON.stringify(r.body)).toMatch(re);
+      const after = (await cp.api<{ items: unknown[] }>('GET', `/api/v1/targets/${targetId}/schedules`)).body
+        .items.length;
+      expect(after).toBe(before);
+    });
+  }
+
+  it('two enabled schedules of one target firing within minutes of each other: 409, unless the clash is allowed', async () => {
+    const a = await cp.api<Schedule>('POST', `/api/v1/targets/${targetId}/schedules`, {
+      cron: '0 3 * * *',
+      timezone: 'UTC',
+    });
+    expect(a.status).toBe(201);
+    const b = await cp.api<{ detail: string; type: string }>(
+      'POST',
+      `/api/v1/targets/${targetId}/schedules`,
+      {
+        cron: '2 3 * * *',
+        timezone: 'UTC',
+      },
+    );
+    expect(b.status).toBe(409);
+    expect(b.body.type).toMatch(/schedule-clash/);
+    expect(b.body.detail).toMatch(/within 5 minutes/);
+    // The same wall-clock hour in another zone does not clash.
+    const c = await cp.api<Schedule>('POST', `/api/v1/targets/${targetId}/schedules`, {
+      cron: '2 3 * * *',
+      timezone: 'Asia/Tokyo',
+    });
+    expect(c.status, JSON.stringify(c.body)).toBe(201);
+    const d = await cp.api<Schedule>('POST', `/api/v1/targets/${targetId}/schedules`, {
+      cron: '2 3 * * *',
+      timezone: 'UTC',
+      allowClash: true,
+    });
+    expect(d.status).toBe(201);
+  });
+});
