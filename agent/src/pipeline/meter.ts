@@ -16,6 +16,9 @@ export class Meter extends Transform {
     super({ highWaterMark: 1024 * 1024 });
     this.#hash = sha256 ? createHash('sha256') : undefined;
     this.#until = until;
+    // Observed at the end of the stream; until then a rejection is not unhandled (it would
+    // crash the process if the producer failed before the stream reached its end).
+    until?.catch(() => {});
   }
 
   override _flush(cb: TransformCallback) {
