@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@dbbackup/logger';
 import { redactText } from '@dbbackup/logger';
-import { type DumpTool, type ServerPayload, StorageSpec } from '@dbbackup/proto';
+import {
+  AgentConfig,
+  type DumpTool,
+  type ServerPayload,
+  StorageSpec,
+  type TargetSpec,
+} from '@dbbackup/proto';
 import { CommandError, runCommand } from './commands/command-handlers.js';
 import { DiscoveryCache, discoveryConfig } from './discovery.js';
 import { discoverTools, hostFacts } from './host-facts.js';
@@ -32,7 +38,7 @@ export interface DaemonOptions {
 
 const TOOLS_TTL_MS = 10 * 60_000;
 /** Commands that run long; everything else runs in the quick lane. */
-const JOB_KINDS = ['backup', 'verify', 'restore'];
+const JOB_KINDS = ['backup', 'verify', 'restore', 'retention.apply'];
 
 /**
  * The agent daemon: the link to the control plane, the inbox that records each
@@ -52,6 +58,7 @@ export class AgentDaemon {
   #agentId = '';
   readonly #discovery: DiscoveryCache;
   #scheduler!: Scheduler;
+  #daily: NodeJS.Timeout | undefined;
 
   constructor(o: DaemonOptions) {
     this.#o = o;
@@ -114,6 +121,8 @@ export class AgentDaemon {
       'agent starting',
     );
     await this.#scheduler.start();
+    this.#daily = setInterval(() => void this.#dailyRetention(), 86_400_000);
+    this.#daily.unref();
     this.#link.start();
     this.#worker = Promise.all([
       this.#work({ kinds: JOB_KINDS, include: true }),
@@ -185,7 +194,22 @@ export class AgentDaemon {
           tools: () => this.tools(),
           job: (jobId) => this.#jobContext(jobId),
           applyConfig: (config) => this.#scheduler.update(config),
+          applyRetention: async (c) => {
+            const { applyRetention } = await import('./jobs/retention.js');
+            return applyRetention({
+              target: c.target,
+              storage: c.storage,
+              naming: c.naming,
+              policy: c.policy,
+              log: (level, m) => clog[level](m),
+              onDeleted: async (d) => {
+                await this.#store.appendEvent({ type: 'backup.deleted', ...d });
+                void this.#link.flush();
+              },
+            });
+          },
         });
+        if (next.kind === 'backup') await this.#retentionAfterBackup(JSON.parse(next.payload));
         await this.#store.finishCommand(next.command_id, { ok: true, result });
         clog.info('command succeeded');
       } catch (err) {
@@ -237,6 +261,62 @@ export class AgentDaemon {
     };
   }
 
+  /**
+   * After a good backup, the target's retention policy (if any) runs against what the
+   * storage holds. Its failure is logged on the backup's job and never fails the backup.
+   */
+  async #retentionAfterBackup(c: {
+    jobId: string;
+    target: TargetSpec;
+    storage: StorageSpec;
+    naming: { env: string; agentName: string };
+  }) {
+    const policy = c.target.options.retention;
+    if (!policy) return;
+    const ctx = this.#jobContext(c.jobId);
+    await this.#runRetention(c.target, c.storage, c.naming, (level, m) => ctx.log(level, m));
+  }
+
+  async #runRetention(
+    target: TargetSpec,
+    storage: StorageSpec,
+    naming: { env: string; agentName: string },
+    log: (level: 'info' | 'warn' | 'error', m: string) => void,
+  ) {
+    const policy = target.options.retention;
+    if (!policy) return;
+    try {
+      const { applyRetention } = await import('./jobs/retention.js');
+      await applyRetention({
+        target,
+        storage,
+        naming,
+        policy,
+        log,
+        onDeleted: async (d) => {
+          await this.#store.appendEvent({ type: 'backup.deleted', ...d });
+          void this.#link.flush();
+        },
+      });
+    } catch (err) {
+      this.#o.log.warn({ err, targetId: target.id }, 'retention did not run to the end');
+    }
+  }
+
+  /** Once a day, every target's retention on every storage its schedules use. */
+  async #dailyRetention() {
+    const raw = await this.#store.getMeta('config');
+    if (!raw) return;
+    const config = AgentConfig.parse(JSON.parse(raw));
+    for (const { target, schedules } of config.targets) {
+      const storages = new Map(schedules.map((s) => [s.storage.id, s.storage]));
+      for (const storage of storages.values())
+        await this.#runRetention(target, storage, config.naming, (level, m) =>
+          this.#o.log[level]({ targetId: target.id }, m),
+        );
+    }
+  }
+
   /** After a crash: abort the uploads of jobs that were interrupted, so no multipart upload is left behind. */
   async #abortUnfinishedUploads() {
     for (const u of await this.#store.unfinishedUploads()) {
@@ -263,6 +343,7 @@ export class AgentDaemon {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#scheduler?.stop();
+    if (this.#daily) clearInterval(this.#daily);
     this.#wakeAll();
     if (this.#worker) {
       await Promise.race([this.#worker, new Promise((r) => setTimeout(r, graceMs).unref())]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RetentionPolicy } from './retention.js';
 import { BackupMeta, CompressAlgo, StorageSpec, TargetSpec } from './targets.js';
 
 /**
@@ -70,8 +71,18 @@ export const ConfigSyncCommand = z.object({
   config: AgentConfig.optional(),
 });
 
+/** Apply a retention policy now (the API's cleanup): meta.json first, then data; deletions reported. */
+export const RetentionApplyCommand = z.object({
+  kind: z.literal('retention.apply'),
+  target: TargetSpec,
+  storage: StorageSpec,
+  naming: z.object({ env: z.string(), agentName: z.string() }),
+  policy: RetentionPolicy,
+});
+
 export const Command = z.discriminatedUnion('kind', [
   ConfigSyncCommand,
+  RetentionApplyCommand,
   PingCommand,
   ProbeCommand,
   TargetTestCommand,

@@ -79,6 +79,13 @@ export const AgentEventBody = z.discriminatedUnion('type', [
     error: z.object({ code: z.string().max(64), message: z.string().max(4096) }).optional(),
     finishedAt: z.string(),
   }),
+  /** Retention removed a backup (meta.json first, then the data). */
+  z.object({
+    type: z.literal('backup.deleted'),
+    backupId: z.string().max(128),
+    objectKey: z.string().max(4096),
+    reason: z.string().max(1024),
+  }),
   z.object({
     type: z.literal('job.log'),
     jobId: Uuid,

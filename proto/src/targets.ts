@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RetentionPolicy } from './retention.js';
 
 /**
  * Where a database's password comes from, on the agent's host. The control
@@ -112,6 +113,8 @@ export const TargetOptions = z
      * its RDB file. The agent runs it only if its own DBBACKUP_ALLOWED_COMMANDS lists it.
      */
     startCommand: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
+    /** What old backups go away (applied by the agent after each good backup, and daily). */
+    retention: RetentionPolicy.optional(),
   })
   .strict();
 

@@ -6,6 +6,7 @@ export interface HandlerContext {
   tools: () => Promise<DumpTool[]>;
   job: (jobId: string) => JobContext;
   applyConfig: (config: AgentConfig) => Promise<{ applied: number; schedules: number }>;
+  applyRetention: (c: Extract<Command, { kind: 'retention.apply' }>) => Promise<unknown>;
 }
 
 export class CommandError extends Error {
@@ -26,6 +27,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
   switch (c.kind) {
     case 'ping':
       return { agentTime: new Date().toISOString(), ...(c.echo !== undefined ? { echo: c.echo } : {}) };
+    case 'retention.apply':
+      return ctx.applyRetention(c);
     case 'config.sync':
       if (!c.config) throw new CommandError('bad-command', 'config.sync without a configuration');
       return ctx.applyConfig(c.config);

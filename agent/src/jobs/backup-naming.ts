@@ -31,3 +31,13 @@ export function backupObjectPath(o: {
   ].join('/');
   return { relative, filename };
 }
+
+/** `{env}/{agent}/{dbtype}/{dbname}/`: where every backup of one database of one agent lives. */
+export function backupTargetPrefix(o: {
+  env: string;
+  agentName: string;
+  dbType: string;
+  dbName: string;
+}): string {
+  return `${[safe(o.env), safe(o.agentName), safe(o.dbType), safe(o.dbName)].join('/')}/`;
+}

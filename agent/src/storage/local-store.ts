@@ -103,6 +103,28 @@ export class LocalStore implements ObjectStore {
     }
     return n;
   }
+
+  async list(prefix: string) {
+    const root = this.#dir;
+    const out: { key: string; size: number }[] = [];
+    const walk = async (rel: string) => {
+      for (const e of await readdir(path.join(root, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          if (r.startsWith(prefix) || prefix.startsWith(`${r}/`)) await walk(r);
+        } else if (r.startsWith(prefix) && !r.endsWith(PARTIAL))
+          out.push({ key: r, size: (await stat(path.join(root, r))).size });
+      }
+    };
+    const top = await stat(root).catch(() => undefined);
+    if (top) await walk('');
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async delete(key: string) {
+    await rm(this.#path(key), { force: true });
+    await syncDir(path.dirname(this.#path(key))).catch(() => {});
+  }
 }
 
 async function syncDir(dir: string) {

@@ -22,13 +22,21 @@ export interface ObjectStore {
   size(key: string): Promise<number | undefined>;
   /** Abort unfinished uploads left behind for this key (after a crash). Returns how many. */
   cleanupUnfinished(key: string): Promise<number>;
+  /**
+   * Every committed object under a key prefix, with its size. Throws when the listing
+   * fails or comes back truncated: a caller deciding what to delete must see all of it.
+   */
+  list(prefix: string): Promise<{ key: string; size: number }[]>;
+  delete(key: string): Promise<void>;
 }
 
 /** The AWS SDK is loaded only by agents that use S3 (it is most of an idle agent's memory otherwise). */
 export async function openStore(spec: StorageSpec): Promise<ObjectStore> {
   if (spec.kind === 'local') return new LocalStore(spec);
   const { S3Store } = await import('./s3-store.js');
-  return new S3Store(spec);
+  // DBBACKUP_S3_RETRY_BASE_MS: first retry delay (doubling, 5 attempts); default 2000 ms.
+  const base = Number(process.env.DBBACKUP_S3_RETRY_BASE_MS);
+  return new S3Store(spec, Number.isInteger(base) && base > 0 ? { retryBaseMs: base } : {});
 }
 
 export function joinKey(prefix: string, relative: string): string {

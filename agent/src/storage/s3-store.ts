@@ -1,9 +1,11 @@
 import { PassThrough, type Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -97,6 +99,29 @@ export class S3Store implements ObjectStore {
   async read(key: string): Promise<Readable> {
     const r = await this.#client.send(new GetObjectCommand({ Bucket: this.#spec.bucket, Key: key }));
     return r.Body as Readable;
+  }
+
+  async list(prefix: string) {
+    const out: { key: string; size: number }[] = [];
+    let token: string | undefined;
+    for (let page = 0; ; page++) {
+      if (page > 100_000) throw new Error('S3 listing did not end');
+      const r = await this.#client.send(
+        new ListObjectsV2Command({ Bucket: this.#spec.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: Number(o.Size ?? 0) });
+      if (!r.IsTruncated) break;
+      if (!r.NextContinuationToken)
+        throw new Error(
+          'S3 listing came back truncated without a continuation token: the listing is incomplete',
+        );
+      token = r.NextContinuationToken;
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async delete(key: string) {
+    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#spec.bucket, Key: key }));
   }
 
   async size(key: string) {

@@ -211,6 +211,14 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0004_retention': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        ALTER TABLE backups ADD COLUMN deleted_at timestamptz;
+        ALTER TABLE backups ADD COLUMN deleted_reason text;
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -151,6 +151,8 @@ export interface BackupsTable {
   meta: Json<Record<string, unknown>>;
   schedule_id: ColumnType<string | null, string | null | undefined, string | null>;
   run_while_disconnected: ColumnType<boolean, boolean | undefined, boolean>;
+  deleted_at: NullableTimestamp;
+  deleted_reason: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: GeneratedTimestamp;
 }
 

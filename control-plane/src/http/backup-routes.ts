@@ -164,6 +164,8 @@ type BackupRow = {
   meta: Record<string, unknown>;
   schedule_id?: string | null;
   run_while_disconnected?: boolean;
+  deleted_at?: Date | null;
+  deleted_reason?: string | null;
 };
 const backupView = (r: BackupRow) => {
   const { wrappedKey: _hidden, ...meta } = r.meta;
@@ -181,6 +183,8 @@ const backupView = (r: BackupRow) => {
     finishedAt: r.finished_at,
     scheduleId: r.schedule_id ?? null,
     runWhileDisconnected: r.run_while_disconnected ?? false,
+    deletedAt: r.deleted_at ?? null,
+    deletedReason: r.deleted_reason ?? null,
     meta,
   };
 };
@@ -577,6 +581,8 @@ export function backupRoutes(d: BackupRouteDeps) {
   // --- backups catalogue ----------------------------------------------------------------------------
   api.get('/backups', requireRole('viewer'), async (c) => {
     let q = db.selectFrom('backups').selectAll().orderBy('started_at', 'desc').limit(500);
+    // Backups removed by retention are listed only when asked for.
+    if (c.req.query('deleted') !== 'true') q = q.where('deleted_at', 'is', null);
     const target = c.req.query('target');
     if (target)
       q = q.where(

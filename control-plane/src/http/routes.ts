@@ -139,7 +139,7 @@ export function apiRoutes(d: RouteDeps) {
 
   api.use('*', authenticate(db));
   if (d.backups) api.route('/', backupRoutes(d.backups));
-  api.route('/', scheduleRoutes({ db, bus: d.bus }));
+  if (d.backups) api.route('/', scheduleRoutes({ db, bus: d.bus, box: d.backups.box }));
 
   api.post('/tokens', requireRole('admin'), async (c) => {
     const body = await parseJson(

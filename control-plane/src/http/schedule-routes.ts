@@ -1,10 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { CompressAlgo } from '@dbbackup/proto';
+import {
+  CompressAlgo,
+  type RetentionCandidate,
+  RetentionPolicy,
+  selectRetention,
+  TargetSpec,
+} from '@dbbackup/proto';
 import { Cron } from 'croner';
 import { Hono } from 'hono';
 import { z } from 'zod';
+import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
+import { createCommand } from '../services/commands.js';
+import { storageRefFor } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { type AuthEnv, requireRole } from './auth.js';
 import { badRequest, conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
@@ -98,7 +107,7 @@ const view = (r: ScheduleRow) => {
   };
 };
 
-export function scheduleRoutes(d: { db: Db; bus: NotifyBus }) {
+export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
   const { db, bus } = d;
   const api = new Hono<AuthEnv>();
 
@@ -236,6 +245,118 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus }) {
     await db.deleteFrom('schedules').where('id', '=', row.id).execute();
     await bumpAgentConfig(db, bus, t.agent_id, c.get('principal').tokenId);
     return c.body(null, 204);
+  });
+
+  // --- retention --------------------------------------------------------------------------------
+  async function targetRow(id: string) {
+    const t = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!t) throw notFound('target');
+    return t;
+  }
+
+  api.get('/targets/:id/retention', requireRole('viewer'), async (c) => {
+    const t = await targetRow(uuidParam(c, 'id', 'target'));
+    return c.json({ policy: (t.options as { retention?: RetentionPolicy }).retention ?? {} });
+  });
+
+  /** Set the policy; the agent gets it with its configuration and applies it after each good backup and daily. */
+  api.put('/targets/:id/retention', requireRole('operator'), async (c) => {
+    const t = await targetRow(uuidParam(c, 'id', 'target'));
+    const body = await parseJson(c, z.object({ policy: RetentionPolicy }).strict());
+    const options = { ...(t.options as Record<string, unknown>), retention: body.policy };
+    await db
+      .updateTable('targets')
+      .set({ options: json(options), updated_at: new Date() })
+      .where('id', '=', t.id)
+      .execute();
+    await bumpAgentConfig(db, bus, t.agent_id, c.get('principal').tokenId);
+    return c.json({ policy: body.policy });
+  });
+
+  /** The catalogue's view: good = committed and not failed by a verify. */
+  async function candidates(targetId: string): Promise<RetentionCandidate[]> {
+    const rows = await db
+      .selectFrom('backups')
+      .select(['id', 'started_at', 'status'])
+      .where('target_id', '=', targetId)
+      .where('deleted_at', 'is', null)
+      .execute();
+    const failedVerify = new Set(
+      (
+        await db
+          .selectFrom('jobs')
+          .select('backup_id')
+          .where('type', '=', 'verify')
+          .where('state', '=', 'failed')
+          .where('target_id', '=', targetId)
+          .execute()
+      ).map((j) => j.backup_id),
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      startedAt: new Date(r.started_at).toISOString(),
+      good: r.status === 'completed' && !failedVerify.has(r.id),
+    }));
+  }
+
+  api.get('/targets/:id/retention/preview', requireRole('viewer'), async (c) => {
+    const t = await targetRow(uuidParam(c, 'id', 'target'));
+    const policy = (t.options as { retention?: RetentionPolicy }).retention ?? {};
+    return c.json({ policy, ...selectRetention(await candidates(t.id), policy, new Date()) });
+  });
+
+  /**
+   * `cleanup --older-than 30d [--dry-run]`: backups older than the age go, except the
+   * newest good one. A dry run answers from the catalogue; otherwise the agent applies it
+   * to what the storage holds (202 with the command to follow).
+   */
+  api.post('/targets/:id/cleanup', requireRole('operator'), async (c) => {
+    const t = await targetRow(uuidParam(c, 'id', 'target'));
+    const body = await parseJson(
+      c,
+      z
+        .object({
+          olderThan: z.string().regex(/^\d{1,5}[dw]$/, 'a number of days or weeks, like 30d or 4w'),
+          dryRun: z.boolean().default(false),
+          storageId: z.uuid().optional(),
+        })
+        .strict(),
+    );
+    const n = Number(body.olderThan.slice(0, -1));
+    const days = body.olderThan.endsWith('w') ? n * 7 : n;
+    if (days < 1) throw badRequest('olderThan: must be at least 1 day', { field: 'olderThan' });
+    const policy: RetentionPolicy = { keepDays: days };
+    const decision = selectRetention(await candidates(t.id), policy, new Date());
+    if (body.dryRun) return c.json({ dryRun: true, olderThan: body.olderThan, ...decision });
+    const agent = await db
+      .selectFrom('agents')
+      .select(['hostname', 'labels'])
+      .where('id', '=', t.agent_id)
+      .executeTakeFirstOrThrow();
+    const target = TargetSpec.parse({
+      id: t.id,
+      engine: t.engine,
+      name: t.name,
+      connection: t.connection,
+      secretRef: t.secret_ref,
+      options: t.options,
+    });
+    await checkStorage(body.storageId);
+    const storage = await storageRefFor(db, d.box, body.storageId ?? t.storage_id);
+    const commandId = await createCommand(db, {
+      agentId: t.agent_id,
+      command: {
+        kind: 'retention.apply',
+        target,
+        storage,
+        naming: { env: (agent.labels as Record<string, string>).env ?? 'default', agentName: agent.hostname },
+        policy,
+      },
+      ttlSeconds: 86_400,
+      createdBy: c.get('principal').tokenId,
+    });
+    await bus.publish({ kind: 'commands', agentId: t.agent_id });
+    return c.json({ dryRun: false, olderThan: body.olderThan, commandId, expected: decision }, 202);
   });
 
   return api;

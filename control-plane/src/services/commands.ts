@@ -219,6 +219,16 @@ export async function applyAgentEvent(
       case 'scheduled.finished':
         await onScheduledEvent(txDb, agentId, b);
         break;
+      case 'backup.deleted':
+        // Retention removed it from storage: the catalogue keeps a tombstone with the reason.
+        await txDb
+          .updateTable('backups')
+          .set({ deleted_at: new Date(event.at), deleted_reason: b.reason })
+          .where('id', '=', b.backupId)
+          .where('agent_id', '=', agentId)
+          .where('deleted_at', 'is', null)
+          .execute();
+        break;
       case 'log':
         break;
     }

@@ -12,6 +12,12 @@ export interface S3Server {
   secretAccessKey: string;
   /** Multipart uploads started and neither completed nor aborted, read from s3rver's own store. */
   pendingUploads(): { uploadId: string; key: string }[];
+  /**
+   * Fault injection for object listings (ListObjects/ListObjectsV2): 'error' answers
+   * 500 InternalError; 'truncated' answers an empty page marked IsTruncated with no
+   * continuation token. null serves listings normally.
+   */
+  faults: { list: 'error' | 'truncated' | null };
   close(): Promise<void>;
 }
 
@@ -57,9 +63,28 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
   const app = server as unknown as {
     middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[];
   };
+  const faults: S3Server['faults'] = { list: null };
   app.middleware.unshift(async (ctx, next) => {
     const parts = ctx.path.split('/').filter(Boolean);
     const b = parts[0];
+    const isObjectList =
+      ctx.method === 'GET' &&
+      b &&
+      parts.length === 1 &&
+      !('uploads' in ctx.query) &&
+      !('location' in ctx.query);
+    if (isObjectList && faults.list === 'error') {
+      ctx.status = 500;
+      ctx.type = 'application/xml';
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected listing failure</Message></Error>';
+      return;
+    }
+    if (isObjectList && faults.list === 'truncated') {
+      ctx.type = 'application/xml';
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${b}</Name><Prefix>${escapeXml(ctx.query.prefix ?? '')}</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>`;
+      return;
+    }
     if (ctx.method === 'GET' && b && parts.length === 1 && 'uploads' in ctx.query) {
       const prefix = ctx.query.prefix ?? '';
       const uploads = safeList(b).filter((u) => u.key.startsWith(prefix));
@@ -92,6 +117,7 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
     accessKeyId,
     secretAccessKey,
     pendingUploads: () => safeList(bucket),
+    faults,
     close,
   };
 }

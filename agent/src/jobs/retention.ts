@@ -1,0 +1,81 @@
+import {
+  BackupMeta,
+  type RetentionCandidate,
+  type RetentionPolicy,
+  type StorageSpec,
+  selectRetention,
+  type TargetSpec,
+  targetDbName,
+} from '@dbbackup/proto';
+import { openStore } from '../storage/object-store.js';
+import { backupTargetPrefix } from './backup-naming.js';
+
+export interface RetentionOutcome {
+  kept: number;
+  deleted: { backupId: string; objectKey: string; reason: string }[];
+}
+
+/**
+ * Apply a target's retention policy to what the storage holds (not to what the
+ * control plane believes): list the target's folder, read every meta.json, let
+ * the pure selection decide, then delete each backup meta.json first (so it
+ * stops existing) and its data second. A listing that fails or comes back
+ * truncated, or a meta.json that cannot be read, deletes nothing.
+ */
+export async function applyRetention(o: {
+  target: TargetSpec;
+  storage: StorageSpec;
+  naming: { env: string; agentName: string };
+  policy: RetentionPolicy;
+  now?: Date;
+  log: (level: 'info' | 'warn' | 'error', m: string) => void;
+  onDeleted: (d: { backupId: string; objectKey: string; reason: string }) => Promise<void>;
+}): Promise<RetentionOutcome> {
+  const store = await openStore(o.storage);
+  const prefix = store.key(
+    backupTargetPrefix({ ...o.naming, dbType: o.target.engine, dbName: targetDbName(o.target) }),
+  );
+  let listing: { key: string; size: number }[];
+  try {
+    listing = await store.list(prefix);
+  } catch (err) {
+    const m = `retention: listing ${prefix} failed, nothing deleted: ${(err as Error).message}`;
+    o.log('error', m);
+    throw new Error(m);
+  }
+  const sizes = new Map(listing.map((l) => [l.key, l.size]));
+  const metas: BackupMeta[] = [];
+  for (const { key } of listing) {
+    if (!key.endsWith('.meta.json')) continue;
+    let meta: BackupMeta;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of await store.read(key)) chunks.push(c as Buffer);
+      meta = BackupMeta.parse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch (err) {
+      const m = `retention: cannot read ${key}, nothing deleted: ${(err as Error).message}`;
+      o.log('error', m);
+      throw new Error(m);
+    }
+    if (meta.targetId === o.target.id) metas.push(meta);
+  }
+  // Good: committed, and its data object is there with the size the metadata records.
+  const candidates: RetentionCandidate[] = metas.map((m) => ({
+    id: m.backupId,
+    startedAt: m.startTime,
+    good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes,
+  }));
+  const decision = selectRetention(candidates, o.policy, o.now ?? new Date());
+  const deleted: RetentionOutcome['deleted'] = [];
+  for (const d of decision.delete) {
+    const meta = metas.find((m) => m.backupId === d.id)!;
+    await store.delete(`${meta.objectKey}.meta.json`);
+    await store.delete(meta.objectKey);
+    const entry = { backupId: meta.backupId, objectKey: meta.objectKey, reason: d.reason };
+    deleted.push(entry);
+    o.log('info', `retention: deleted ${meta.objectKey} (${d.reason})`);
+    await o.onDeleted(entry);
+  }
+  o.log('info', `retention: kept ${decision.keep.length}, deleted ${deleted.length}`);
+  return { kept: decision.keep.length, deleted };
+}
