@@ -112,7 +112,7 @@ describe('schedules run on the agent’s own clock', () => {
         const now = JSON.stringify((await catalogue()).map((b) => b.id).sort());
         const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${targetId}`))
           .body.items;
-        const settled = jobs.every((j) => j.state !== 'running' && j.state !== 'queued');
+        const settled = jobs.every((j) => !['running', 'queued', 'stalled'].includes(j.state));
         const same = settled && now === stable;
         stable = now;
         return same;

@@ -36,6 +36,8 @@ const Schema = z
       )
       .optional(),
     DBBACKUP_TARGET_TEST_TIMEOUT_MS: int(500, 300_000).default(15_000),
+    DBBACKUP_MISSED_BACKUP_GRACE_MS: int(0, 30 * 86_400_000).default(3_600_000),
+    DBBACKUP_JOB_MAX_DURATION_MS: int(1000, 30 * 86_400_000).default(6 * 3_600_000),
   })
   .strict();
 
@@ -54,6 +56,8 @@ export type Config = Readonly<{
   maxBodyBytes: number;
   masterKey: string | undefined;
   targetTestTimeoutMs: number;
+  missedBackupGraceMs: number;
+  jobMaxDurationMs: number;
 }>;
 
 export class ConfigError extends Error {
@@ -111,5 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
     masterKey: c.DBBACKUP_MASTER_KEY,
     targetTestTimeoutMs: c.DBBACKUP_TARGET_TEST_TIMEOUT_MS,
+    missedBackupGraceMs: c.DBBACKUP_MISSED_BACKUP_GRACE_MS,
+    jobMaxDurationMs: c.DBBACKUP_JOB_MAX_DURATION_MS,
   });
 }

@@ -19,6 +19,7 @@ import { createApp } from './http/app.js';
 import { createApiToken } from './http/auth.js';
 import { buildAgentConfig } from './services/agent-config.js';
 import { sweepStaleAgents } from './services/agent-status.js';
+import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/commands.js';
 import { hydrateCommand } from './services/jobs.js';
 import { NotifyBus } from './services/notify-bus.js';
@@ -101,6 +102,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   gateway.attach(server);
   const port = (server.address() as AddressInfo).port;
 
+  let lastMissedSweep = 0;
   const sweeper = setInterval(
     () => {
       void (async () => {
@@ -110,6 +112,14 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
         if (expired) log.info({ expired }, 'commands expired');
         await purgeExpiredJtis(db);
         await gateway.dispatchQueued();
+        const stalled = await sweepStalledJobs(db, config.jobMaxDurationMs);
+        if (stalled.length) log.warn({ jobs: stalled }, 'jobs marked stalled');
+        // Schedules are looked at every few seconds, not at every heartbeat sweep.
+        if (Date.now() - lastMissedSweep >= 2000) {
+          lastMissedSweep = Date.now();
+          const missed = await sweepMissedBackups(db, config.missedBackupGraceMs);
+          if (missed.fired.length) log.warn({ targets: missed.fired }, 'backup_missed alerts fired');
+        }
       })().catch((err) => log.warn({ err }, 'sweep failed'));
     },
     Math.max(100, Math.floor(config.heartbeatIntervalMs / 2)),

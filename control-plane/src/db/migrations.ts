@@ -219,6 +219,30 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0005_alerts': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        ALTER TABLE jobs DROP CONSTRAINT jobs_state_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_state_check
+          CHECK (state IN ('queued','running','succeeded','failed','cancelled','stalled'));
+        CREATE TABLE alerts (
+          id uuid PRIMARY KEY,
+          kind text NOT NULL CHECK (kind IN ('backup_missed','job_stalled')),
+          state text NOT NULL CHECK (state IN ('firing','resolved')),
+          target_id uuid REFERENCES targets(id) ON DELETE CASCADE,
+          job_id uuid,
+          subject text NOT NULL,
+          message text NOT NULL,
+          details jsonb NOT NULL DEFAULT '{}',
+          fired_at timestamptz NOT NULL DEFAULT now(),
+          resolved_at timestamptz
+        );
+        -- One firing alert per kind and subject.
+        CREATE UNIQUE INDEX alerts_one_firing ON alerts (kind, subject) WHERE state = 'firing';
+        CREATE INDEX alerts_fired ON alerts (fired_at DESC);
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -156,6 +156,19 @@ export interface BackupsTable {
   created_at: GeneratedTimestamp;
 }
 
+export interface AlertsTable {
+  id: string;
+  kind: 'backup_missed' | 'job_stalled';
+  state: 'firing' | 'resolved';
+  target_id: ColumnType<string | null, string | null | undefined, string | null>;
+  job_id: ColumnType<string | null, string | null | undefined, string | null>;
+  subject: string;
+  message: string;
+  details: Json<Record<string, unknown>>;
+  fired_at: GeneratedTimestamp;
+  resolved_at: NullableTimestamp;
+}
+
 export interface SchedulesTable {
   id: string;
   target_id: string;
@@ -167,7 +180,7 @@ export interface SchedulesTable {
   updated_at: GeneratedTimestamp;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'stalled';
 
 export interface JobsTable {
   id: string;
@@ -204,6 +217,7 @@ export interface Database {
   targets: TargetsTable;
   backups: BackupsTable;
   schedules: SchedulesTable;
+  alerts: AlertsTable;
   jobs: JobsTable;
   job_logs: JobLogsTable;
   settings: SettingsTable;

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
+import { targetHealth } from '../services/alerts.js';
 import { createCommand } from '../services/commands.js';
 import { storageRefFor } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
@@ -357,6 +358,50 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
     });
     await bus.publish({ kind: 'commands', agentId: t.agent_id });
     return c.json({ dryRun: false, olderThan: body.olderThan, commandId, expected: decision }, 202);
+  });
+
+  // --- alerts and health ------------------------------------------------------------------------
+  api.get('/alerts', requireRole('viewer'), async (c) => {
+    let q = db.selectFrom('alerts').selectAll().orderBy('fired_at', 'desc').limit(500);
+    const state = c.req.query('state');
+    if (state === 'firing' || state === 'resolved') q = q.where('state', '=', state);
+    else if (state) throw badRequest('state: firing or resolved', { field: 'state' });
+    const kind = c.req.query('kind');
+    if (kind === 'backup_missed' || kind === 'job_stalled') q = q.where('kind', '=', kind);
+    else if (kind) throw badRequest('kind: backup_missed or job_stalled', { field: 'kind' });
+    const target = c.req.query('target');
+    if (target)
+      q = q.where(
+        'target_id',
+        '=',
+        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
+      );
+    const rows = await q.execute();
+    return c.json({
+      items: rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        state: r.state,
+        targetId: r.target_id,
+        jobId: r.job_id,
+        message: r.message,
+        details: r.details,
+        firedAt: r.fired_at,
+        resolvedAt: r.resolved_at,
+      })),
+    });
+  });
+
+  /** RPO (time since the last good backup) and the next expected run. */
+  api.get('/targets/:id/health', requireRole('viewer'), async (c) => {
+    const t = await targetRow(uuidParam(c, 'id', 'target'));
+    const firing = await db
+      .selectFrom('alerts')
+      .select(['kind', 'message', 'fired_at'])
+      .where('target_id', '=', t.id)
+      .where('state', '=', 'firing')
+      .execute();
+    return c.json({ ...(await targetHealth(db, t.id)), firingAlerts: firing });
   });
 
   return api;

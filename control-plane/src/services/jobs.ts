@@ -252,12 +252,14 @@ export async function startRestoreOrVerify(
   });
 }
 
+// A stalled job the agent later reports finished is reconciled to its real outcome.
 const JOB_FROM: Record<JobState, JobState[]> = {
   queued: [],
   running: ['queued'],
-  succeeded: ['queued', 'running'],
-  failed: ['queued', 'running'],
+  succeeded: ['queued', 'running', 'stalled'],
+  failed: ['queued', 'running', 'stalled'],
   cancelled: ['queued', 'running'],
+  stalled: ['running'],
 };
 
 async function setJobState(tx: Tx, commandId: string, to: JobState, patch: Record<string, unknown> = {}) {
@@ -415,7 +417,7 @@ export async function onScheduledEvent(
     })
     .where('id', '=', e.jobId)
     .where('agent_id', '=', agentId)
-    .where('state', '=', 'running')
+    .where('state', 'in', ['running', 'stalled'])
     .returning(['id', 'target_id', 'schedule_id', 'run_while_disconnected', 'params'])
     .executeTakeFirst();
   if (!job || !e.ok) return;

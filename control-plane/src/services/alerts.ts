@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { Cron } from 'croner';
+import { type Db, json } from '../db/database.js';
+
+type Kind = 'backup_missed' | 'job_stalled';
+
+/** Raise an alert unless one of that kind and subject is already firing. Returns whether it is new. */
+export async function fireAlert(
+  db: Db,
+  a: {
+    kind: Kind;
+    subject: string;
+    message: string;
+    targetId?: string | null;
+    jobId?: string | null;
+    details?: Record<string, unknown>;
+  },
+): Promise<boolean> {
+  const r = await db
+    .insertInto('alerts')
+    .values({
+      id: randomUUID(),
+      kind: a.kind,
+      state: 'firing',
+      subject: a.subject,
+      message: a.message,
+      target_id: a.targetId ?? null,
+      job_id: a.jobId ?? null,
+      details: json(a.details ?? {}),
+    })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export async function resolveAlert(db: Db, kind: Kind, subject: string): Promise<boolean> {
+  const r = await db
+    .updateTable('alerts')
+    .set({ state: 'resolved', resolved_at: new Date() })
+    .where('kind', '=', kind)
+    .where('subject', '=', subject)
+    .where('state', '=', 'firing')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** The newest good backup of a target (committed, not removed by retention). */
+export async function lastGoodBackup(db: Db, targetId: string): Promise<Date | undefined> {
+  const r = await db
+    .selectFrom('backups')
+    .select((eb) => eb.fn.max('started_at').as('at'))
+    .where('target_id', '=', targetId)
+    .where('status', '=', 'completed')
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  return r?.at ? new Date(r.at as unknown as string) : undefined;
+}
+
+/**
+ * When a target should next have a backup: the first fire of any enabled schedule
+ * after its last good backup (or after the schedule was created, if it has none).
+ * In the past means a run is due or was missed.
+ */
+export async function nextExpectedRun(
+  db: Db,
+  targetId: string,
+): Promise<{ at: Date; scheduleId: string } | undefined> {
+  const schedules = await db
+    .selectFrom('schedules')
+    .selectAll()
+    .where('target_id', '=', targetId)
+    .where('enabled', '=', true)
+    .execute();
+  if (!schedules.length) return undefined;
+  const last = await lastGoodBackup(db, targetId);
+  let best: { at: Date; scheduleId: string } | undefined;
+  for (const s of schedules) {
+    const from = new Date(Math.max(last?.getTime() ?? 0, new Date(s.created_at).getTime()));
+    const at = new Cron(s.cron, { timezone: s.timezone, paused: true }).nextRun(from);
+    if (at && (!best || at < best.at)) best = { at, scheduleId: s.id };
+  }
+  return best;
+}
+
+/** RPO and the next expected run of a target, for its view. */
+export async function targetHealth(db: Db, targetId: string, now = new Date()) {
+  const [last, next] = await Promise.all([lastGoodBackup(db, targetId), nextExpectedRun(db, targetId)]);
+  return {
+    lastGoodBackupAt: last?.toISOString() ?? null,
+    rpoSeconds: last ? Math.round((now.getTime() - last.getTime()) / 1000) : null,
+    nextExpectedRun: next?.at.toISOString() ?? null,
+  };
+}
+
+/**
+ * `backup_missed`: a target whose schedule should have produced a backup more than
+ * `graceMs` ago and has no good backup since. A good backup resolves it.
+ */
+export async function sweepMissedBackups(db: Db, graceMs: number, now = new Date()) {
+  const targets = await db.selectFrom('targets').select(['id', 'name']).execute();
+  const fired: string[] = [];
+  const resolved: string[] = [];
+  for (const t of targets) {
+    const subject = `target:${t.id}`;
+    const next = await nextExpectedRun(db, t.id);
+    if (next && next.at.getTime() + graceMs < now.getTime()) {
+      const last = await lastGoodBackup(db, t.id);
+      if (
+        await fireAlert(db, {
+          kind: 'backup_missed',
+          subject,
+          targetId: t.id,
+          message: `no good backup of ${t.name} since ${last?.toISOString() ?? 'it was scheduled'}; one was expected at ${next.at.toISOString()}`,
+          details: {
+            expectedAt: next.at.toISOString(),
+            scheduleId: next.scheduleId,
+            lastGoodBackupAt: last?.toISOString() ?? null,
+          },
+        })
+      )
+        fired.push(t.id);
+    } else if (await resolveAlert(db, 'backup_missed', subject)) resolved.push(t.id);
+  }
+  return { fired, resolved };
+}
+
+/**
+ * `job_stalled`: a job running past `maxDurationMs`, or whose agent is offline. It is
+ * marked stalled; if the agent later reports it finished, the job takes its real
+ * outcome (the events carry it) and the alert resolves.
+ */
+export async function sweepStalledJobs(db: Db, maxDurationMs: number, now = new Date()) {
+  const running = await db
+    .selectFrom('jobs')
+    .innerJoin('agents', 'agents.id', 'jobs.agent_id')
+    .select(['jobs.id', 'jobs.target_id', 'jobs.started_at', 'agents.status as agentStatus'])
+    .where('jobs.state', '=', 'running')
+    .execute();
+  const stalled: string[] = [];
+  for (const j of running) {
+    const tooLong = j.started_at && now.getTime() - new Date(j.started_at).getTime() > maxDurationMs;
+    const agentGone = j.agentStatus === 'offline' || j.agentStatus === 'revoked';
+    if (!tooLong && !agentGone) continue;
+    const r = await db
+      .updateTable('jobs')
+      .set({ state: 'stalled' })
+      .where('id', '=', j.id)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) continue;
+    const why = tooLong
+      ? `running longer than ${Math.round(maxDurationMs / 1000)} s`
+      : 'its agent went offline';
+    await fireAlert(db, {
+      kind: 'job_stalled',
+      subject: `job:${j.id}`,
+      jobId: j.id,
+      targetId: j.target_id,
+      message: `job ${j.id} stalled: ${why}`,
+    });
+    stalled.push(j.id);
+  }
+  // Reconciled jobs (the agent reported them finished after all) resolve their alerts.
+  const firing = await db
+    .selectFrom('alerts')
+    .select(['subject', 'job_id'])
+    .where('kind', '=', 'job_stalled')
+    .where('state', '=', 'firing')
+    .execute();
+  for (const a of firing) {
+    if (!a.job_id) continue;
+    const job = await db.selectFrom('jobs').select('state').where('id', '=', a.job_id).executeTakeFirst();
+    if (!job || job.state !== 'stalled') await resolveAlert(db, 'job_stalled', a.subject);
+  }
+  return stalled;
+}

@@ -1,0 +1,93 @@
+import { type ControlPlane, cleanupAll, query, startAgent, waitFor } from '@dbbackup/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, dbUrl, pgPort } from './backup-support.js';
+import { controlPlane, getAgent } from './support.js';
+
+type Alert = {
+  id: string;
+  kind: string;
+  state: string;
+  targetId: string;
+  message: string;
+  resolvedAt: string | null;
+};
+
+let cp: ControlPlane;
+let agent: Awaited<ReturnType<typeof startAgent>>;
+let targetId: string;
+
+beforeAll(async () => {
+  cp = await controlPlane({ heartbeatIntervalMs: 500, env: { DBBACKUP_MISSED_BACKUP_GRACE_MS: '2000' } });
+  agent = await startAgent(cp);
+  await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 'local',
+    name: 'disk',
+    directory: `${agent.stateDir}/backups`,
+  });
+  const db = await createDb();
+  await query(dbUrl(db), 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
+  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+    engine: 'postgresql',
+    name: 'watched',
+    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+    storageId: s.body.id,
+  });
+  expect(t.status).toBe(201);
+  targetId = t.body.id;
+}, 120_000);
+afterAll(cleanupAll);
+
+const alerts = async (q = '') =>
+  (await cp.api<{ items: Alert[] }>('GET', `/api/v1/alerts?target=${targetId}${q}`)).body.items;
+
+describe('missed backups', () => {
+  it('the agent away past an expected run fires backup_missed; a good backup resolves it; the target shows its RPO', async () => {
+    const sch = await cp.api<{ id: string }>('POST', `/api/v1/targets/${targetId}/schedules`, {
+      cron: '*/4 * * * * *',
+    });
+    expect(sch.status).toBe(201);
+    await waitFor(
+      async () =>
+        ((await cp.api<{ rpoSeconds: number | null }>('GET', `/api/v1/targets/${targetId}/health`)).body
+          .rpoSeconds ?? -1) >= 0,
+      {
+        timeoutMs: 30_000,
+        what: 'a first scheduled backup',
+      },
+    );
+    expect(await alerts('&state=firing')).toEqual([]);
+
+    await agent.proc.kill('SIGKILL');
+    const { value: firing } = await waitFor(
+      async () => (await alerts('&state=firing&kind=backup_missed'))[0],
+      { timeoutMs: 30_000, what: 'backup_missed to fire' },
+    );
+    expect(firing.message).toMatch(/no good backup of watched since .*; one was expected at/);
+    const health = (
+      await cp.api<{ rpoSeconds: number; nextExpectedRun: string; firingAlerts: unknown[] }>(
+        'GET',
+        `/api/v1/targets/${targetId}/health`,
+      )
+    ).body;
+    expect(health.rpoSeconds).toBeGreaterThanOrEqual(4);
+    expect(new Date(health.nextExpectedRun).getTime()).toBeLessThan(Date.now());
+    expect(health.firingAlerts).toHaveLength(1);
+
+    agent.restart();
+    await waitFor(async () => (await alerts('&kind=backup_missed')).every((a) => a.state === 'resolved'), {
+      timeoutMs: 60_000,
+      what: 'backup_missed to resolve',
+    });
+    const all = await alerts('&kind=backup_missed');
+    expect(all).toHaveLength(1);
+    expect(all[0]!.resolvedAt).not.toBeNull();
+    await cp.api('DELETE', `/api/v1/targets/${targetId}/schedules/${sch.body.id}`);
+  }, 120_000);
+
+  it('bad alert filters are a 400 problem', async () => {
+    const r = await cp.api<{ detail: string }>('GET', '/api/v1/alerts?state=burning');
+    expect(r.status).toBe(400);
+    expect(r.body.detail).toMatch(/state/);
+  });
+});
