@@ -195,3 +195,75 @@ describe('bad schedules are refused with a problem and change nothing', () => {
     expect(d.status).toBe(201);
   });
 });
+
+describe('kill -9 during an outbox replay', () => {
+  it('after restart every backup run while the control plane was away is in the catalogue exactly once, and the bucket matches', async () => {
+    // A second agent and target of its own, with the crash point armed.
+    const crashy = await startAgent(cp, { env: { DBBACKUP_TEST_CRASH_POINT: 'during-replay' } });
+    await waitFor(async () => (await getAgent(cp, crashy.id)).status === 'online', { what: 'online' });
+    const db = await createDb();
+    await query(
+      dbUrl(db),
+      'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 50);',
+    );
+    const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${crashy.id}/targets`, {
+      engine: 'postgresql',
+      name: 'replayed',
+      connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+      storageId,
+    });
+    expect(t.status).toBe(201);
+    const mine = async () =>
+      (await cp.api<{ items: CatalogueBackup[] }>('GET', `/api/v1/backups?target=${t.body.id}`)).body.items;
+    const sch = await cp.api<Schedule>('POST', `/api/v1/targets/${t.body.id}/schedules`, {
+      cron: '*/2 * * * * *',
+    });
+    expect(sch.status).toBe(201);
+    await waitFor(async () => (await mine()).length >= 1, { timeoutMs: 30_000, what: 'a first backup' });
+
+    await cp.stop();
+    await new Promise((res) => setTimeout(res, 9_000));
+    await cp.restart();
+    // The agent reconnects, starts replaying its backlog, and kills itself part-way.
+    const exit = await crashy.proc.exited;
+    expect(exit.signal).toBe('SIGKILL');
+    crashy.restart({});
+    await waitFor(async () => (await getAgent(cp, crashy.id)).status === 'online', {
+      timeoutMs: 30_000,
+      what: 'back online',
+    });
+    const off = await cp.api('PATCH', `/api/v1/targets/${t.body.id}/schedules/${sch.body.id}`, {
+      enabled: false,
+    });
+    expect(off.status).toBe(200);
+
+    let stable = '';
+    await waitFor(
+      async () => {
+        const now = JSON.stringify((await mine()).map((b) => b.id).sort());
+        const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${t.body.id}`))
+          .body.items;
+        const settled = jobs.every((j) => !['running', 'queued', 'stalled'].includes(j.state));
+        const same = settled && now === stable;
+        stable = now;
+        return same;
+      },
+      { timeoutMs: 60_000, intervalMs: 1500, what: 'the catalogue to settle' },
+    );
+    const all = await mine();
+    expect(all.filter((b) => b.runWhileDisconnected).length).toBeGreaterThanOrEqual(3);
+    expect(new Set(all.map((b) => b.id)).size).toBe(all.length);
+    const jobs = (
+      await cp.api<{ items: { id: string; backupId: string; state: string }[] }>(
+        'GET',
+        `/api/v1/jobs?target=${t.body.id}`,
+      )
+    ).body.items;
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(jobs.length);
+    // Every committed backup of this target in the bucket is in the catalogue, and nothing else is.
+    const prefix = all[0]!.objectKey.split('/').slice(0, -3).join('/');
+    expect(bucketBackups().filter((k) => k.startsWith(`${prefix}/`))).toEqual(
+      all.map((b) => b.objectKey).sort(),
+    );
+  }, 180_000);
+});

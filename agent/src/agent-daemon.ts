@@ -90,6 +90,7 @@ export class AgentDaemon {
       backoffBaseMs: this.#o.backoffBaseMs,
       backoffCapMs: this.#o.backoffCapMs,
       stableAfterMs: this.#o.stableAfterMs,
+      crashDuringReplay: this.#o.crashPoint === 'during-replay',
       heartbeatIntervalMs: 15_000,
       collectFacts: async () => {
         const counts = await this.#store.inboxCounts();

@@ -50,6 +50,8 @@ export interface LinkOptions {
   backoffBaseMs: number;
   backoffCapMs: number;
   stableAfterMs: number;
+  /** Test fault injection: SIGKILL this process in the middle of replaying a backlog of events. */
+  crashDuringReplay?: boolean;
   /** Used until the welcome names the control plane's own interval. */
   heartbeatIntervalMs: number;
   collectFacts: () => Promise<AgentPayload<'heartbeat'>['facts']>;
@@ -322,9 +324,11 @@ export class AgentLink extends EventEmitter<LinkEvents> {
         const from = Math.max(this.#sentUpTo, acked);
         if (from - acked >= OUTBOX_WINDOW) return;
         const events = await this.#o.store.pendingEvents(from, OUTBOX_WINDOW - (from - acked));
+        let sent = 0;
         for (const e of events) {
           if (!this.#send('event', e)) return;
           this.#sentUpTo = e.seq;
+          if (this.#o.crashDuringReplay && events.length >= 8 && ++sent === 5) process.kill(process.pid, 'SIGKILL');
         }
       } while (this.#flushAgain);
     } finally {
