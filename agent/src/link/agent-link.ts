@@ -328,7 +328,8 @@ export class AgentLink extends EventEmitter<LinkEvents> {
         for (const e of events) {
           if (!this.#send('event', e)) return;
           this.#sentUpTo = e.seq;
-          if (this.#o.crashDuringReplay && events.length >= 8 && ++sent === 5) process.kill(process.pid, 'SIGKILL');
+          if (this.#o.crashDuringReplay && events.length >= 8 && ++sent === 5)
+            process.kill(process.pid, 'SIGKILL');
         }
       } while (this.#flushAgain);
     } finally {

@@ -56,18 +56,22 @@ export class Scheduler {
         const last = await this.o.store.getMeta(lastKey);
         if (!last) await this.o.store.setMeta(lastKey, new Date(now).toISOString());
         else if (catchUp) {
-          const missed = new Cron(s.cron, { timezone: s.timezone, paused: true }).nextRun(new Date(last));
-          if (missed && missed.getTime() <= now && now - missed.getTime() <= this.o.graceMs) {
+          // Was there a tick since the last fire and within the grace window? Then run once.
+          const cron = new Cron(s.cron, { timezone: s.timezone, paused: true });
+          const recent = cron.nextRun(new Date(Math.max(Date.parse(last), now - this.o.graceMs)));
+          if (recent && recent.getTime() <= now) {
             this.o.log.info(
-              { scheduleId: s.id, missed: missed.toISOString() },
+              { scheduleId: s.id, missed: recent.toISOString() },
               'a scheduled backup was missed while the agent was down: running it once now',
             );
             await this.#fire(target, s, true);
-          } else if (missed && missed.getTime() <= now) {
-            this.o.log.warn(
-              { scheduleId: s.id, missed: missed.toISOString(), graceMs: this.o.graceMs },
-              'a scheduled backup was missed while the agent was down, past the grace window: not run',
-            );
+          } else {
+            const first = cron.nextRun(new Date(last));
+            if (first && first.getTime() <= now)
+              this.o.log.warn(
+                { scheduleId: s.id, missed: first.toISOString(), graceMs: this.o.graceMs },
+                'a scheduled backup was missed while the agent was down, longer ago than the grace window: not run',
+              );
           }
         }
         this.#crons.push(
