@@ -91,3 +91,49 @@ describe('missed backups', () => {
     expect(r.body.detail).toMatch(/state/);
   });
 });
+
+describe('stalled jobs', () => {
+  it('a running backup whose agent goes offline is marked stalled with an alert; when the agent comes back and finishes it, the job is reconciled, once', async () => {
+    const db = await createDb();
+    await query(
+      dbUrl(db),
+      'CREATE TABLE big AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 200000) g;',
+    );
+    const storages = (await cp.api<{ items: { id: string }[] }>('GET', '/api/v1/storage')).body.items;
+    const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+      engine: 'postgresql',
+      name: 'stalling',
+      connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+      storageId: storages[0]!.id,
+    });
+    expect(t.status).toBe(201);
+    const job = (await cp.api<{ id: string }>('POST', `/api/v1/targets/${t.body.id}/backups`)).body;
+    const state = async () => (await cp.api<{ state: string }>('GET', `/api/v1/jobs/${job.id}`)).body.state;
+    await waitFor(async () => (await state()) === 'running', { timeoutMs: 30_000, what: 'job running' });
+    agent.proc.child.kill('SIGSTOP');
+    try {
+      await waitFor(async () => (await state()) === 'stalled', { timeoutMs: 30_000, what: 'job stalled' });
+      const firing = (
+        await cp.api<{ items: Alert[] }>(
+          'GET',
+          `/api/v1/alerts?kind=job_stalled&state=firing&target=${t.body.id}`,
+        )
+      ).body.items;
+      expect(firing).toHaveLength(1);
+      expect(firing[0]!.message).toMatch(/its agent went offline/);
+    } finally {
+      agent.proc.child.kill('SIGCONT');
+    }
+    await waitFor(async () => (await state()) === 'succeeded', { timeoutMs: 60_000, what: 'job reconciled' });
+    await waitFor(
+      async () =>
+        (
+          await cp.api<{ items: Alert[] }>('GET', `/api/v1/alerts?kind=job_stalled&target=${t.body.id}`)
+        ).body.items.every((a) => a.state === 'resolved'),
+      { timeoutMs: 30_000, what: 'job_stalled resolved' },
+    );
+    const backups = (await cp.api<{ items: unknown[] }>('GET', `/api/v1/backups?target=${t.body.id}`)).body
+      .items;
+    expect(backups).toHaveLength(1);
+  }, 150_000);
+});

@@ -72,8 +72,12 @@ export function selectRetention(
   const empty = Object.values(policy).every((v) => v === undefined);
 
   if (empty) return { keep: sorted.map((b) => ({ id: b.id, reasons: ['no retention policy'] })), delete: [] };
-  if (policy.keepLast)
-    good.slice(0, policy.keepLast).forEach((b, i) => keep(b.id, `keepLast ${i + 1}/${policy.keepLast}`));
+  if (policy.keepLast) {
+    const n = policy.keepLast;
+    good.slice(0, n).forEach((b, i) => {
+      keep(b.id, `keepLast ${i + 1}/${n}`);
+    });
+  }
   if (policy.keepDays) {
     const from = now.getTime() - policy.keepDays * DAY;
     for (const b of good)

@@ -170,7 +170,7 @@ export async function sweepStalledJobs(db: Db, maxDurationMs: number, now = new 
   for (const a of firing) {
     if (!a.job_id) continue;
     const job = await db.selectFrom('jobs').select('state').where('id', '=', a.job_id).executeTakeFirst();
-    if (!job || job.state !== 'stalled') await resolveAlert(db, 'job_stalled', a.subject);
+    if (job?.state !== 'stalled') await resolveAlert(db, 'job_stalled', a.subject);
   }
   return stalled;
 }
