@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { type ControlPlane, postgresBinDir, query, waitFor } from '@dbbackup/testkit';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { type ControlPlane, postgresBinDir, query, type S3Server, waitFor } from '@dbbackup/testkit';
 import { inject } from 'vitest';
 
 export type Job = {
@@ -128,4 +130,33 @@ export async function jobLogs(cp: ControlPlane, jobId: string) {
   return (await cp.api<{ items: { message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)).body.items
     .map((i) => i.message)
     .join('\n');
+}
+
+/** A storage profile on the test's s3rver (path-style, its one access key). */
+export async function s3Profile(
+  cp: ControlPlane,
+  s3: S3Server,
+  prefix: string,
+  name = 's3rver',
+): Promise<string> {
+  const r = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 's3',
+    name,
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    prefix,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  if (r.status !== 201) throw new Error(`storage: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.id;
+}
+
+/** Every committed backup in the s3rver bucket: the object keys that have a meta.json beside them. */
+export function committedInBucket(s3: S3Server): string[] {
+  return readdirSync(path.join(s3.directory, s3.bucket), { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.meta.json._S3rver_object'))
+    .map((f) => f.slice(0, -'.meta.json._S3rver_object'.length))
+    .sort();
 }

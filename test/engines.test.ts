@@ -29,7 +29,7 @@ import {
   waitFor,
 } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Job, jobLogs, runBackup, waitJob } from './backup-support.js';
+import { type Job, jobLogs, runBackup, s3Profile, waitJob } from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 const MARIADB_PASSWORD = 'Maria-Test-Pw-3b1f';
@@ -102,17 +102,7 @@ beforeAll(async () => {
     },
   });
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
-  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
-    kind: 's3',
-    name: 's3rver',
-    endpoint: s3.endpoint,
-    bucket: s3.bucket,
-    prefix: 'engines',
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  expect(s.status).toBe(201);
-  storageId = s.body.id;
+  storageId = await s3Profile(cp, s3, 'engines');
   work = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-engines-')));
 }, 240_000);
 afterAll(cleanupAll);

@@ -10,7 +10,16 @@ import {
   waitFor,
 } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backup, createDb, dbUrl, jobLogs, pgPort, runBackup } from './backup-support.js';
+import {
+  type Backup,
+  committedInBucket,
+  createDb,
+  dbUrl,
+  jobLogs,
+  pgPort,
+  runBackup,
+  s3Profile,
+} from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 let cp: ControlPlane;
@@ -24,37 +33,21 @@ beforeAll(async () => {
   // Quick S3 retries, so that the injected listing failure is given up on in about a second.
   agent = await startAgent(cp, { env: { DBBACKUP_S3_RETRY_BASE_MS: '100' } });
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
-  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
-    kind: 's3',
-    name: 's3rver',
-    endpoint: s3.endpoint,
-    bucket: s3.bucket,
-    prefix: 'ret',
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  const storageId = await s3Profile(cp, s3, 'ret');
   const db = await createDb();
   await query(dbUrl(db), 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);');
   const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
     engine: 'postgresql',
     name: 'kept',
     connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
-    storageId: s.body.id,
+    storageId,
   });
   expect(t.status).toBe(201);
   targetId = t.body.id;
 }, 120_000);
 afterAll(cleanupAll);
 
-/** Committed backups in the bucket: object keys with a meta.json beside them. */
-function inBucket(): string[] {
-  const root = path.join(s3.directory, s3.bucket);
-  return readdirSync(root, { recursive: true })
-    .map(String)
-    .filter((f) => f.endsWith('.meta.json._S3rver_object'))
-    .map((f) => f.slice(0, -'.meta.json._S3rver_object'.length))
-    .sort();
-}
+const inBucket = () => committedInBucket(s3);
 /** Data objects in the bucket (with or without a meta.json). */
 function dataInBucket(): string[] {
   const root = path.join(s3.directory, s3.bucket);

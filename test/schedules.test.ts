@@ -1,5 +1,3 @@
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import {
   type ControlPlane,
   cleanupAll,
@@ -10,7 +8,7 @@ import {
   waitFor,
 } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backup, createDb, dbUrl, pgPort } from './backup-support.js';
+import { type Backup, committedInBucket, createDb, dbUrl, pgPort, s3Profile } from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 type Schedule = { id: string; nextRun: string | null; enabled: boolean };
@@ -32,16 +30,7 @@ beforeAll(async () => {
   s3 = await startS3();
   agent = await startAgent(cp);
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
-  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
-    kind: 's3',
-    name: 's3rver',
-    endpoint: s3.endpoint,
-    bucket: s3.bucket,
-    prefix: 'sched',
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  storageId = s.body.id;
+  storageId = await s3Profile(cp, s3, 'sched');
   const db = await createDb();
   await query(
     dbUrl(db),
@@ -62,21 +51,7 @@ async function catalogue(): Promise<CatalogueBackup[]> {
   return (await cp.api<{ items: CatalogueBackup[] }>('GET', `/api/v1/backups?target=${targetId}`)).body.items;
 }
 
-/** Every committed backup in the bucket: the object keys that have a meta.json beside them. */
-function bucketBackups(): string[] {
-  const root = path.join(s3.directory, s3.bucket);
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) walk(r);
-      else if (r.endsWith('.meta.json._S3rver_object'))
-        out.push(r.slice(0, -'.meta.json._S3rver_object'.length));
-    }
-  };
-  walk('');
-  return out.sort();
-}
+const bucketBackups = () => committedInBucket(s3);
 
 describe('schedules run on the agent’s own clock', () => {
   it('keeps backing up while the control plane is down; every run is reported once, in order, marked as disconnected', async () => {

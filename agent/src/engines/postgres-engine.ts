@@ -14,6 +14,7 @@ import {
   type RestoreOptions,
   type TableStat,
 } from './engine.js';
+import { toolError } from './engine-support.js';
 import { feedTool } from './tool-feed.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
@@ -149,22 +150,6 @@ async function tableStats(cl: pg.Client): Promise<TableStat[]> {
   return r.rows.map((row) => ({ table: row.tbl, rows: Number(row.n), exact: row.exact }));
 }
 
-/** Run a tool; on failure reject with its own stderr, which the job log shows. */
-function toolFailure(
-  tool: string,
-  r: { exitCode?: number | undefined; stderr?: unknown; signal?: string | undefined },
-) {
-  const stderr = String(r.stderr ?? '')
-    .trim()
-    .split('\n')
-    .slice(-20)
-    .join('\n');
-  return new EngineError(
-    'tool-failed',
-    `${tool} failed (${r.signal ?? `exit ${r.exitCode}`}): ${stderr || 'no error output'}`,
-  );
-}
-
 export const postgresEngine: Engine = {
   id: 'postgresql',
   formatExtension: 'pgdump',
@@ -215,7 +200,7 @@ export const postgresEngine: Engine = {
         async (e) => {
           await release();
           if (e.code !== 0)
-            throw toolFailure('pg_dump', {
+            throw toolError('pg_dump', {
               exitCode: e.code ?? undefined,
               signal: e.signal ?? undefined,
               stderr: e.stderr,
@@ -249,7 +234,7 @@ export const postgresEngine: Engine = {
     const proc = execa(tool.path, ['--list'], { stdin: 'pipe', reject: false, buffer: true });
     await feedTool(input, proc.stdin!);
     const r = await proc;
-    if (r.exitCode !== 0) throw toolFailure('pg_restore --list', r);
+    if (r.exitCode !== 0) throw toolError('pg_restore --list', r);
     const entries = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).length;
     if (entries === 0) throw new EngineError('empty-dump', 'pg_restore --list found no entries');
     return { entries };
@@ -341,7 +326,7 @@ export const postgresEngine: Engine = {
       }
       const e = await closed;
       if (e.code !== 0) {
-        throw toolFailure('pg_restore', {
+        throw toolError('pg_restore', {
           exitCode: e.code ?? undefined,
           signal: e.signal ?? undefined,
           stderr: e.stderr,
@@ -359,7 +344,7 @@ export const postgresEngine: Engine = {
     });
     await feedTool(input, proc.stdin!);
     const r = await proc;
-    if (r.exitCode !== 0) throw toolFailure('pg_restore', r);
+    if (r.exitCode !== 0) throw toolError('pg_restore', r);
   },
 
   async postRestoreCheck(t, database, expected, tables) {

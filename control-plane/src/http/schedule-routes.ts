@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  CompressAlgo,
-  type RetentionCandidate,
-  RetentionPolicy,
-  selectRetention,
-  TargetSpec,
-} from '@dbbackup/proto';
+import { CompressAlgo, type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
 import { Cron } from 'croner';
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -14,7 +8,7 @@ import { type Db, json } from '../db/database.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
 import { targetHealth } from '../services/alerts.js';
 import { createCommand } from '../services/commands.js';
-import { storageRefFor } from '../services/jobs.js';
+import { storageRefFor, targetSpecFromRow } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { type AuthEnv, requireRole } from './auth.js';
 import { badRequest, conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
@@ -334,14 +328,7 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
       .select(['hostname', 'labels'])
       .where('id', '=', t.agent_id)
       .executeTakeFirstOrThrow();
-    const target = TargetSpec.parse({
-      id: t.id,
-      engine: t.engine,
-      name: t.name,
-      connection: t.connection,
-      secretRef: t.secret_ref,
-      options: t.options,
-    });
+    const target = targetSpecFromRow(t);
     await checkStorage(body.storageId);
     const storage = await storageRefFor(db, d.box, body.storageId ?? t.storage_id);
     const commandId = await createCommand(db, {

@@ -1,9 +1,9 @@
-import { type AgentConfig, type AgentSchedule, type Command, TargetSpec } from '@dbbackup/proto';
+import type { AgentConfig, AgentSchedule, Command } from '@dbbackup/proto';
 import type { Kek } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { createCommand } from './commands.js';
-import { storageSpecFor } from './jobs.js';
+import { storageSpecFor, targetSpecFromRow } from './jobs.js';
 import type { NotifyBus } from './notify-bus.js';
 
 /** How long a config.sync waits for an agent that is away (it is superseded by any newer one anyway). */
@@ -50,14 +50,7 @@ export async function buildAgentConfig(
   };
   const out: AgentConfig['targets'] = [];
   for (const t of targets) {
-    const target = TargetSpec.parse({
-      id: t.id,
-      engine: t.engine,
-      name: t.name,
-      connection: t.connection,
-      secretRef: t.secret_ref,
-      options: t.options,
-    });
+    const target = targetSpecFromRow(t);
     const mine: AgentSchedule[] = [];
     for (const s of schedules.filter((x) => x.target_id === t.id)) {
       mine.push({

@@ -56,10 +56,16 @@ export async function hydrateCommand(db: Db, box: SecretBox, command: Command): 
   return command;
 }
 
-export async function targetSpecFor(db: Db, targetId: string) {
-  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
-  if (!row) throw notFound('target');
-  const spec = TargetSpec.parse({
+/** A target row as the wire's TargetSpec. */
+export function targetSpecFromRow(row: {
+  id: string;
+  engine: string;
+  name: string;
+  connection: unknown;
+  secret_ref: unknown;
+  options: unknown;
+}) {
+  return TargetSpec.parse({
     id: row.id,
     engine: row.engine,
     name: row.name,
@@ -67,7 +73,12 @@ export async function targetSpecFor(db: Db, targetId: string) {
     secretRef: row.secret_ref,
     options: row.options,
   });
-  return { row, spec };
+}
+
+export async function targetSpecFor(db: Db, targetId: string) {
+  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
+  if (!row) throw notFound('target');
+  return { row, spec: targetSpecFromRow(row) };
 }
 
 async function agentFor(db: Db, agentId: string) {
