@@ -2,8 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { DiscoveredDb } from '@dbbackup/proto';
-import { execa } from 'execa';
-import pg from 'pg';
+import { runTool } from './run-tool.js';
 
 /**
  * The databases this agent can see on its own host without being given a
@@ -54,7 +53,10 @@ async function postgres(dirs: string[]): Promise<DiscoveredDb[]> {
   const out: DiscoveredDb[] = [];
   for (const dir of dirs) {
     const socks = (await readdir(dir).catch(() => [] as string[])).filter((f) => /^\.s\.PGSQL\.\d+$/.test(f));
+    // The driver is loaded only on a host that has a PostgreSQL socket.
+    const pg = socks.length ? (await import('pg')).default : undefined;
     for (const s of socks) {
+      if (!pg) break;
       const port = Number(s.split('.').pop());
       // Peer auth maps this OS user to the role of the same name; `postgres` is the usual superuser.
       for (const user of [...new Set([os.userInfo().username, 'postgres'])]) {
@@ -105,7 +107,7 @@ async function mysql(sockets: string[]): Promise<DiscoveredDb[]> {
     )
       continue;
     for (const client of ['mariadb', 'mysql']) {
-      const r = await execa(
+      const r = await runTool(
         client,
         [
           `--socket=${socket}`,
@@ -115,11 +117,7 @@ async function mysql(sockets: string[]): Promise<DiscoveredDb[]> {
           '-e',
           'SELECT VERSION(); SHOW DATABASES',
         ],
-        {
-          reject: false,
-          timeout: 10_000,
-          stdin: 'ignore',
-        },
+        10_000,
       );
       if (r.exitCode !== 0) continue;
       const [version, ...dbs] = r.stdout.split('\n').filter(Boolean);
@@ -135,11 +133,7 @@ async function mysql(sockets: string[]): Promise<DiscoveredDb[]> {
 async function redis(addrs: { host: string; port: number }[]): Promise<DiscoveredDb[]> {
   const out: DiscoveredDb[] = [];
   for (const a of addrs) {
-    const r = await execa('redis-cli', ['-h', a.host, '-p', String(a.port), 'INFO', 'server'], {
-      reject: false,
-      timeout: 5000,
-      stdin: 'ignore',
-    });
+    const r = await runTool('redis-cli', ['-h', a.host, '-p', String(a.port), 'INFO', 'server']);
     const v = /^redis_version:(.*)$/m.exec(r.stdout ?? '')?.[1]?.trim();
     if (r.exitCode === 0 && v)
       out.push({ engine: 'redis', host: a.host, port: a.port, version: `Redis ${v}` });

@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { DiscoveredDb, DumpTool, HostFacts, ReachableServer } from '@dbbackup/proto';
-import { execa } from 'execa';
+import { runTool } from './run-tool.js';
 
 const TOOL_NAMES = [
   'pg_dump',
@@ -32,14 +32,10 @@ async function candidates(name: string): Promise<string[]> {
 }
 
 async function versionOf(file: string): Promise<string | null | undefined> {
-  try {
-    const r = await execa(file, ['--version'], { timeout: 5000, reject: false, stdin: 'ignore' });
-    if (r.failed && r.exitCode === undefined) return undefined; // not found / not executable
-    const line = `${r.stdout}\n${r.stderr}`.split('\n').find((l) => /\d+\.\d+/.test(l));
-    return line?.trim().slice(0, 200) ?? null;
-  } catch {
-    return undefined;
-  }
+  const r = await runTool(file, ['--version']);
+  if (r.notFound) return undefined; // not found / not executable
+  const line = `${r.stdout}\n${r.stderr}`.split('\n').find((l) => /\d+\.\d+/.test(l));
+  return line?.trim().slice(0, 200) ?? null;
 }
 
 /** Database dump and restore tools on this host, with the version each prints. Arguments are arrays; nothing goes through a shell. */
