@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   type ControlPlane,
@@ -137,6 +137,41 @@ describe('retention applied by the agent', () => {
     expect((await catalogue()).length).toBe(2);
   });
 
+  it('cleanup --older-than 30d (not a dry run): the agent removes what storage says is older, meta.json first', async () => {
+    // Make the older of the two kept backups 60 days old, in its meta.json only (what storage says wins).
+    const old = made.at(-2)!;
+    const metaFile = path.join(s3.directory, s3.bucket, `${old.objectKey}.meta.json._S3rver_object`);
+    const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+    const sixtyDaysAgo = new Date(Date.now() - 60 * 86_400_000);
+    meta.startTime = sixtyDaysAgo.toISOString();
+    meta.endTime = sixtyDaysAgo.toISOString();
+    writeFileSync(metaFile, JSON.stringify(meta));
+    const r = await cp.api<{ commandId: string }>('POST', `/api/v1/targets/${targetId}/cleanup`, {
+      olderThan: '30d',
+    });
+    expect(r.status).toBe(202);
+    const { value } = await waitFor(
+      async () => {
+        const c = (
+          await cp.api<{ state: string; result: { deleted: { objectKey: string }[] } }>(
+            'GET',
+            `/api/v1/commands/${r.body.commandId}`,
+          )
+        ).body;
+        return ['succeeded', 'failed', 'expired'].includes(c.state) ? c : undefined;
+      },
+      { timeoutMs: 30_000, what: 'cleanup command' },
+    );
+    expect(value.state).toBe('succeeded');
+    expect(value.result.deleted.map((d) => d.objectKey)).toEqual([old.objectKey]);
+    expect(inBucket()).toEqual([made.at(-1)!.objectKey]);
+    expect(dataInBucket()).toEqual([made.at(-1)!.objectKey]);
+    await waitFor(async () => (await catalogue()).length === 1, {
+      timeoutMs: 10_000,
+      what: 'catalogue tombstone',
+    });
+  });
+
   it('cleanup --older-than 30d --dry-run shows what would go; bad input is a 422 that changes nothing', async () => {
     const dry = await cp.api<{ dryRun: boolean; delete: unknown[]; keep: unknown[] }>(
       'POST',
@@ -149,13 +184,13 @@ describe('retention applied by the agent', () => {
     expect(dry.status).toBe(200);
     expect(dry.body.dryRun).toBe(true);
     expect(dry.body.delete).toEqual([]);
-    expect(dry.body.keep).toHaveLength(2);
+    expect(dry.body.keep).toHaveLength(1);
     const bad = await cp.api<{ detail: string }>('POST', `/api/v1/targets/${targetId}/cleanup`, {
       olderThan: '30x',
     });
     expect(bad.status).toBe(422);
     expect(bad.body.detail).toMatch(/olderThan/);
-    expect(inBucket()).toHaveLength(2);
+    expect(inBucket()).toHaveLength(1);
     const badPolicy = await cp.api('PUT', `/api/v1/targets/${targetId}/retention`, {
       policy: { keepLast: 0 },
     });
