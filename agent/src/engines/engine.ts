@@ -21,6 +21,8 @@ export interface DumpHandle {
   toolVersion: string;
   /** Row counts taken in the dump's own snapshot where the engine can (may settle while the dump runs). */
   tables: Promise<TableStat[]>;
+  /** The source's size in bytes, where the engine knows it cheaply (sizes S3 upload parts). */
+  sizeHint?: number;
   /** Recorded in the metadata as engineMeta and handed back to restore. */
   engineMeta?: Record<string, string>;
 }

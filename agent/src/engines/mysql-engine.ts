@@ -138,6 +138,10 @@ export const mysqlEngine: Engine = {
       `SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ${literal(database)}`,
     );
     const engineMeta = cs ? { characterSet: cs[0]!, collation: cs[1]! } : undefined;
+    const [sz] = await mysqlQuery(
+      t,
+      `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = ${literal(database)}`,
+    );
     const trxBefore = await maxTrxId(t);
     const { args, env } = mysqlArgs(t);
     const child = spawn(
@@ -185,6 +189,7 @@ export const mysqlEngine: Engine = {
       serverVersion: version,
       toolVersion: tool.version,
       tables,
+      sizeHint: Number(sz?.[0] ?? 0),
       ...(engineMeta ? { engineMeta } : {}),
     } satisfies DumpHandle;
   },

@@ -183,6 +183,7 @@ export const postgresEngine: Engine = {
       await cl.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snap = await cl.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
       const snapshot = snap.rows[0]!.id;
+      const size = await cl.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s');
       // --lock-wait-timeout: a table held in an exclusive lock fails the dump after 5 min instead of hanging it.
       const args = [
         '--format=custom',
@@ -222,6 +223,7 @@ export const postgresEngine: Engine = {
         serverVersion: s.version,
         toolVersion: tool.version,
         tables,
+        sizeHint: Number(size.rows[0]?.s ?? 0),
       } satisfies DumpHandle;
     } catch (err) {
       await release();

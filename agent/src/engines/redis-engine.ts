@@ -234,12 +234,15 @@ export const redisEngine: Engine = {
       passed,
     ]).then(() => undefined);
     done.catch(() => {});
+    // Used memory bounds the RDB's size (values are stored compactly or compressed in it).
+    const used = Number(infoField(await redisCmd(t, ['INFO', 'memory']).catch(() => ''), 'used_memory') ?? 0);
     return {
       stdout: rdb,
       done,
       serverVersion: version,
       toolVersion: cli.version,
       tables,
+      sizeHint: used,
     } satisfies DumpHandle;
   },
 

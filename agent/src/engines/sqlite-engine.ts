@@ -173,6 +173,15 @@ export const sqliteEngine: Engine = {
       toolVersion: tool.version,
       tables,
       engineMeta,
+      sizeHint:
+        (await stat(file).then(
+          (st) => st.size,
+          () => 0,
+        )) +
+        (await stat(`${file}-wal`).then(
+          (st) => st.size,
+          () => 0,
+        )),
     } satisfies DumpHandle;
   },
 

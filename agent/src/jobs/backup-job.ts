@@ -83,6 +83,7 @@ export async function runBackup(
   const writer = await store.createWriter(
     objectKey,
     (uploadId) => void ctx.recordUpload(storage, objectKey, uploadId),
+    dump.sizeHint,
   );
   const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
   dataKey.fill(0);

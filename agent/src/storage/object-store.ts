@@ -16,7 +16,12 @@ export interface ObjectStore {
   readonly kind: StorageSpec['kind'];
   /** The full key for a path below the profile's prefix. */
   key(relative: string): string;
-  createWriter(key: string, onUploadId?: (uploadId: string) => void): Promise<ObjectWriter>;
+  /** `expectedBytes`: how big the source is, if known (S3 picks a part size that fits it). */
+  createWriter(
+    key: string,
+    onUploadId?: (uploadId: string) => void,
+    expectedBytes?: number,
+  ): Promise<ObjectWriter>;
   putSmall(key: string, body: Buffer): Promise<void>;
   read(key: string): Promise<Readable>;
   size(key: string): Promise<number | undefined>;

@@ -18,6 +18,22 @@ type S3Spec = Extract<StorageSpec, { kind: 's3' }>;
 
 /** Transient failures are retried: 5 attempts, backoff from 2 s doubling. */
 export const RETRY_ATTEMPTS = 5;
+
+const MAX_PARTS = 10_000;
+const MAX_PART_BYTES = 5 * 1024 ** 3;
+
+/**
+ * The part size for an upload: the profile's, or larger when the source is big
+ * enough that the profile's would need more than S3's 10 000 parts. The source's
+ * size (uncompressed) bounds the stored size (compressed, plus 16 bytes a MiB of
+ * encryption), with headroom for the parts being whole.
+ */
+export function partSizeFor(profileBytes: number, expectedBytes: number | undefined): number {
+  if (!expectedBytes || expectedBytes <= 0) return profileBytes;
+  const needed = Math.ceil((expectedBytes * 1.05) / (MAX_PARTS * 0.9));
+  const mib = 1024 * 1024;
+  return Math.min(MAX_PART_BYTES, Math.max(profileBytes, Math.ceil(needed / mib) * mib));
+}
 export const RETRY_BASE_MS = 2000;
 
 /**
@@ -48,12 +64,16 @@ export class S3Store implements ObjectStore {
     return joinKey(this.#spec.prefix, relative);
   }
 
-  async createWriter(key: string, onUploadId?: (uploadId: string) => void): Promise<ObjectWriter> {
+  async createWriter(
+    key: string,
+    onUploadId?: (uploadId: string) => void,
+    expectedBytes?: number,
+  ): Promise<ObjectWriter> {
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
     const upload = new Upload({
       client: this.#client,
       params: { Bucket: this.#spec.bucket, Key: key, Body: body },
-      partSize: this.#spec.partSizeBytes,
+      partSize: partSizeFor(this.#spec.partSizeBytes, expectedBytes),
       queueSize: this.#spec.queueSize,
       leavePartsOnError: false,
     });
