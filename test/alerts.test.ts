@@ -1,6 +1,6 @@
 import { type ControlPlane, cleanupAll, query, startAgent, waitFor } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, dbUrl, pgPort } from './backup-support.js';
+import { createDb, dbUrl, pgPort, smallPgTarget } from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 type Alert = {
@@ -25,16 +25,7 @@ beforeAll(async () => {
     name: 'disk',
     directory: `${agent.stateDir}/backups`,
   });
-  const db = await createDb();
-  await query(dbUrl(db), 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
-  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
-    engine: 'postgresql',
-    name: 'watched',
-    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
-    storageId: s.body.id,
-  });
-  expect(t.status).toBe(201);
-  targetId = t.body.id;
+  targetId = await smallPgTarget(cp, agent.id, s.body.id, 'watched', 1);
 }, 120_000);
 afterAll(cleanupAll);
 

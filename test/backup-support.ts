@@ -160,3 +160,48 @@ export function committedInBucket(s3: S3Server): string[] {
     .map((f) => f.slice(0, -'.meta.json._S3rver_object'.length))
     .sort();
 }
+
+/** A fresh database with one small table, as a PostgreSQL target of `agentId` on `storageId`. */
+export async function smallPgTarget(
+  cp: ControlPlane,
+  agentId: string,
+  storageId: string,
+  name: string,
+  rows = 100,
+): Promise<string> {
+  const db = await createDb();
+  await query(
+    dbUrl(db),
+    `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, ${rows});`,
+  );
+  const r = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agentId}/targets`, {
+    engine: 'postgresql',
+    name,
+    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+    storageId,
+  });
+  if (r.status !== 201) throw new Error(`target: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.id;
+}
+
+/** Wait until no job of the target is queued, running or stalled and its catalogue stopped changing. */
+export async function waitTargetSettled(cp: ControlPlane, targetId: string, timeoutMs = 60_000) {
+  let last = '';
+  await waitFor(
+    async () => {
+      const ids = (
+        await cp.api<{ items: { id: string }[] }>('GET', `/api/v1/backups?target=${targetId}`)
+      ).body.items
+        .map((b) => b.id)
+        .sort()
+        .join(',');
+      const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${targetId}`))
+        .body.items;
+      const settled = jobs.every((j) => !['running', 'queued', 'stalled'].includes(j.state));
+      const same = settled && ids === last;
+      last = ids;
+      return same;
+    },
+    { timeoutMs, intervalMs: 1500, what: 'the catalogue to settle' },
+  );
+}

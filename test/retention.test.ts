@@ -3,7 +3,6 @@ import path from 'node:path';
 import {
   type ControlPlane,
   cleanupAll,
-  query,
   type S3Server,
   startAgent,
   startS3,
@@ -13,12 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backup,
   committedInBucket,
-  createDb,
-  dbUrl,
   jobLogs,
-  pgPort,
   runBackup,
   s3Profile,
+  smallPgTarget,
 } from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
@@ -34,16 +31,7 @@ beforeAll(async () => {
   agent = await startAgent(cp, { env: { DBBACKUP_S3_RETRY_BASE_MS: '100' } });
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
   const storageId = await s3Profile(cp, s3, 'ret');
-  const db = await createDb();
-  await query(dbUrl(db), 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);');
-  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
-    engine: 'postgresql',
-    name: 'kept',
-    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
-    storageId,
-  });
-  expect(t.status).toBe(201);
-  targetId = t.body.id;
+  targetId = await smallPgTarget(cp, agent.id, storageId, 'kept', 10);
 }, 120_000);
 afterAll(cleanupAll);
 

@@ -1,14 +1,19 @@
 import {
   type ControlPlane,
   cleanupAll,
-  query,
   type S3Server,
   startAgent,
   startS3,
   waitFor,
 } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backup, committedInBucket, createDb, dbUrl, pgPort, s3Profile } from './backup-support.js';
+import {
+  type Backup,
+  committedInBucket,
+  s3Profile,
+  smallPgTarget,
+  waitTargetSettled,
+} from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 type Schedule = { id: string; nextRun: string | null; enabled: boolean };
@@ -31,19 +36,7 @@ beforeAll(async () => {
   agent = await startAgent(cp);
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
   storageId = await s3Profile(cp, s3, 'sched');
-  const db = await createDb();
-  await query(
-    dbUrl(db),
-    'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);',
-  );
-  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
-    engine: 'postgresql',
-    name: 'scheduled',
-    connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
-    storageId,
-  });
-  expect(t.status).toBe(201);
-  targetId = t.body.id;
+  targetId = await smallPgTarget(cp, agent.id, storageId, 'scheduled');
 }, 120_000);
 afterAll(cleanupAll);
 
@@ -82,19 +75,7 @@ describe('schedules run on the agent’s own clock', () => {
       enabled: false,
     });
     expect(off.status).toBe(200);
-    let stable = '';
-    await waitFor(
-      async () => {
-        const now = JSON.stringify((await catalogue()).map((b) => b.id).sort());
-        const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${targetId}`))
-          .body.items;
-        const settled = jobs.every((j) => !['running', 'queued', 'stalled'].includes(j.state));
-        const same = settled && now === stable;
-        stable = now;
-        return same;
-      },
-      { timeoutMs: 60_000, intervalMs: 1500, what: 'the catalogue to settle' },
-    );
+    await waitTargetSettled(cp, targetId);
 
     const all = await catalogue();
     const offline = all.filter((b) => b.runWhileDisconnected);
@@ -177,21 +158,10 @@ describe('kill -9 during an outbox replay', () => {
     // A second agent and target of its own, with the crash point armed.
     const crashy = await startAgent(cp, { env: { DBBACKUP_TEST_CRASH_POINT: 'during-replay' } });
     await waitFor(async () => (await getAgent(cp, crashy.id)).status === 'online', { what: 'online' });
-    const db = await createDb();
-    await query(
-      dbUrl(db),
-      'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 50);',
-    );
-    const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${crashy.id}/targets`, {
-      engine: 'postgresql',
-      name: 'replayed',
-      connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
-      storageId,
-    });
-    expect(t.status).toBe(201);
+    const replayedId = await smallPgTarget(cp, crashy.id, storageId, 'replayed', 50);
     const mine = async () =>
-      (await cp.api<{ items: CatalogueBackup[] }>('GET', `/api/v1/backups?target=${t.body.id}`)).body.items;
-    const sch = await cp.api<Schedule>('POST', `/api/v1/targets/${t.body.id}/schedules`, {
+      (await cp.api<{ items: CatalogueBackup[] }>('GET', `/api/v1/backups?target=${replayedId}`)).body.items;
+    const sch = await cp.api<Schedule>('POST', `/api/v1/targets/${replayedId}/schedules`, {
       cron: '*/2 * * * * *',
     });
     expect(sch.status).toBe(201);
@@ -208,31 +178,19 @@ describe('kill -9 during an outbox replay', () => {
       timeoutMs: 30_000,
       what: 'back online',
     });
-    const off = await cp.api('PATCH', `/api/v1/targets/${t.body.id}/schedules/${sch.body.id}`, {
+    const off = await cp.api('PATCH', `/api/v1/targets/${replayedId}/schedules/${sch.body.id}`, {
       enabled: false,
     });
     expect(off.status).toBe(200);
 
-    let stable = '';
-    await waitFor(
-      async () => {
-        const now = JSON.stringify((await mine()).map((b) => b.id).sort());
-        const jobs = (await cp.api<{ items: { state: string }[] }>('GET', `/api/v1/jobs?target=${t.body.id}`))
-          .body.items;
-        const settled = jobs.every((j) => !['running', 'queued', 'stalled'].includes(j.state));
-        const same = settled && now === stable;
-        stable = now;
-        return same;
-      },
-      { timeoutMs: 60_000, intervalMs: 1500, what: 'the catalogue to settle' },
-    );
+    await waitTargetSettled(cp, replayedId);
     const all = await mine();
     expect(all.filter((b) => b.runWhileDisconnected).length).toBeGreaterThanOrEqual(3);
     expect(new Set(all.map((b) => b.id)).size).toBe(all.length);
     const jobs = (
       await cp.api<{ items: { id: string; backupId: string; state: string }[] }>(
         'GET',
-        `/api/v1/jobs?target=${t.body.id}`,
+        `/api/v1/jobs?target=${replayedId}`,
       )
     ).body.items;
     expect(new Set(jobs.map((j) => j.id)).size).toBe(jobs.length);

@@ -14,7 +14,7 @@ import {
   type RestoreOptions,
   type TableStat,
 } from './engine.js';
-import { toolError } from './engine-support.js';
+import { feedInto, toolError } from './engine-support.js';
 import { feedTool } from './tool-feed.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
@@ -318,22 +318,11 @@ export const postgresEngine: Engine = {
         env: { ...process.env, ...env },
         stdio: ['pipe', 'ignore', 'pipe'],
       });
-      child.stdin.on('error', () => {});
       const closed = childExit(child);
-      try {
-        input(child.stdin);
-      } finally {
-        // The writer has its own copy of the pipe; ours is closed so pg_restore sees the end.
-        child.stdin.destroy();
-      }
+      await feedInto(input, child.stdin, closed);
       const e = await closed;
-      if (e.code !== 0) {
-        throw toolError('pg_restore', {
-          exitCode: e.code ?? undefined,
-          signal: e.signal ?? undefined,
-          stderr: e.stderr,
-        });
-      }
+      if (e.code !== 0)
+        throw toolError('pg_restore', { exitCode: e.code, signal: e.signal, stderr: e.stderr });
       return;
     }
     // pg_restore may stop reading early (a selective restore has what it needs); the

@@ -20,7 +20,7 @@ import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
 import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { type AuthEnv, requireRole } from './auth.js';
-import { conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
+import { conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } from './problem.js';
 
 export interface BackupRouteDeps {
   db: Db;
@@ -439,13 +439,8 @@ export function backupRoutes(d: BackupRouteDeps) {
 
   api.get('/targets', requireRole('viewer'), async (c) => {
     let q = db.selectFrom('targets').selectAll().orderBy('created_at');
-    const agent = c.req.query('agent');
-    if (agent)
-      q = q.where(
-        'agent_id',
-        '=',
-        z.uuid().safeParse(agent).success ? agent : '00000000-0000-0000-0000-000000000000',
-      );
+    const agent = uuidQuery(c, 'agent');
+    if (agent) q = q.where('agent_id', '=', agent);
     return c.json({ items: (await q.execute()).map(targetView) });
   });
   api.get('/agents/:id/targets', requireRole('viewer'), async (c) => {
@@ -538,13 +533,8 @@ export function backupRoutes(d: BackupRouteDeps) {
 
   api.get('/jobs', requireRole('viewer'), async (c) => {
     let q = db.selectFrom('jobs').selectAll().orderBy('created_at', 'desc').limit(200);
-    const target = c.req.query('target');
-    if (target)
-      q = q.where(
-        'target_id',
-        '=',
-        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
-      );
+    const target = uuidQuery(c, 'target');
+    if (target) q = q.where('target_id', '=', target);
     const state = c.req.query('state');
     if (state) q = q.where('state', '=', state as never);
     return c.json({ items: (await q.execute()).map(jobView) });
@@ -583,13 +573,8 @@ export function backupRoutes(d: BackupRouteDeps) {
     let q = db.selectFrom('backups').selectAll().orderBy('started_at', 'desc').limit(500);
     // Backups removed by retention are listed only when asked for.
     if (c.req.query('deleted') !== 'true') q = q.where('deleted_at', 'is', null);
-    const target = c.req.query('target');
-    if (target)
-      q = q.where(
-        'target_id',
-        '=',
-        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
-      );
+    const target = uuidQuery(c, 'target');
+    if (target) q = q.where('target_id', '=', target);
     return c.json({ items: (await q.execute()).map(backupView) });
   });
   api.get('/backups/:id', requireRole('viewer'), async (c) => {

@@ -92,6 +92,16 @@ export async function parseJson<S extends z.ZodType>(c: Context, schema: S): Pro
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A path id that is not a UUID names nothing: 404, without touching the database. */
+/**
+ * A UUID filter from the query string: undefined when absent; a value that is not a
+ * UUID filters to nothing (the nil UUID) rather than erroring, like an unknown id.
+ */
+export function uuidQuery(c: Context, name: string): string | undefined {
+  const v = c.req.query(name);
+  if (!v) return undefined;
+  return UUID_RE.test(v) ? v.toLowerCase() : '00000000-0000-0000-0000-000000000000';
+}
+
 export function uuidParam(c: Context, name: string, what: string): string {
   const v = c.req.param(name);
   if (!v || !UUID_RE.test(v)) throw notFound(what);

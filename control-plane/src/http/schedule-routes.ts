@@ -11,7 +11,7 @@ import { createCommand } from '../services/commands.js';
 import { storageRefFor, targetSpecFromRow } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { type AuthEnv, requireRole } from './auth.js';
-import { badRequest, conflict, notFound, ProblemError, parseJson, uuidParam } from './problem.js';
+import { badRequest, conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } from './problem.js';
 
 /** Two enabled schedules of one target firing closer than this clash. */
 export const CLASH_WINDOW_MS = 5 * 60_000;
@@ -356,13 +356,8 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
     const kind = c.req.query('kind');
     if (kind === 'backup_missed' || kind === 'job_stalled') q = q.where('kind', '=', kind);
     else if (kind) throw badRequest('kind: backup_missed or job_stalled', { field: 'kind' });
-    const target = c.req.query('target');
-    if (target)
-      q = q.where(
-        'target_id',
-        '=',
-        z.uuid().safeParse(target).success ? target : '00000000-0000-0000-0000-000000000000',
-      );
+    const target = uuidQuery(c, 'target');
+    if (target) q = q.where('target_id', '=', target);
     const rows = await q.execute();
     return c.json({
       items: rows.map((r) => ({
