@@ -1,13 +1,22 @@
 // Bundle the agent into dist/ with esbuild: one process image without a TypeScript
-// loader (measured: 84 MB RSS instead of 151 MB under tsx). The AWS SDK stays
-// external and is loaded only by agents that use S3; better-sqlite3 is native.
-import { rmSync } from 'node:fs';
+// loader (measured: 84 MB RSS instead of 151 MB under tsx). Everything is bundled,
+// the AWS SDK included (in chunks loaded only by agents that use S3), so dist/ plus
+// native/better_sqlite3.node is the whole agent: `node pack.mjs` turns it into the
+// release bundle the control plane serves to the installer.
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { build } from 'esbuild';
 
+const require = createRequire(import.meta.url);
+process.chdir(path.dirname(new URL(import.meta.url).pathname));
+
 rmSync('dist', { recursive: true, force: true });
+rmSync('native', { recursive: true, force: true });
 
 await build({
   entryPoints: { 'dbbackup-agent': 'src/main.ts' },
+  absWorkingDir: process.cwd(),
   bundle: true,
   splitting: true,
   platform: 'node',
@@ -17,9 +26,19 @@ await build({
   sourcemap: 'linked',
   minify: true,
   keepNames: true,
-  external: ['better-sqlite3', 'pg-native', '@aws-sdk/*', '@smithy/*'],
+  // pg-native is pg's optional native driver (unused); `bindings` is how
+  // better-sqlite3 finds its addon when not told: the store always tells it.
+  external: ['pg-native', 'bindings'],
   banner: {
     js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
   },
   logLevel: 'warning',
 });
+
+// The native SQLite addon, built for this Node's ABI, where the store looks for it.
+mkdirSync('native');
+const addon = path.join(
+  path.dirname(require.resolve('better-sqlite3/package.json')),
+  'build/Release/better_sqlite3.node',
+);
+copyFileSync(addon, 'native/better_sqlite3.node');

@@ -17,6 +17,10 @@ command -v mariadb-dump >/dev/null 2>&1 || need+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+# The installer test: install.sh downloads with curl; `docker compose config` checks the compose file
+# (Debian 12 has no compose v2 plugin; its docker-compose 1.29 validates the same file without an engine).
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   as_root apt-get update -qq

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /**
@@ -7,6 +8,12 @@ import { z } from 'zod';
  * `DBBACKUP_*` environment variable; `DBBACKUP_CONFIG_FILE` may point at a JSON
  * object with the same keys, which the environment overrides.
  */
+/** A URL safe to write into a shell script: scheme, host, optional port and path, nothing else. */
+export const SAFE_URL = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/[A-Za-z0-9._~/-]*)?$/;
+
+/** Where agent/pack.mjs writes release bundles in a checkout (and in the image). */
+const DEFAULT_BUNDLE_DIR = fileURLToPath(new URL('../../dist/agent-bundles', import.meta.url));
+
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const Schema = z
@@ -38,6 +45,11 @@ const Schema = z
     DBBACKUP_TARGET_TEST_TIMEOUT_MS: int(500, 300_000).default(15_000),
     DBBACKUP_MISSED_BACKUP_GRACE_MS: int(0, 30 * 86_400_000).default(3_600_000),
     DBBACKUP_JOB_MAX_DURATION_MS: int(1000, 30 * 86_400_000).default(6 * 3_600_000),
+    DBBACKUP_PUBLIC_URL: z
+      .string()
+      .regex(SAFE_URL, 'must be http(s)://host[:port][/path] (the URL agents and install.sh use)')
+      .optional(),
+    DBBACKUP_AGENT_BUNDLE_DIR: z.string().min(1).default(DEFAULT_BUNDLE_DIR),
   })
   .strict();
 
@@ -58,6 +70,8 @@ export type Config = Readonly<{
   targetTestTimeoutMs: number;
   missedBackupGraceMs: number;
   jobMaxDurationMs: number;
+  publicUrl: string | undefined;
+  agentBundleDir: string;
 }>;
 
 export class ConfigError extends Error {
@@ -117,5 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     targetTestTimeoutMs: c.DBBACKUP_TARGET_TEST_TIMEOUT_MS,
     missedBackupGraceMs: c.DBBACKUP_MISSED_BACKUP_GRACE_MS,
     jobMaxDurationMs: c.DBBACKUP_JOB_MAX_DURATION_MS,
+    publicUrl: c.DBBACKUP_PUBLIC_URL?.replace(/\/+$/, ''),
+    agentBundleDir: path.resolve(c.DBBACKUP_AGENT_BUNDLE_DIR),
   });
 }

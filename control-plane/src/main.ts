@@ -1,8 +1,13 @@
 import { createLogger } from '@dbbackup/logger';
 import { ConfigError, loadConfig } from './config.js';
 import { startControlPlane } from './server.js';
+import { CONTROL_PLANE_VERSION } from './version.js';
 
 async function main() {
+  if (process.argv.includes('--version')) {
+    process.stdout.write(`${CONTROL_PLANE_VERSION}\n`);
+    return;
+  }
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);

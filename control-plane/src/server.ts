@@ -80,6 +80,8 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     commandTtlSeconds: config.commandTtlSeconds,
     enrollmentTokenTtlSeconds: config.enrollmentTokenTtlSeconds,
     maxBodyBytes: config.maxBodyBytes,
+    publicUrl: config.publicUrl,
+    agentBundleDir: config.agentBundleDir,
     backups: {
       db,
       box,

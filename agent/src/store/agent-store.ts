@@ -1,5 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AgentEvent, AgentEventBody, Command } from '@dbbackup/proto';
 import SQLite from 'better-sqlite3';
 import {
@@ -100,6 +101,13 @@ export type ScheduledPayload = Extract<Command, { kind: 'backup' }> & {
 type Tx = Transaction<StoreSchema>;
 
 /**
+ * The SQLite addon shipped beside the bundle (agent/native/, written by build.mjs):
+ * the release bundle has no node_modules, so better-sqlite3 is told where it is.
+ * Running from the TypeScript sources it is absent and the package finds its own.
+ */
+const BUNDLED_ADDON = fileURLToPath(new URL('../native/better_sqlite3.node', import.meta.url));
+
+/**
  * The agent's local SQLite store: the inbox (every command id it has accepted,
  * which doubles as its job queue), the outbox of events not yet acknowledged by
  * the control plane, and small key/value state. WAL mode; survives kill -9.
@@ -109,7 +117,7 @@ export class AgentStore {
   readonly #sqlite: SQLite.Database;
 
   private constructor(file: string) {
-    this.#sqlite = new SQLite(file);
+    this.#sqlite = new SQLite(file, existsSync(BUNDLED_ADDON) ? { nativeBinding: BUNDLED_ADDON } : {});
     this.#sqlite.pragma('journal_mode = WAL');
     this.#sqlite.pragma('synchronous = FULL');
     this.#sqlite.pragma('busy_timeout = 5000');

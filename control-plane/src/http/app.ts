@@ -2,10 +2,11 @@ import type { Logger } from '@dbbackup/logger';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { type InstallDeps, installRoutes } from './install-routes.js';
 import { ProblemError, renderProblem } from './problem.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
 
-export interface AppDeps extends RouteDeps {
+export interface AppDeps extends RouteDeps, InstallDeps {
   log: Logger;
   maxBodyBytes: number;
 }
@@ -35,6 +36,7 @@ export function createApp(d: AppDeps) {
   });
 
   app.route('/api/v1', apiRoutes(d));
+  app.route('/', installRoutes(d));
 
   app.notFound((c) =>
     renderProblem(c, new ProblemError(404, 'Not Found', `no route for ${c.req.method} ${c.req.path}`)),

@@ -18,6 +18,7 @@ import {
   requireRole,
 } from './auth.js';
 import { type BackupRouteDeps, backupRoutes } from './backup-routes.js';
+import { installCommand, publicUrlOf } from './install-routes.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 import { scheduleRoutes } from './schedule-routes.js';
 
@@ -29,6 +30,7 @@ export interface RouteDeps {
   heartbeatIntervalMs: number;
   commandTtlSeconds: number;
   enrollmentTokenTtlSeconds: number;
+  publicUrl: string | undefined;
 }
 
 const Labels = z
@@ -207,7 +209,16 @@ export function apiRoutes(d: RouteDeps) {
         expires_at: expiresAt,
       })
       .execute();
-    return c.json({ id, token, expiresAt: expiresAt.toISOString(), labels: body.labels }, 201);
+    let install: string | null = null;
+    try {
+      install = installCommand(publicUrlOf(c, d.publicUrl), token);
+    } catch {
+      // A Host header not fit for a shell line: the token is still good.
+    }
+    return c.json(
+      { id, token, expiresAt: expiresAt.toISOString(), labels: body.labels, installCommand: install },
+      201,
+    );
   });
 
   api.get('/agents', requireRole('viewer'), async (c) => {
