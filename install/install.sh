@@ -290,6 +290,8 @@ stop_background() {
 start_background() {
   say "starting the agent in the background (log: $state_dir/agent.log)"
   [ "$dry_run" = 1 ] && return 0
+  log_from=0
+  [ -f "$state_dir/agent.log" ] && log_from=$(wc -c <"$state_dir/agent.log" | tr -d ' ')
   launcher=""
   have setsid && launcher=setsid
   (
@@ -303,18 +305,24 @@ start_background() {
   printf '%s\n' "$!" >"$state_dir/agent.pid"
 }
 
+# Wait for the agent started at log offset $log_from to say it is connected (it
+# logs JSON lines); if it exits first, show why and fail.
 wait_online() {
   [ "$dry_run" = 1 ] && return 0
   i=0
-  while [ "$i" -lt 60 ]; do
-    if DBBACKUP_STATE_DIR="$state_dir" "$node_bin" "$(agent_js)" status 2>/dev/null | grep -q '"lastConnectedAt": "'; then
+  while [ "$i" -lt 120 ]; do
+    if tail -c "+$((log_from + 1))" "$state_dir/agent.log" 2>/dev/null | grep -q 'connected to control plane'; then
       say "the agent is connected to $server"
       return 0
     fi
+    if ! running_pid >/dev/null; then
+      tail -c "+$((log_from + 1))" "$state_dir/agent.log" 2>/dev/null | tail -n 20 >&2
+      die "the agent exited; its log is $state_dir/agent.log"
+    fi
     i=$((i + 1))
-    sleep 0.5
+    sleep 0.25
   done
-  say "the agent has not connected yet; see $state_dir/agent.log"
+  say "the agent has not connected within 30 s; it keeps trying (log: $state_dir/agent.log)"
 }
 
 # ---------------------------------------------------------------- install

@@ -157,6 +157,12 @@ async function main() {
   say(
     `  curl -s -H "authorization: Bearer $(cat ${path.join(cpDir, 'admin-token')})" ${server}/api/v1/backups`,
   );
+  const enr = await api<{ installCommand: string | null }>('POST', '/api/v1/enrollment-tokens', token, {});
+  if (enr.status === 201 && enr.body.installCommand) {
+    say('to add a database host, run there (a one-time token, valid 24 h; set DBBACKUP_PUBLIC_URL');
+    say('to the address other hosts reach this control plane at, instead of 127.0.0.1):');
+    say(`  ${enr.body.installCommand}`);
+  }
 }
 
 main().catch((err) => {

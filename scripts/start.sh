@@ -7,5 +7,6 @@ if ! command -v pnpm >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then npm install -g pnpm@10; else npm install -g pnpm@10 || sudo npm install -g pnpm@10; fi
 fi
 pnpm install --frozen-lockfile --reporter=silent
-pnpm --filter @dbbackup/agent run build
+# The agent bundle (dist/agent-bundles/) is what install.sh downloads from this control plane.
+pnpm run build:agent
 exec node --import "$(pwd)/control-plane/node_modules/tsx/dist/esm/index.mjs" scripts/quickstart.ts

@@ -348,6 +348,23 @@ describe('install.sh', () => {
     expect(readFileSync(path.join(dirs.prefix, 'current', 'VERSION'), 'utf8').trim()).toBe(NEWER);
   });
 
+  it('--dry-run of a systemd install says what it would do and changes nothing', async () => {
+    const fresh = path.join(work, 'dry');
+    const args = ['--dry-run', '--prefix', `${fresh}/opt`, '--state-dir', `${fresh}/state`];
+    const r = await install([...args, '--config-dir', `${fresh}/etc`, '--token', 'enr_dry']);
+    // Without systemd running here the unit cannot be exercised for real; its plan can.
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/would install \d+\.\d+\.\d+ into/);
+    expect(r.err).toMatch(/would run: useradd --system .* dbbackup|dbbackup user|would run: adduser/);
+    expect(r.err).toMatch(/would enrol with/);
+    expect(r.err).toContain(`would write ${fresh}/etc/agent.env`);
+    expect(r.err).toContain('would write /etc/systemd/system/dbbackup-agent.service');
+    expect(r.err).toMatch(/would run: systemctl (restart|start) dbbackup-agent/);
+    expect(r.err).not.toContain('enr_dry');
+    expect(existsSync(fresh)).toBe(false);
+    expect(existsSync('/etc/systemd/system/dbbackup-agent.service')).toBe(false);
+  });
+
   it('--uninstall leaves nothing but the state directory', async () => {
     const pid = agentPid();
     const r = await install([...dirArgs(), '--uninstall']);

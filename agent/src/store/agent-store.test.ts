@@ -14,6 +14,16 @@ const cmd = (commandId: string) => ({
 const ID = '7d3f0c1e-8b1a-4d6e-9c2b-1f0e2d3c4b5a';
 
 describe('AgentStore', () => {
+  it('opens from several connections at once on a new state directory (the agent starting while status runs)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const d = dir();
+      const stores = await Promise.all([1, 2, 3, 4].map(() => AgentStore.open(d)));
+      await stores[0]?.setMeta('k', 'v');
+      expect(await stores[3]?.getMeta('k')).toBe('v');
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
   it('records a command id once and reports repeats', async () => {
     const s = await AgentStore.open(dir());
     expect(await s.recordCommand(cmd(ID))).toBe('new');

@@ -128,9 +128,18 @@ export class AgentStore {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const store = new AgentStore(path.join(stateDir, 'agent.db'));
     const migrator = new Migrator({ db: store.db, provider: { getMigrations: async () => migrations } });
-    const { error } = await migrator.migrateToLatest();
-    if (error) throw new Error('agent store migration failed', { cause: error });
-    return store;
+    // Kysely takes no lock on SQLite: a second process opening the store at the same
+    // moment (`dbbackup-agent status` while the agent starts) can lose the race to
+    // create the migration tables. The loser retries and finds the work done.
+    for (let attempt = 1; ; attempt++) {
+      const { error } = await migrator.migrateToLatest();
+      if (!error) return store;
+      if (attempt >= 10) {
+        await store.close();
+        throw new Error('agent store migration failed', { cause: error });
+      }
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
   }
 
   async close() {
