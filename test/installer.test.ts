@@ -204,6 +204,59 @@ describe('what the control plane serves', () => {
 });
 
 describe('install.sh', () => {
+  it('says plainly why it cannot install on an unsupported host, and installs nothing', async () => {
+    const fakes = path.join(work, 'fakes');
+    const fake = (dir: string, name: string, body: string) => {
+      mkdirSync(path.join(fakes, dir), { recursive: true });
+      writeFileSync(path.join(fakes, dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+      return path.join(fakes, dir);
+    };
+    const withPath = (dir: string) => ({ PATH: `${dir}:${process.env.PATH}` });
+    const cases: [string, Record<string, string>, RegExp][] = [
+      [
+        'macOS',
+        withPath(fake('darwin', 'uname', '[ "$1" = -s ] && echo Darwin || echo arm64')),
+        /unsupported operating system 'Darwin'/,
+      ],
+      [
+        'riscv64',
+        withPath(fake('riscv', 'uname', '[ "$1" = -s ] && echo Linux || echo riscv64')),
+        /unsupported architecture 'riscv64'/,
+      ],
+      [
+        'no Node.js',
+        { DBBACKUP_NODE: path.join(fakes, 'nowhere', 'node') },
+        /Node\.js 20 or newer is needed/,
+      ],
+      [
+        'Node.js 18',
+        { DBBACKUP_NODE: path.join(fake('node18', 'node', 'echo 18.19.1'), 'node') },
+        /Node\.js 18\.19\.1 .* is too old/,
+      ],
+      [
+        'a Node.js without a bundle',
+        {
+          DBBACKUP_NODE: path.join(
+            fake('node99', 'node', 'case "$2" in *modules*) echo 999;; *) echo 99.0.0;; esac'),
+            'node',
+          ),
+        },
+        /no agent for this host \(linux-x64-node999\)[\s\S]*it has: linux-x64-node\d+/,
+      ],
+      ['no server', { DBBACKUP_SERVER: '' }, /no control plane URL/],
+    ];
+    for (const [what, env, message] of cases) {
+      const input =
+        what === 'no server'
+          ? script.replace(/default_server='[^']*'/, "default_server='@@DBBACKUP_SERVER@@'")
+          : script;
+      const r = await install([...dirArgs(), '--token', 'enr_unused'], { env, input });
+      expect(r.code, what).toBe(1);
+      expect(r.err, what).toMatch(message);
+      for (const d of Object.values(dirs)) expect(existsSync(d), `${what}: ${d}`).toBe(false);
+    }
+  });
+
   it('aborts on a tampered bundle before installing anything', async () => {
     const file = bundleFile(VERSION);
     const original = readFileSync(file);
@@ -346,6 +399,26 @@ describe('install.sh', () => {
     expect(down.code).not.toBe(0);
     expect(down.err).toMatch(new RegExp(`refusing to replace ${NEWER} with the older ${VERSION}`));
     expect(readFileSync(path.join(dirs.prefix, 'current', 'VERSION'), 'utf8').trim()).toBe(NEWER);
+  });
+
+  it('carries --proxy into the agent environment file', async () => {
+    const d = path.join(work, 'proxied');
+    const t = await createEnrollmentToken(cp);
+    const args = ['--no-systemd', '--no-start', '--prefix', `${d}/opt`, '--state-dir', `${d}/state`];
+    const r = await install(
+      [...args, '--config-dir', `${d}/etc`, '--token', t, '--proxy', 'http://127.0.0.1:3128'],
+      {
+        env: { NO_PROXY: '127.0.0.1,localhost' },
+      },
+    );
+    expect(r.code, r.err).toBe(0);
+    const envFile = readFileSync(`${d}/etc/agent.env`, 'utf8');
+    expect(envFile).toContain("HTTPS_PROXY='http://127.0.0.1:3128'");
+    expect(envFile).toContain("NO_PROXY='127.0.0.1,localhost'");
+    expect(existsSync(`${d}/state/agent.pid`)).toBe(false); // --no-start
+    const bad = await install([...args, '--config-dir', `${d}/etc`, '--proxy', "http://x'; reboot; '"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--proxy: unexpected characters/);
   });
 
   it('--dry-run of a systemd install says what it would do and changes nothing', async () => {
