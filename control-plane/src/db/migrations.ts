@@ -243,6 +243,42 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0006_audit': {
+    async up(db: Kysely<unknown>) {
+      // Append-only: the database itself refuses UPDATE, DELETE and TRUNCATE. Each row
+      // carries the hash of the one before (services/audit.ts), so a row changed by
+      // someone who can disable the trigger still shows.
+      await sql`
+        CREATE TABLE audit_log (
+          id bigint PRIMARY KEY,
+          at timestamptz NOT NULL,
+          actor text NOT NULL,
+          actor_id text,
+          source_ip text,
+          action text NOT NULL,
+          target text,
+          outcome text NOT NULL CHECK (outcome IN ('success','failure','denied')),
+          status integer,
+          detail jsonb NOT NULL DEFAULT '{}',
+          prev_hash text NOT NULL,
+          hash text NOT NULL
+        );
+        CREATE SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
+        CREATE INDEX audit_log_at ON audit_log (at);
+        CREATE INDEX audit_log_actor ON audit_log (actor, id);
+        CREATE INDEX audit_log_action ON audit_log (action, id);
+        CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+          RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END
+        $fn$;
+        CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+          FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+        CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+          FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

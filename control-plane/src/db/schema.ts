@@ -211,7 +211,25 @@ export interface JobLogsTable {
   message: string;
 }
 
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+export interface AuditLogTable {
+  id: ColumnType<string, string, never>;
+  at: Timestamp;
+  actor: string;
+  actor_id: string | null;
+  source_ip: string | null;
+  action: string;
+  target: string | null;
+  outcome: AuditOutcome;
+  status: number | null;
+  detail: Json<Record<string, unknown>>;
+  prev_hash: string;
+  hash: string;
+}
+
 export interface Database {
+  audit_log: AuditLogTable;
   keys: KeysTable;
   storage_profiles: StorageProfilesTable;
   targets: TargetsTable;

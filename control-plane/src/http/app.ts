@@ -2,6 +2,7 @@ import type { Logger } from '@dbbackup/logger';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { auditTrail } from './audit-trail.js';
 import { type InstallDeps, installRoutes } from './install-routes.js';
 import { ProblemError, renderProblem } from './problem.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
@@ -35,6 +36,7 @@ export function createApp(d: AppDeps) {
     }
   });
 
+  app.use('/api/v1/*', auditTrail(d.db, d.log));
   app.route('/api/v1', apiRoutes(d));
   app.route('/', installRoutes(d));
 

@@ -7,7 +7,7 @@ import { forbidden, unauthorized } from './problem.js';
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 const rank = (r: Role) => ROLES.indexOf(r);
 
-export type Principal = { tokenId: string; name: string; role: Role };
+export type Principal = { tokenId: string; name: string; role: Role; kind?: 'token' | 'user' };
 export type AuthEnv = { Variables: { principal: Principal } };
 
 export function hashToken(token: string): string {

@@ -89,6 +89,15 @@ export async function parseJson<S extends z.ZodType>(c: Context, schema: S): Pro
   return r.data;
 }
 
+/** A query string of the wrong shape: 400 naming each parameter. */
+export function invalidQuery(error: z.ZodError): ProblemError {
+  const errors = error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message }));
+  return new ProblemError(400, 'Bad Request', errors.map((e) => `${e.path}: ${e.message}`).join('; '), {
+    type: 'invalid-query',
+    extra: { errors },
+  });
+}
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A path id that is not a UUID names nothing: 404, without touching the database. */

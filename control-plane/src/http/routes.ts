@@ -8,6 +8,7 @@ import { type Db, json } from '../db/database.js';
 import { setAgentStatus } from '../services/agent-status.js';
 import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
 import type { NotifyBus } from '../services/notify-bus.js';
+import { auditRoutes } from './audit-routes.js';
 import {
   type AuthEnv,
   authenticate,
@@ -140,6 +141,7 @@ export function apiRoutes(d: RouteDeps) {
   });
 
   api.use('*', authenticate(db));
+  api.route('/', auditRoutes(db));
   if (d.backups) api.route('/', backupRoutes(d.backups));
   if (d.backups) api.route('/', scheduleRoutes({ db, bus: d.bus, box: d.backups.box }));
 
