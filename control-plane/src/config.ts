@@ -50,6 +50,7 @@ const Schema = z
       .regex(SAFE_URL, 'must be http(s)://host[:port][/path] (the URL agents and install.sh use)')
       .optional(),
     DBBACKUP_AGENT_BUNDLE_DIR: z.string().min(1).default(DEFAULT_BUNDLE_DIR),
+    DBBACKUP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict();
 
@@ -72,6 +73,7 @@ export type Config = Readonly<{
   jobMaxDurationMs: number;
   publicUrl: string | undefined;
   agentBundleDir: string;
+  metricsToken: string | undefined;
 }>;
 
 export class ConfigError extends Error {
@@ -133,5 +135,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     jobMaxDurationMs: c.DBBACKUP_JOB_MAX_DURATION_MS,
     publicUrl: c.DBBACKUP_PUBLIC_URL?.replace(/\/+$/, ''),
     agentBundleDir: path.resolve(c.DBBACKUP_AGENT_BUNDLE_DIR),
+    metricsToken: c.DBBACKUP_METRICS_TOKEN,
   });
 }

@@ -22,6 +22,7 @@ import { sweepStaleAgents } from './services/agent-status.js';
 import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/commands.js';
 import { hydrateCommand } from './services/jobs.js';
+import { bindMetricsDb } from './services/metrics.js';
 import { NotifyBus } from './services/notify-bus.js';
 
 export interface RunningControlPlane {
@@ -71,6 +72,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   });
   await bus.start();
 
+  bindMetricsDb(db);
   const app = createApp({
     db,
     bus,
@@ -82,6 +84,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     maxBodyBytes: config.maxBodyBytes,
     publicUrl: config.publicUrl,
     agentBundleDir: config.agentBundleDir,
+    metricsToken: config.metricsToken,
     backups: {
       db,
       box,

@@ -22,7 +22,7 @@ type BackupCommand = Extract<Command, { kind: 'backup' }>;
 export async function runBackup(
   cmd: BackupCommand,
   ctx: JobContext,
-): Promise<{ meta: BackupMeta; metaKey: string }> {
+): Promise<{ meta: BackupMeta; metaKey: string; uploadRetries: number }> {
   const started = new Date();
   const { target, storage } = cmd;
   const engine = engineFor(target);
@@ -165,5 +165,5 @@ export async function runBackup(
     'info',
     `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`,
   );
-  return { meta, metaKey };
+  return { meta, metaKey, uploadRetries: store.retries };
 }

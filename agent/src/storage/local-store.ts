@@ -11,6 +11,7 @@ const PARTIAL = '.partial';
 /** A directory as object storage: write to a temporary name, fsync, rename; never a half-written object. */
 export class LocalStore implements ObjectStore {
   readonly kind = 'local' as const;
+  readonly retries = 0;
   readonly #dir: string;
   readonly #prefix: string;
 

@@ -14,6 +14,8 @@ export interface ObjectWriter {
 /** Object storage as the pipeline sees it: write a large object, put small ones, read back. */
 export interface ObjectStore {
   readonly kind: StorageSpec['kind'];
+  /** Requests retried after a transient error so far (S3's backoff); 0 for local disk. */
+  readonly retries: number;
   /** The full key for a path below the profile's prefix. */
   key(relative: string): string;
   /** `expectedBytes`: how big the source is, if known (S3 picks a part size that fits it). */

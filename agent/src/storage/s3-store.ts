@@ -41,10 +41,15 @@ export const RETRY_BASE_MS = 2000;
  * part size x queue (so memory does not grow with the database); a failed or
  * aborted upload is aborted on the server so no parts are left behind.
  */
+/** Attempts beyond the first, from an SDK output's or error's metadata. */
+const retried = (x: unknown) =>
+  Math.max(0, ((x as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) - 1);
+
 export class S3Store implements ObjectStore {
   readonly kind = 's3' as const;
   readonly #spec: S3Spec;
   readonly #client: S3Client;
+  #retries = 0;
 
   constructor(spec: S3Spec, { retryBaseMs = RETRY_BASE_MS }: { retryBaseMs?: number } = {}) {
     this.#spec = spec;
@@ -58,6 +63,24 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    // Count the SDK's retries (attempts beyond the first), for the job result and the metrics.
+    this.#client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          const out = await next(args);
+          this.#retries += retried(out.output);
+          return out;
+        } catch (err) {
+          this.#retries += retried(err);
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'dbbackupRetryCount' },
+    );
+  }
+
+  get retries() {
+    return this.#retries;
   }
 
   key(relative: string) {

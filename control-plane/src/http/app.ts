@@ -2,7 +2,9 @@ import type { Logger } from '@dbbackup/logger';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { registry } from '../services/metrics.js';
 import { auditTrail } from './audit-trail.js';
+import { hashToken, sameHash } from './auth.js';
 import { type InstallDeps, installRoutes } from './install-routes.js';
 import { ProblemError, renderProblem } from './problem.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
@@ -10,6 +12,8 @@ import { apiRoutes, type RouteDeps, readiness } from './routes.js';
 export interface AppDeps extends RouteDeps, InstallDeps {
   log: Logger;
   maxBodyBytes: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <this>`. */
+  metricsToken?: string | undefined;
 }
 
 /** The REST surface. Every error leaves through `onError` as problem+json. */
@@ -34,6 +38,20 @@ export function createApp(d: AppDeps) {
     } catch {
       return renderProblem(c, new ProblemError(503, 'Service Unavailable', 'database not reachable'));
     }
+  });
+
+  app.get('/metrics', async (c) => {
+    if (d.metricsToken) {
+      const given = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+      if (!sameHash(hashToken(given), hashToken(d.metricsToken))) {
+        throw new ProblemError(
+          401,
+          'Unauthorized',
+          'metrics need Authorization: Bearer <DBBACKUP_METRICS_TOKEN>',
+        );
+      }
+    }
+    return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
 
   app.use('/api/v1/*', auditTrail(d.db, d.log));

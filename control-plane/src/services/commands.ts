@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { type Db, json } from '../db/database.js';
 import type { CommandState, CommandsTable } from '../db/schema.js';
 import { onCommandEvent, onJobEvent, onScheduledEvent } from './jobs.js';
+import { dispatchLatency } from './metrics.js';
 
 function summarise(result: unknown): unknown {
   if (result && typeof result === 'object' && 'meta' in result) {
@@ -107,8 +108,11 @@ export async function transition(
   if (patch.error !== undefined) set.error = json(patch.error);
   let q = db.updateTable('commands').set(set).where('id', '=', id).where('state', 'in', FROM[to]);
   if (patch.agentId) q = q.where('agent_id', '=', patch.agentId);
-  const r = await q.executeTakeFirst();
-  return Number(r.numUpdatedRows) > 0;
+  const r = await q.returning('created_at').executeTakeFirst();
+  if (r && to === 'acknowledged') {
+    dispatchLatency.observe(Math.max(0, (now.getTime() - new Date(r.created_at).getTime()) / 1000));
+  }
+  return r !== undefined;
 }
 
 /** Commands to push to an agent now: not yet acknowledged and not expired, oldest first. */

@@ -15,6 +15,7 @@ import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../http/problem.js';
 import { createCommand } from './commands.js';
+import { observeJobFinished } from './metrics.js';
 
 type Tx = Db;
 
@@ -300,10 +301,12 @@ export async function onCommandEvent(
     return;
   }
   if (e.type === 'command.failed') {
-    await setJobState(tx, e.commandId, 'failed', { error: json(e.error) });
+    const failed = await setJobState(tx, e.commandId, 'failed', { error: json(e.error) });
+    if (failed) await observeJobFinished(tx, failed.id);
     return;
   }
   const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(e.result ?? null) });
+  if (job) await observeJobFinished(tx, job.id);
   if (job?.type === 'backup' && job.agent_id === agentId) {
     const r = e.result as { meta: BackupMeta; metaKey: string };
     const storage = await tx
@@ -322,7 +325,7 @@ async function recordBackup(
   agentId: string,
   job: { id: string; target_id: string | null },
   storageId: string,
-  r: { meta: BackupMeta; metaKey: string },
+  r: { meta: BackupMeta; metaKey: string; uploadRetries?: number },
   extra: { scheduleId?: string | null; runWhileDisconnected?: boolean } = {},
 ) {
   await tx
@@ -355,6 +358,7 @@ async function recordBackup(
         objectKey: r.meta.objectKey,
         sizeBytes: r.meta.sizeBytes,
         sha256: r.meta.sha256,
+        uploadRetries: r.uploadRetries ?? 0,
       }),
     })
     .where('id', '=', job.id)
@@ -431,6 +435,7 @@ export async function onScheduledEvent(
     .where('state', 'in', ['running', 'stalled'])
     .returning(['id', 'target_id', 'schedule_id', 'run_while_disconnected', 'params'])
     .executeTakeFirst();
+  if (job) await observeJobFinished(tx, job.id);
   if (!job || !e.ok) return;
   const storageId = (job.params as { storageId: string }).storageId;
   await recordBackup(tx, agentId, job, storageId, e.result as { meta: BackupMeta; metaKey: string }, {

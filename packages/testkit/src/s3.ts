@@ -17,7 +17,11 @@ export interface S3Server {
    * 500 InternalError; 'truncated' answers an empty page marked IsTruncated with no
    * continuation token. null serves listings normally.
    */
-  faults: { list: 'error' | 'truncated' | null };
+  faults: {
+    list: 'error' | 'truncated' | null;
+    /** The next this many object writes (PutObject, UploadPart) answer 503 SlowDown, a transient error clients retry. */
+    putErrors: number;
+  };
   close(): Promise<void>;
 }
 
@@ -63,7 +67,7 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
   const app = server as unknown as {
     middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[];
   };
-  const faults: S3Server['faults'] = { list: null };
+  const faults: S3Server['faults'] = { list: null, putErrors: 0 };
   app.middleware.unshift(async (ctx, next) => {
     const parts = ctx.path.split('/').filter(Boolean);
     const b = parts[0];
@@ -73,6 +77,14 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
       parts.length === 1 &&
       !('uploads' in ctx.query) &&
       !('location' in ctx.query);
+    if (ctx.method === 'PUT' && b && parts.length > 1 && faults.putErrors > 0) {
+      faults.putErrors--;
+      ctx.status = 503;
+      ctx.type = 'application/xml';
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected: please reduce your request rate</Message></Error>';
+      return;
+    }
     if (isObjectList && faults.list === 'error') {
       ctx.status = 500;
       ctx.type = 'application/xml';
