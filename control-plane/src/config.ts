@@ -50,6 +50,11 @@ const Schema = z
       .regex(SAFE_URL, 'must be http(s)://host[:port][/path] (the URL agents and install.sh use)')
       .optional(),
     DBBACKUP_AGENT_BUNDLE_DIR: z.string().min(1).default(DEFAULT_BUNDLE_DIR),
+    DBBACKUP_ACCESS_TOKEN_TTL_SECONDS: int(60, 86_400).default(900),
+    DBBACKUP_REFRESH_TOKEN_TTL_SECONDS: int(300, 90 * 86_400).default(7 * 86_400),
+    DBBACKUP_LOGIN_MAX_FAILURES: int(1, 100).default(5),
+    DBBACKUP_LOGIN_LOCKOUT_SECONDS: int(1, 86_400).default(900),
+    DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE: int(1, 10_000).default(30),
     DBBACKUP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict();
@@ -74,6 +79,11 @@ export type Config = Readonly<{
   publicUrl: string | undefined;
   agentBundleDir: string;
   metricsToken: string | undefined;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  loginMaxFailures: number;
+  loginLockoutSeconds: number;
+  loginRateLimitPerMinute: number;
 }>;
 
 export class ConfigError extends Error {
@@ -136,5 +146,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     publicUrl: c.DBBACKUP_PUBLIC_URL?.replace(/\/+$/, ''),
     agentBundleDir: path.resolve(c.DBBACKUP_AGENT_BUNDLE_DIR),
     metricsToken: c.DBBACKUP_METRICS_TOKEN,
+    accessTokenTtlSeconds: c.DBBACKUP_ACCESS_TOKEN_TTL_SECONDS,
+    refreshTokenTtlSeconds: c.DBBACKUP_REFRESH_TOKEN_TTL_SECONDS,
+    loginMaxFailures: c.DBBACKUP_LOGIN_MAX_FAILURES,
+    loginLockoutSeconds: c.DBBACKUP_LOGIN_LOCKOUT_SECONDS,
+    loginRateLimitPerMinute: c.DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE,
   });
 }

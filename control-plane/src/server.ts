@@ -85,6 +85,14 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     publicUrl: config.publicUrl,
     agentBundleDir: config.agentBundleDir,
     metricsToken: config.metricsToken,
+    auth: {
+      jwtKey: box.deriveKey('access-token v1'),
+      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+      loginMaxFailures: config.loginMaxFailures,
+      loginLockoutSeconds: config.loginLockoutSeconds,
+      loginRateLimitPerMinute: config.loginRateLimitPerMinute,
+    },
     backups: {
       db,
       box,

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -32,6 +32,11 @@ export class SecretBox {
     const k = randomBytes(32);
     await writeFile(file, `${k.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
     return new SecretBox(k);
+  }
+
+  /** A key for another purpose, derived from the master key (HKDF-SHA256), so it needs no storage of its own. */
+  deriveKey(purpose: string): Uint8Array {
+    return new Uint8Array(hkdfSync('sha256', this.#key, Buffer.alloc(0), `dbbackup ${purpose}`, 32));
   }
 
   seal(plain: string): string {

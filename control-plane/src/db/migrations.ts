@@ -279,6 +279,33 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0007_users': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE users (
+          id uuid PRIMARY KEY,
+          username text NOT NULL UNIQUE,
+          password_hash text NOT NULL,
+          role text NOT NULL CHECK (role IN ('admin','operator','viewer')),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          disabled_at timestamptz,
+          failed_logins integer NOT NULL DEFAULT 0,
+          locked_until timestamptz,
+          last_login_at timestamptz
+        );
+        CREATE TABLE refresh_tokens (
+          id uuid PRIMARY KEY,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          token_hash text NOT NULL UNIQUE,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          expires_at timestamptz NOT NULL,
+          used_at timestamptz,
+          revoked_at timestamptz
+        );
+        ALTER TABLE api_tokens ADD COLUMN expires_at timestamptz;
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

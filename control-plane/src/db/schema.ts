@@ -31,6 +31,7 @@ export interface ApiTokensTable {
   created_at: GeneratedTimestamp;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
+  expires_at: NullableTimestamp;
 }
 
 export interface EnrollmentTokensTable {
@@ -228,7 +229,31 @@ export interface AuditLogTable {
   hash: string;
 }
 
+export interface UsersTable {
+  id: string;
+  username: string;
+  password_hash: string;
+  role: Role;
+  created_at: GeneratedTimestamp;
+  disabled_at: NullableTimestamp;
+  failed_logins: ColumnType<number, number | undefined, number>;
+  locked_until: NullableTimestamp;
+  last_login_at: NullableTimestamp;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
 export interface Database {
+  users: UsersTable;
+  refresh_tokens: RefreshTokensTable;
   audit_log: AuditLogTable;
   keys: KeysTable;
   storage_profiles: StorageProfilesTable;

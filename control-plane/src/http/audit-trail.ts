@@ -39,6 +39,7 @@ export function auditTrail(db: Db, log: Logger): MiddlewareHandler<AuthEnv> {
         target: c.req.path,
         outcome: status < 400 ? 'success' : status === 401 || status === 403 ? 'denied' : 'failure',
         status,
+        detail: c.get('auditDetail') ?? {},
       });
     } catch (err) {
       log.error({ err, path: c.req.path }, 'could not append to the audit trail');

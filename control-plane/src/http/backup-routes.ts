@@ -19,7 +19,7 @@ import { rescanS3 } from '../services/catalog-rescan.js';
 import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
 import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
-import { type AuthEnv, requireRole } from './auth.js';
+import type { AuthEnv } from './auth.js';
 import { conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } from './problem.js';
 
 export interface BackupRouteDeps {
@@ -194,7 +194,7 @@ export function backupRoutes(d: BackupRouteDeps) {
   const api = new Hono<AuthEnv>();
 
   // --- storage profiles ---------------------------------------------------------------------------
-  api.post('/storage', requireRole('admin'), async (c) => {
+  api.post('/storage', async (c) => {
     const body = await parseJson(c, StorageBody);
     const { name, kind, ...rest } = body;
     const { credentials, ...config } = rest as typeof rest & { credentials?: unknown };
@@ -222,11 +222,11 @@ export function backupRoutes(d: BackupRouteDeps) {
       .executeTakeFirstOrThrow();
     return c.json(storageView(row), 201);
   });
-  api.get('/storage', requireRole('viewer'), async (c) => {
+  api.get('/storage', async (c) => {
     const rows = await db.selectFrom('storage_profiles').selectAll().orderBy('created_at').execute();
     return c.json({ items: rows.map(storageView) });
   });
-  api.get('/storage/:id', requireRole('viewer'), async (c) => {
+  api.get('/storage/:id', async (c) => {
     const row = await db
       .selectFrom('storage_profiles')
       .selectAll()
@@ -236,7 +236,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     return c.json(storageView(row));
   });
   /** Rebuild catalogue entries from the bucket's meta.json commit markers (S3 profiles). */
-  api.post('/storage/:id/rescan', requireRole('admin'), async (c) => {
+  api.post('/storage/:id/rescan', async (c) => {
     const id = uuidParam(c, 'id', 'storage profile');
     const spec = await storageSpecFor(db, box, id);
     if (spec.kind !== 's3')
@@ -252,7 +252,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     }
   });
 
-  api.delete('/storage/:id', requireRole('admin'), async (c) => {
+  api.delete('/storage/:id', async (c) => {
     const id = uuidParam(c, 'id', 'storage profile');
     const used = await db.selectFrom('targets').select('id').where('storage_id', '=', id).executeTakeFirst();
     if (used) throw conflict('storage profile is used by a target');
@@ -366,7 +366,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     return { ...targetView(row), test: tested };
   }
 
-  api.post('/agents/:id/targets', requireRole('operator'), async (c) => {
+  api.post('/agents/:id/targets', async (c) => {
     const agentId = uuidParam(c, 'id', 'agent');
     const body = await parseJson(c, TargetBody);
     return c.json(await createTarget(agentId, body, c.get('principal').tokenId), 201);
@@ -405,12 +405,12 @@ export function backupRoutes(d: BackupRouteDeps) {
     });
   }
 
-  api.get('/agents/:id/discovered', requireRole('viewer'), async (c) =>
+  api.get('/agents/:id/discovered', async (c) =>
     c.json({ items: await discovered(uuidParam(c, 'id', 'agent')) }),
   );
 
   /** Turn a discovered database into a target: the same connection test and checks as POST /targets. */
-  api.post('/agents/:id/discovered/:key/adopt', requireRole('operator'), async (c) => {
+  api.post('/agents/:id/discovered/:key/adopt', async (c) => {
     const agentId = uuidParam(c, 'id', 'agent');
     const key = c.req.param('key');
     const found = (await discovered(agentId)).find((d) => d.key === key);
@@ -437,13 +437,13 @@ export function backupRoutes(d: BackupRouteDeps) {
     return c.json(await createTarget(agentId, body, c.get('principal').tokenId), 201);
   });
 
-  api.get('/targets', requireRole('viewer'), async (c) => {
+  api.get('/targets', async (c) => {
     let q = db.selectFrom('targets').selectAll().orderBy('created_at');
     const agent = uuidQuery(c, 'agent');
     if (agent) q = q.where('agent_id', '=', agent);
     return c.json({ items: (await q.execute()).map(targetView) });
   });
-  api.get('/agents/:id/targets', requireRole('viewer'), async (c) => {
+  api.get('/agents/:id/targets', async (c) => {
     const rows = await db
       .selectFrom('targets')
       .selectAll()
@@ -452,7 +452,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       .execute();
     return c.json({ items: rows.map(targetView) });
   });
-  api.get('/targets/:id', requireRole('viewer'), async (c) => {
+  api.get('/targets/:id', async (c) => {
     const row = await db
       .selectFrom('targets')
       .selectAll()
@@ -461,7 +461,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (!row) throw notFound('target');
     return c.json(targetView(row));
   });
-  api.patch('/targets/:id', requireRole('operator'), async (c) => {
+  api.patch('/targets/:id', async (c) => {
     const id = uuidParam(c, 'id', 'target');
     const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('target');
@@ -492,7 +492,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       targetView(await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()),
     );
   });
-  api.delete('/targets/:id', requireRole('operator'), async (c) => {
+  api.delete('/targets/:id', async (c) => {
     const id = uuidParam(c, 'id', 'target');
     const active = await db
       .selectFrom('jobs')
@@ -507,7 +507,7 @@ export function backupRoutes(d: BackupRouteDeps) {
   });
 
   // --- jobs -----------------------------------------------------------------------------------------
-  api.post('/targets/:id/backups', requireRole('operator'), async (c) => {
+  api.post('/targets/:id/backups', async (c) => {
     const id = uuidParam(c, 'id', 'target');
     const { jobId } = await startBackupJob(
       db,
@@ -531,7 +531,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     await d.bus.publish({ kind: 'commands', agentId: j.agent_id });
   }
 
-  api.get('/jobs', requireRole('viewer'), async (c) => {
+  api.get('/jobs', async (c) => {
     let q = db.selectFrom('jobs').selectAll().orderBy('created_at', 'desc').limit(200);
     const target = uuidQuery(c, 'target');
     if (target) q = q.where('target_id', '=', target);
@@ -539,7 +539,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (state) q = q.where('state', '=', state as never);
     return c.json({ items: (await q.execute()).map(jobView) });
   });
-  api.get('/jobs/:id', requireRole('viewer'), async (c) => {
+  api.get('/jobs/:id', async (c) => {
     const row = await db
       .selectFrom('jobs')
       .selectAll()
@@ -548,7 +548,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (!row) throw notFound('job');
     return c.json(jobView(row));
   });
-  api.get('/jobs/:id/logs', requireRole('viewer'), async (c) => {
+  api.get('/jobs/:id/logs', async (c) => {
     const id = uuidParam(c, 'id', 'job');
     const job = await db.selectFrom('jobs').select(['id', 'state']).where('id', '=', id).executeTakeFirst();
     if (!job) throw notFound('job');
@@ -569,7 +569,7 @@ export function backupRoutes(d: BackupRouteDeps) {
   });
 
   // --- backups catalogue ----------------------------------------------------------------------------
-  api.get('/backups', requireRole('viewer'), async (c) => {
+  api.get('/backups', async (c) => {
     let q = db.selectFrom('backups').selectAll().orderBy('started_at', 'desc').limit(500);
     // Backups removed by retention are listed only when asked for.
     if (c.req.query('deleted') !== 'true') q = q.where('deleted_at', 'is', null);
@@ -577,7 +577,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (target) q = q.where('target_id', '=', target);
     return c.json({ items: (await q.execute()).map(backupView) });
   });
-  api.get('/backups/:id', requireRole('viewer'), async (c) => {
+  api.get('/backups/:id', async (c) => {
     const row = await db
       .selectFrom('backups')
       .selectAll()
@@ -586,7 +586,7 @@ export function backupRoutes(d: BackupRouteDeps) {
     if (!row) throw notFound('backup');
     return c.json(backupView(row));
   });
-  api.post('/backups/:id/verify', requireRole('operator'), async (c) => {
+  api.post('/backups/:id/verify', async (c) => {
     const id = uuidParam(c, 'id', 'backup');
     const { jobId } = await startRestoreOrVerify(
       db,
@@ -602,7 +602,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       202,
     );
   });
-  api.post('/backups/:id/restore', requireRole('operator'), async (c) => {
+  api.post('/backups/:id/restore', async (c) => {
     const id = uuidParam(c, 'id', 'backup');
     const body = await parseJson(
       c,
@@ -631,9 +631,9 @@ export function backupRoutes(d: BackupRouteDeps) {
   });
 
   // --- keys -----------------------------------------------------------------------------------------
-  api.get('/keys/kek', requireRole('viewer'), (c) => c.json({ kid: d.kek.kid, publicJwk: d.kek.publicJwk }));
+  api.get('/keys/kek', (c) => c.json({ kid: d.kek.kid, publicJwk: d.kek.publicJwk }));
   /** For safekeeping: with it and the bucket, `dbbackup-agent decrypt` restores without a control plane. */
-  api.post('/keys/kek/export', requireRole('admin'), async (c) => {
+  api.post('/keys/kek/export', async (c) => {
     const jwk = await kekPrivateJwk(db, box, d.kek.kid);
     return c.json({ kid: d.kek.kid, privateJwk: jwk });
   });

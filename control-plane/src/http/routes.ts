@@ -9,17 +9,11 @@ import { setAgentStatus } from '../services/agent-status.js';
 import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { auditRoutes } from './audit-routes.js';
-import {
-  type AuthEnv,
-  authenticate,
-  createApiToken,
-  hashToken,
-  newSecretToken,
-  ROLES,
-  requireRole,
-} from './auth.js';
+import { type AuthEnv, authenticate, createApiToken, hashToken, newSecretToken } from './auth.js';
+import { type AuthSettings, publicAuthRoutes, userRoutes } from './auth-routes.js';
 import { type BackupRouteDeps, backupRoutes } from './backup-routes.js';
 import { installCommand, publicUrlOf } from './install-routes.js';
+import { authorize, ROLES } from './permissions.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 import { scheduleRoutes } from './schedule-routes.js';
 
@@ -32,6 +26,7 @@ export interface RouteDeps {
   commandTtlSeconds: number;
   enrollmentTokenTtlSeconds: number;
   publicUrl: string | undefined;
+  auth: AuthSettings;
 }
 
 const Labels = z
@@ -140,24 +135,33 @@ export function apiRoutes(d: RouteDeps) {
     );
   });
 
-  api.use('*', authenticate(db));
+  api.route('/', publicAuthRoutes(db, d.auth));
+  api.use('*', authenticate(db, d.auth.jwtKey));
+  api.use('*', authorize());
+  api.route('/', userRoutes(db));
   api.route('/', auditRoutes(db));
   if (d.backups) api.route('/', backupRoutes(d.backups));
   if (d.backups) api.route('/', scheduleRoutes({ db, bus: d.bus, box: d.backups.box }));
 
-  api.post('/tokens', requireRole('admin'), async (c) => {
+  api.post('/tokens', async (c) => {
     const body = await parseJson(
       c,
-      z.object({ name: z.string().min(1).max(100), role: z.enum(ROLES as [string, ...string[]]) }),
+      z.object({
+        name: z.string().min(1).max(100),
+        role: z.enum(ROLES as [string, ...string[]]),
+        /** Days until the token stops working; absent = no expiry. */
+        expiresInDays: z.number().int().min(1).max(3650).optional(),
+      }),
     );
-    const t = await createApiToken(db, body.name, body.role as (typeof ROLES)[number]);
+    const expiresAt = body.expiresInDays ? new Date(Date.now() + body.expiresInDays * 86_400_000) : null;
+    const t = await createApiToken(db, body.name, body.role as (typeof ROLES)[number], expiresAt);
     return c.json(t, 201);
   });
 
-  api.get('/tokens', requireRole('admin'), async (c) => {
+  api.get('/tokens', async (c) => {
     const rows = await db
       .selectFrom('api_tokens')
-      .select(['id', 'name', 'role', 'created_at', 'last_used_at', 'revoked_at'])
+      .select(['id', 'name', 'role', 'created_at', 'last_used_at', 'revoked_at', 'expires_at'])
       .orderBy('created_at')
       .execute();
     return c.json({
@@ -168,11 +172,12 @@ export function apiRoutes(d: RouteDeps) {
         createdAt: r.created_at,
         lastUsedAt: r.last_used_at,
         revokedAt: r.revoked_at,
+        expiresAt: r.expires_at,
       })),
     });
   });
 
-  api.delete('/tokens/:id', requireRole('admin'), async (c) => {
+  api.delete('/tokens/:id', async (c) => {
     const id = uuidParam(c, 'id', 'token');
     if (id === c.get('principal').tokenId) throw conflict('a token cannot revoke itself');
     const r = await db
@@ -185,7 +190,7 @@ export function apiRoutes(d: RouteDeps) {
     return c.body(null, 204);
   });
 
-  api.post('/enrollment-tokens', requireRole('operator'), async (c) => {
+  api.post('/enrollment-tokens', async (c) => {
     const body = await parseJson(
       c,
       z.object({
@@ -223,12 +228,12 @@ export function apiRoutes(d: RouteDeps) {
     );
   });
 
-  api.get('/agents', requireRole('viewer'), async (c) => {
+  api.get('/agents', async (c) => {
     const rows = await db.selectFrom('agents').selectAll().orderBy('enrolled_at').execute();
     return c.json({ items: rows.map(agentView) });
   });
 
-  api.get('/agents/:id', requireRole('viewer'), async (c) => {
+  api.get('/agents/:id', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
     const row = await db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('agent');
@@ -242,7 +247,7 @@ export function apiRoutes(d: RouteDeps) {
     return c.json({ ...agentView(row), facts: row.facts, history });
   });
 
-  api.delete('/agents/:id', requireRole('operator'), async (c) => {
+  api.delete('/agents/:id', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
     const row = await db.selectFrom('agents').select(['status']).where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('agent');
@@ -254,7 +259,7 @@ export function apiRoutes(d: RouteDeps) {
     return c.body(null, 204);
   });
 
-  api.post('/agents/:id/commands', requireRole('operator'), async (c) => {
+  api.post('/agents/:id/commands', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
     const body = await parseJson(
       c,
@@ -282,7 +287,7 @@ export function apiRoutes(d: RouteDeps) {
     return c.json(commandView(row!), 202, { location: `/api/v1/commands/${commandId}` });
   });
 
-  api.get('/agents/:id/commands', requireRole('viewer'), async (c) => {
+  api.get('/agents/:id/commands', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
     const rows = await db
       .selectFrom('commands')
@@ -294,13 +299,13 @@ export function apiRoutes(d: RouteDeps) {
     return c.json({ items: rows.map(commandView) });
   });
 
-  api.get('/commands/:id', requireRole('viewer'), async (c) => {
+  api.get('/commands/:id', async (c) => {
     const row = await getCommand(db, uuidParam(c, 'id', 'command'));
     if (!row) throw notFound('command');
     return c.json(commandView(row));
   });
 
-  api.get('/agents/:id/events', requireRole('viewer'), async (c) => {
+  api.get('/agents/:id/events', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
     const rows = await db
       .selectFrom('agent_events')
