@@ -55,6 +55,9 @@ const Schema = z
     DBBACKUP_LOGIN_MAX_FAILURES: int(1, 100).default(5),
     DBBACKUP_LOGIN_LOCKOUT_SECONDS: int(1, 86_400).default(900),
     DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE: int(1, 10_000).default(30),
+    DBBACKUP_NOTIFY_RETRY_BASE_MS: int(10, 3_600_000).default(5000),
+    DBBACKUP_NOTIFY_MAX_ATTEMPTS: int(1, 50).default(6),
+    DBBACKUP_NOTIFY_INTERVAL_MS: int(50, 60_000).default(1000),
     DBBACKUP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict();
@@ -84,6 +87,9 @@ export type Config = Readonly<{
   loginMaxFailures: number;
   loginLockoutSeconds: number;
   loginRateLimitPerMinute: number;
+  notifyRetryBaseMs: number;
+  notifyMaxAttempts: number;
+  notifyIntervalMs: number;
 }>;
 
 export class ConfigError extends Error {
@@ -151,5 +157,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     loginMaxFailures: c.DBBACKUP_LOGIN_MAX_FAILURES,
     loginLockoutSeconds: c.DBBACKUP_LOGIN_LOCKOUT_SECONDS,
     loginRateLimitPerMinute: c.DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE,
+    notifyRetryBaseMs: c.DBBACKUP_NOTIFY_RETRY_BASE_MS,
+    notifyMaxAttempts: c.DBBACKUP_NOTIFY_MAX_ATTEMPTS,
+    notifyIntervalMs: c.DBBACKUP_NOTIFY_INTERVAL_MS,
   });
 }

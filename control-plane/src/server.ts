@@ -23,6 +23,7 @@ import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/commands.js';
 import { hydrateCommand } from './services/jobs.js';
 import { bindMetricsDb } from './services/metrics.js';
+import { Notifier } from './services/notifications.js';
 import { NotifyBus } from './services/notify-bus.js';
 
 export interface RunningControlPlane {
@@ -73,7 +74,15 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   await bus.start();
 
   bindMetricsDb(db);
+  const notifier = new Notifier(db, box, log, {
+    retryBaseMs: config.notifyRetryBaseMs,
+    maxAttempts: config.notifyMaxAttempts,
+    intervalMs: config.notifyIntervalMs,
+    timeoutMs: 10_000,
+  });
+  notifier.start();
   const app = createApp({
+    notifier,
     db,
     bus,
     log,
@@ -148,6 +157,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     db,
     async stop() {
       clearInterval(sweeper);
+      await notifier.stop();
       await gateway.close();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections?.();

@@ -306,6 +306,36 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0008_notifications': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE notification_channels (
+          id uuid PRIMARY KEY,
+          name text NOT NULL UNIQUE,
+          kind text NOT NULL CHECK (kind IN ('webhook','slack','email')),
+          sealed_config text NOT NULL,
+          events jsonb NOT NULL,
+          enabled boolean NOT NULL DEFAULT true,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE notification_deliveries (
+          id uuid PRIMARY KEY,
+          channel_id uuid NOT NULL REFERENCES notification_channels(id) ON DELETE CASCADE,
+          event text NOT NULL,
+          payload jsonb NOT NULL,
+          state text NOT NULL CHECK (state IN ('pending','delivered','failed')),
+          attempts integer NOT NULL DEFAULT 0,
+          last_error text,
+          next_attempt_at timestamptz NOT NULL DEFAULT now(),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          delivered_at timestamptz
+        );
+        CREATE INDEX notification_deliveries_due ON notification_deliveries (next_attempt_at) WHERE state = 'pending';
+        CREATE INDEX notification_deliveries_channel ON notification_deliveries (channel_id, created_at DESC);
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

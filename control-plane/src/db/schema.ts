@@ -251,7 +251,33 @@ export interface RefreshTokensTable {
   revoked_at: NullableTimestamp;
 }
 
+export interface NotificationChannelsTable {
+  id: string;
+  name: string;
+  kind: 'webhook' | 'slack' | 'email';
+  sealed_config: string;
+  events: Json<string[]>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface NotificationDeliveriesTable {
+  id: string;
+  channel_id: string;
+  event: string;
+  payload: Json<Record<string, unknown>>;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: ColumnType<number, number | undefined, number>;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  next_attempt_at: GeneratedTimestamp;
+  created_at: GeneratedTimestamp;
+  delivered_at: NullableTimestamp;
+}
+
 export interface Database {
+  notification_channels: NotificationChannelsTable;
+  notification_deliveries: NotificationDeliveriesTable;
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
   audit_log: AuditLogTable;

@@ -6,6 +6,7 @@ import { PERMISSIONS, PUBLIC_ROUTES } from './permissions.js';
 function registeredRoutes(): string[] {
   const inert = {} as never;
   const app = createApp({
+    notifier: inert,
     db: inert,
     bus: inert,
     log: inert,

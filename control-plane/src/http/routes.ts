@@ -7,12 +7,14 @@ import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { setAgentStatus } from '../services/agent-status.js';
 import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
+import type { Notifier } from '../services/notifications.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { auditRoutes } from './audit-routes.js';
 import { type AuthEnv, authenticate, createApiToken, hashToken, newSecretToken } from './auth.js';
 import { type AuthSettings, publicAuthRoutes, userRoutes } from './auth-routes.js';
 import { type BackupRouteDeps, backupRoutes } from './backup-routes.js';
 import { installCommand, publicUrlOf } from './install-routes.js';
+import { notificationRoutes } from './notification-routes.js';
 import { authorize, ROLES } from './permissions.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 import { scheduleRoutes } from './schedule-routes.js';
@@ -27,6 +29,7 @@ export interface RouteDeps {
   enrollmentTokenTtlSeconds: number;
   publicUrl: string | undefined;
   auth: AuthSettings;
+  notifier?: Notifier;
 }
 
 const Labels = z
@@ -141,6 +144,8 @@ export function apiRoutes(d: RouteDeps) {
   api.route('/', userRoutes(db));
   api.route('/', auditRoutes(db));
   if (d.backups) api.route('/', backupRoutes(d.backups));
+  if (d.backups && d.notifier)
+    api.route('/', notificationRoutes({ db, box: d.backups.box, notifier: d.notifier }));
   if (d.backups) api.route('/', scheduleRoutes({ db, bus: d.bus, box: d.backups.box }));
 
   api.post('/tokens', async (c) => {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AgentStatus } from '../db/schema.js';
+import { notify } from './notifications.js';
 
 /**
  * Move an agent to a status and record the change in its history, in one
@@ -16,11 +17,19 @@ export async function setAgentStatus(
   return db.transaction().execute(async (tx) => {
     const row = await tx
       .selectFrom('agents')
-      .select(['status'])
+      .select(['status', 'hostname'])
       .where('id', '=', agentId)
       .forUpdate()
       .executeTakeFirst();
     if (!row || row.status === status || row.status === 'revoked') return false;
+    if (status === 'offline' || (status === 'online' && row.status === 'offline')) {
+      await notify(tx, status === 'offline' ? 'agent.offline' : 'agent.online', {
+        title: `Agent ${row.hostname} is ${status === 'offline' ? 'offline' : 'back online'}`,
+        message: reason,
+        agentId,
+        host: row.hostname,
+      });
+    }
     const patch: Record<string, unknown> = { status };
     if (status === 'online') patch.connected_at = new Date();
     if (status === 'revoked') patch.revoked_at = new Date();

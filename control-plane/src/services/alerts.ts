@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
 import { type Db, json } from '../db/database.js';
+import { notify } from './notifications.js';
 
 type Kind = 'backup_missed' | 'job_stalled';
 
@@ -30,7 +31,18 @@ export async function fireAlert(
     })
     .onConflict((oc) => oc.doNothing())
     .executeTakeFirst();
-  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  const fired = Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  if (fired) {
+    await notify(db, a.kind === 'backup_missed' ? 'backup.missed' : 'job.stalled', {
+      title: a.message,
+      message: a.message,
+      subject: a.subject,
+      targetId: a.targetId ?? null,
+      jobId: a.jobId ?? null,
+      ...(a.details ?? {}),
+    });
+  }
+  return fired;
 }
 
 export async function resolveAlert(db: Db, kind: Kind, subject: string): Promise<boolean> {

@@ -16,6 +16,7 @@ import type { JobState } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../http/problem.js';
 import { createCommand } from './commands.js';
 import { observeJobFinished } from './metrics.js';
+import { notifyJobFinished } from './notifications.js';
 
 type Tx = Db;
 
@@ -274,6 +275,12 @@ const JOB_FROM: Record<JobState, JobState[]> = {
   stalled: ['running'],
 };
 
+/** A job reached a terminal state: metrics and notifications. */
+async function jobFinished(tx: Tx, jobId: string) {
+  await observeJobFinished(tx, jobId);
+  await notifyJobFinished(tx, jobId);
+}
+
 async function setJobState(tx: Tx, commandId: string, to: JobState, patch: Record<string, unknown> = {}) {
   const now = new Date();
   return tx
@@ -302,11 +309,11 @@ export async function onCommandEvent(
   }
   if (e.type === 'command.failed') {
     const failed = await setJobState(tx, e.commandId, 'failed', { error: json(e.error) });
-    if (failed) await observeJobFinished(tx, failed.id);
+    if (failed) await jobFinished(tx, failed.id);
     return;
   }
   const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(e.result ?? null) });
-  if (job) await observeJobFinished(tx, job.id);
+  if (job) await jobFinished(tx, job.id);
   if (job?.type === 'backup' && job.agent_id === agentId) {
     const r = e.result as { meta: BackupMeta; metaKey: string };
     const storage = await tx
@@ -435,7 +442,7 @@ export async function onScheduledEvent(
     .where('state', 'in', ['running', 'stalled'])
     .returning(['id', 'target_id', 'schedule_id', 'run_while_disconnected', 'params'])
     .executeTakeFirst();
-  if (job) await observeJobFinished(tx, job.id);
+  if (job) await jobFinished(tx, job.id);
   if (!job || !e.ok) return;
   const storageId = (job.params as { storageId: string }).storageId;
   await recordBackup(tx, agentId, job, storageId, e.result as { meta: BackupMeta; metaKey: string }, {

@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { type Db, json } from '../db/database.js';
+import {
+  ChannelConfig,
+  DEFAULT_EVENTS,
+  NOTIFY_EVENTS,
+  type Notifier,
+  notify,
+} from '../services/notifications.js';
+import type { AuthEnv } from './auth.js';
+import { conflict, invalidQuery, notFound, parseJson, uuidParam, uuidQuery } from './problem.js';
+
+const Events = z.array(z.enum(NOTIFY_EVENTS)).min(1).max(NOTIFY_EVENTS.length);
+const Name = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, '1-64 of letters, digits, _ . -');
+
+type ChannelRow = {
+  id: string;
+  name: string;
+  kind: string;
+  sealed_config: string;
+  events: string[];
+  enabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+};
+
+/** Enough to recognise a channel, nothing that works as a credential (webhook URLs often are one). */
+function describe(cfg: ChannelConfig) {
+  if (cfg.kind === 'email') return { host: cfg.host, port: cfg.port, from: cfg.from, to: cfg.to };
+  return { urlHost: new URL(cfg.url).host };
+}
+
+export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifier }) {
+  const { db, box } = d;
+  const r = new Hono<AuthEnv>();
+  const view = (row: ChannelRow) => ({
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    events: row.events,
+    enabled: row.enabled,
+    settings: describe(JSON.parse(box.open(row.sealed_config)) as ChannelConfig),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  });
+
+  r.post('/notifications/channels', async (c) => {
+    const body = await parseJson(
+      c,
+      z.object({
+        name: Name,
+        config: ChannelConfig,
+        events: Events.optional(),
+        enabled: z.boolean().default(true),
+      }),
+    );
+    const row = await db
+      .insertInto('notification_channels')
+      .values({
+        id: randomUUID(),
+        name: body.name,
+        kind: body.config.kind,
+        sealed_config: box.seal(JSON.stringify(body.config)),
+        events: json(body.events ?? DEFAULT_EVENTS),
+        enabled: body.enabled,
+      })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw conflict(`a channel named ${body.name} exists`);
+    return c.json(view(row as ChannelRow), 201);
+  });
+
+  r.get('/notifications/channels', async (c) => {
+    const rows = await db.selectFrom('notification_channels').selectAll().orderBy('name').execute();
+    return c.json({ items: rows.map((x) => view(x as ChannelRow)) });
+  });
+
+  r.get('/notifications/channels/:id', async (c) => {
+    const id = uuidParam(c, 'id', 'channel');
+    const row = await db
+      .selectFrom('notification_channels')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw notFound('channel');
+    return c.json(view(row as ChannelRow));
+  });
+
+  r.patch('/notifications/channels/:id', async (c) => {
+    const id = uuidParam(c, 'id', 'channel');
+    const body = await parseJson(
+      c,
+      z
+        .object({
+          config: ChannelConfig.optional(),
+          events: Events.optional(),
+          enabled: z.boolean().optional(),
+        })
+        .strict(),
+    );
+    const set: Record<string, unknown> = { updated_at: new Date() };
+    if (body.config)
+      Object.assign(set, { kind: body.config.kind, sealed_config: box.seal(JSON.stringify(body.config)) });
+    if (body.events) set.events = json(body.events);
+    if (body.enabled !== undefined) set.enabled = body.enabled;
+    const row = await db
+      .updateTable('notification_channels')
+      .set(set)
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw notFound('channel');
+    return c.json(view(row as ChannelRow));
+  });
+
+  r.delete('/notifications/channels/:id', async (c) => {
+    const id = uuidParam(c, 'id', 'channel');
+    const res = await db.deleteFrom('notification_channels').where('id', '=', id).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw notFound('channel');
+    return c.body(null, 204);
+  });
+
+  r.get('/notifications/deliveries', async (c) => {
+    const q = z
+      .object({
+        state: z.enum(['pending', 'delivered', 'failed']).optional(),
+        event: z.string().max(64).optional(),
+        limit: z.coerce.number().int().min(1).max(500).default(100),
+      })
+      .safeParse(c.req.query());
+    if (!q.success) throw invalidQuery(q.error);
+    let sel = db.selectFrom('notification_deliveries').selectAll();
+    const channel = uuidQuery(c, 'channel');
+    if (channel) sel = sel.where('channel_id', '=', channel);
+    if (q.data.state) sel = sel.where('state', '=', q.data.state);
+    if (q.data.event) sel = sel.where('event', '=', q.data.event);
+    const rows = await sel.orderBy('created_at', 'desc').limit(q.data.limit).execute();
+    return c.json({
+      items: rows.map((x) => ({
+        id: x.id,
+        channelId: x.channel_id,
+        event: x.event,
+        state: x.state,
+        attempts: x.attempts,
+        lastError: x.last_error,
+        nextAttemptAt: x.state === 'pending' ? x.next_attempt_at : null,
+        createdAt: x.created_at,
+        deliveredAt: x.delivered_at,
+        payload: x.payload,
+      })),
+    });
+  });
+
+  // Send a test message now and answer with the outcome (a failure is retried like any other).
+  r.post('/notifications/test', async (c) => {
+    const body = await parseJson(c, z.object({ channelId: z.uuid() }));
+    const ch = await db
+      .selectFrom('notification_channels')
+      .select(['id', 'name'])
+      .where('id', '=', body.channelId)
+      .executeTakeFirst();
+    if (!ch) throw notFound('channel');
+    const [deliveryId] = await notify(
+      db,
+      'test',
+      { title: `Test message for channel ${ch.name}`, message: 'If you can read this, the channel works.' },
+      ch.id,
+    );
+    // Lease it so the background sender does not pick it up while we send it here.
+    await db
+      .updateTable('notification_deliveries')
+      .set({ next_attempt_at: new Date(Date.now() + 300_000) })
+      .where('id', '=', deliveryId as string)
+      .execute();
+    const row = await db
+      .selectFrom('notification_deliveries')
+      .selectAll()
+      .where('id', '=', deliveryId as string)
+      .executeTakeFirstOrThrow();
+    await d.notifier.deliver({
+      id: row.id,
+      channel_id: row.channel_id,
+      event: row.event,
+      payload: row.payload,
+      attempts: 0,
+    });
+    const after = await db
+      .selectFrom('notification_deliveries')
+      .selectAll()
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow();
+    return c.json(
+      {
+        deliveryId: row.id,
+        state: after.state === 'delivered' ? 'delivered' : 'failed',
+        error: after.last_error,
+      },
+      200,
+    );
+  });
+
+  return r;
+}
