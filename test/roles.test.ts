@@ -78,6 +78,18 @@ describe('roles', () => {
     }
   });
 
+  it('records what a logged-in user creates under that user (enrolment token, command)', async () => {
+    const { body } = await login(operatorUser.username, operatorUser.password);
+    const r = await cp.api<{ token: string }>('POST', '/api/v1/enrollment-tokens', {}, body.accessToken);
+    expect(r.status).toBe(201);
+    const rows = await query<{ created_by: string }>(
+      cp.databaseUrl,
+      'SELECT created_by::text FROM enrollment_tokens WHERE token_hash = encode(sha256($1::bytea), \'hex\')',
+      [r.body.token],
+    );
+    expect(rows).toEqual([{ created_by: operatorUser.id }]);
+  });
+
   it('every route answers 401 without credentials, except the public ones', async () => {
     for (const route of Object.keys(PERMISSIONS)) {
       const { method, path, body } = requestFor(route);

@@ -58,6 +58,7 @@ const Schema = z
     DBBACKUP_NOTIFY_RETRY_BASE_MS: int(10, 3_600_000).default(5000),
     DBBACKUP_NOTIFY_MAX_ATTEMPTS: int(1, 50).default(6),
     DBBACKUP_NOTIFY_INTERVAL_MS: int(50, 60_000).default(1000),
+    DBBACKUP_KEY_ROTATION_INTERVAL_MS: int(50, 600_000).default(2000),
     DBBACKUP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict();
@@ -90,6 +91,7 @@ export type Config = Readonly<{
   notifyRetryBaseMs: number;
   notifyMaxAttempts: number;
   notifyIntervalMs: number;
+  keyRotationIntervalMs: number;
 }>;
 
 export class ConfigError extends Error {
@@ -160,5 +162,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     notifyRetryBaseMs: c.DBBACKUP_NOTIFY_RETRY_BASE_MS,
     notifyMaxAttempts: c.DBBACKUP_NOTIFY_MAX_ATTEMPTS,
     notifyIntervalMs: c.DBBACKUP_NOTIFY_INTERVAL_MS,
+    keyRotationIntervalMs: c.DBBACKUP_KEY_ROTATION_INTERVAL_MS,
   });
 }

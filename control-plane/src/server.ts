@@ -22,6 +22,7 @@ import { sweepStaleAgents } from './services/agent-status.js';
 import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/commands.js';
 import { hydrateCommand } from './services/jobs.js';
+import { KeyRotator } from './services/key-rotation.js';
 import { bindMetricsDb } from './services/metrics.js';
 import { Notifier } from './services/notifications.js';
 import { NotifyBus } from './services/notify-bus.js';
@@ -81,6 +82,11 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     timeoutMs: 10_000,
   });
   notifier.start();
+  const rotator = new KeyRotator(db, box, bus, log, {
+    intervalMs: config.keyRotationIntervalMs,
+    commandTimeoutMs: 60_000,
+  });
+  rotator.start();
   const app = createApp({
     notifier,
     db,
@@ -158,6 +164,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     async stop() {
       clearInterval(sweeper);
       await notifier.stop();
+      await rotator.stop();
       await gateway.close();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections?.();

@@ -80,7 +80,24 @@ export const RetentionApplyCommand = z.object({
   policy: RetentionPolicy,
 });
 
+/**
+ * Rewrite one backup's meta.json with its data key wrapped to a new key-encryption
+ * key (key rotation). The data object is not touched; the agent checks that the
+ * meta.json it rewrites is the backup named (id and data checksum) and writes it
+ * back in one atomic put.
+ */
+export const MetaRewriteCommand = z.object({
+  kind: z.literal('meta.rewrite'),
+  storage: StorageSpec,
+  metaKey: z.string().min(1).max(1024),
+  backupId: z.uuid(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  wrappedKey: z.string().min(1).max(4096),
+  kekId: z.string().min(1).max(128),
+});
+
 export const Command = z.discriminatedUnion('kind', [
+  MetaRewriteCommand,
   ConfigSyncCommand,
   RetentionApplyCommand,
   PingCommand,

@@ -16,9 +16,10 @@
  *        destination may be a path.
  *   1.3  command config.sync (schedules run by the agent's own clock); events
  *        scheduled.started / scheduled.finished; hello.configVersion.
+ *   1.4  command meta.rewrite (key rotation re-wraps a backup's data key in its meta.json).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 3;
+export const PROTOCOL_MINOR = 4;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

@@ -29,6 +29,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       return { agentTime: new Date().toISOString(), ...(c.echo !== undefined ? { echo: c.echo } : {}) };
     case 'retention.apply':
       return ctx.applyRetention(c);
+    case 'meta.rewrite':
+      return (await import('../jobs/meta-rewrite.js')).rewriteMeta(c);
     case 'config.sync':
       if (!c.config) throw new CommandError('bad-command', 'config.sync without a configuration');
       return ctx.applyConfig(c.config);

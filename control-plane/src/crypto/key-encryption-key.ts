@@ -24,6 +24,12 @@ export async function ensureKek(db: Db, box: SecretBox): Promise<Kek> {
     .where('active', '=', true)
     .executeTakeFirst();
   if (existing) return { kid: existing.kid, publicJwk: existing.public_jwk };
+  await insertKek(db, box, true);
+  return ensureKekExisting(db);
+}
+
+/** A new KEK pair: public JWK stored plain, private JWK sealed with the master key. */
+export async function insertKek(db: Db, box: SecretBox, active: boolean): Promise<Kek> {
   const { publicKey, privateKey } = await generateKeyPair(WRAP_ALG, { crv: 'X25519', extractable: true });
   const kid = `kek-${randomUUID()}`;
   const publicJwk = { ...(await exportJWK(publicKey)), kid } as unknown as Record<string, string>;
@@ -35,10 +41,22 @@ export async function ensureKek(db: Db, box: SecretBox): Promise<Kek> {
       purpose: 'kek',
       public_jwk: json(publicJwk),
       private_enc: box.seal(JSON.stringify(privateJwk)),
+      active,
     })
     .onConflict((oc) => oc.doNothing())
     .execute();
-  return ensureKekExisting(db);
+  return { kid, publicJwk };
+}
+
+/** Unwrap a data key with the KEK it was wrapped to and wrap it to another public key; plaintext only in memory. */
+export async function rewrap(
+  db: Db,
+  box: SecretBox,
+  jwe: string,
+  kid: string,
+  toPublicJwk: JWK,
+): Promise<string> {
+  return rewrapForAgent(db, box, jwe, kid, toPublicJwk);
 }
 
 async function ensureKekExisting(db: Db): Promise<Kek> {
@@ -55,12 +73,14 @@ async function ensureKekExisting(db: Db): Promise<Kek> {
 export async function kekPrivateJwk(db: Db, box: SecretBox, kid: string): Promise<JWK> {
   const row = await db.selectFrom('keys').select('private_enc').where('kid', '=', kid).executeTakeFirst();
   if (!row) throw new Error(`unknown key-encryption key ${kid}`);
+  if (!row.private_enc) throw new Error(`key-encryption key ${kid} was retired after a key rotation`);
   return JSON.parse(box.open(row.private_enc)) as JWK;
 }
 
 /**
- * Re-wrap one backup's data key from the KEK to an agent's own public key, for
- * one restore or verify. The plaintext key exists only in this function's memory.
+ * Re-wrap one backup's data key from the KEK it was wrapped to, to another public
+ * key: an agent's own (one restore or verify) or a new KEK (key rotation). The
+ * plaintext key exists only in this function's memory.
  */
 export async function rewrapForAgent(
   db: Db,

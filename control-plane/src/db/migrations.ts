@@ -336,6 +336,37 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0009_key_rotation': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE key_rotations (
+          id uuid PRIMARY KEY,
+          to_kid text NOT NULL REFERENCES keys(kid),
+          state text NOT NULL CHECK (state IN ('running','succeeded','failed')),
+          total integer NOT NULL DEFAULT 0,
+          done integer NOT NULL DEFAULT 0,
+          last_error text,
+          created_by text,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          finished_at timestamptz
+        );
+        CREATE UNIQUE INDEX key_rotations_one_running ON key_rotations ((true)) WHERE state = 'running';
+        ALTER TABLE keys ALTER COLUMN private_enc DROP NOT NULL;
+        ALTER TABLE keys ADD COLUMN retired_at timestamptz;
+      `.execute(db);
+    },
+  },
+  '0010_principals': {
+    async up(db: Kysely<unknown>) {
+      // created_by names whoever acted: an API token or (since 0007) a user, so it can no
+      // longer reference api_tokens alone. The audit trail records who it was by name.
+      await sql`
+        ALTER TABLE enrollment_tokens DROP CONSTRAINT IF EXISTS enrollment_tokens_created_by_fkey;
+        ALTER TABLE commands DROP CONSTRAINT IF EXISTS commands_created_by_fkey;
+        ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_created_by_fkey;
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

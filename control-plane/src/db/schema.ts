@@ -107,9 +107,22 @@ export interface KeysTable {
   kid: string;
   purpose: 'kek';
   public_jwk: Json<Record<string, string>>;
-  private_enc: string;
+  private_enc: ColumnType<string | null, string | null | undefined, string | null>;
   active: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: GeneratedTimestamp;
+  retired_at: NullableTimestamp;
+}
+
+export interface KeyRotationsTable {
+  id: string;
+  to_kid: string;
+  state: 'running' | 'succeeded' | 'failed';
+  total: ColumnType<number, number | undefined, number>;
+  done: ColumnType<number, number | undefined, number>;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  created_by: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: GeneratedTimestamp;
+  finished_at: NullableTimestamp;
 }
 
 export interface StorageProfilesTable {
@@ -276,6 +289,7 @@ export interface NotificationDeliveriesTable {
 }
 
 export interface Database {
+  key_rotations: KeyRotationsTable;
   notification_channels: NotificationChannelsTable;
   notification_deliveries: NotificationDeliveriesTable;
   users: UsersTable;

@@ -18,6 +18,7 @@ import { type Db, json } from '../db/database.js';
 import { rescanS3 } from '../services/catalog-rescan.js';
 import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
 import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../services/jobs.js';
+import { rotationView, startRotation } from '../services/key-rotation.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import type { AuthEnv } from './auth.js';
 import { conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } from './problem.js';
@@ -632,10 +633,40 @@ export function backupRoutes(d: BackupRouteDeps) {
 
   // --- keys -----------------------------------------------------------------------------------------
   api.get('/keys/kek', (c) => c.json({ kid: d.kek.kid, publicJwk: d.kek.publicJwk }));
+
+  api.post('/keys/kek/rotate', async (c) => {
+    const p = c.get('principal');
+    const id = await startRotation(db, box, d.bus, d.kek, { id: p.tokenId, name: p.name });
+    return c.json(await rotationView(db, id), 202);
+  });
+
+  api.get('/keys/rotations', async (c) => {
+    const rows = await db
+      .selectFrom('key_rotations')
+      .select('id')
+      .orderBy('created_at', 'desc')
+      .limit(50)
+      .execute();
+    return c.json({ items: await Promise.all(rows.map((r) => rotationView(db, r.id))) });
+  });
+
+  api.get('/keys/rotations/:id', async (c) =>
+    c.json(await rotationView(db, uuidParam(c, 'id', 'key rotation'))),
+  );
   /** For safekeeping: with it and the bucket, `dbbackup-agent decrypt` restores without a control plane. */
   api.post('/keys/kek/export', async (c) => {
-    const jwk = await kekPrivateJwk(db, box, d.kek.kid);
-    return c.json({ kid: d.kek.kid, privateJwk: jwk });
+    // ?kid= exports an older key still held (before a rotation finishes); default the active one.
+    const kid = c.req.query('kid') ?? d.kek.kid;
+    const known = await db
+      .selectFrom('keys')
+      .select(['kid', 'private_enc'])
+      .where('kid', '=', kid)
+      .executeTakeFirst();
+    if (!known) throw notFound('key');
+    if (!known.private_enc)
+      throw conflict(`key ${kid} was retired after a key rotation; its private half is gone`);
+    const jwk = await kekPrivateJwk(db, box, kid);
+    return c.json({ kid, privateJwk: jwk });
   });
 
   return api;

@@ -1,0 +1,156 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  type Agent,
+  type ControlPlane,
+  cleanupAll,
+  query,
+  REPO_ROOT,
+  startAgent,
+  trackDir,
+  waitFor,
+} from '@dbbackup/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dbUrl, runBackup, smallPgTarget, waitJob } from './backup-support.js';
+import { controlPlane, getAgent } from './support.js';
+
+let cp: ControlPlane;
+let agent: Agent;
+let store: string;
+let targetId: string;
+const backupIds: string[] = [];
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)],
+  );
+}
+const dataObjects = () => walk(store).filter((f) => !f.endsWith('.meta.json'));
+const metaFiles = () => walk(store).filter((f) => f.endsWith('.meta.json'));
+const fingerprintFile = (f: string) =>
+  `${createHash('sha256').update(readFileSync(f)).digest('hex')} ${statSync(f).mtimeMs}`;
+
+function cli(args: string[]) {
+  return new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    execFile(
+      path.join(REPO_ROOT, 'packages/cli/bin/dbbackup'),
+      args,
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: store,
+          DBBACKUP_SERVER: cp.url,
+          DBBACKUP_TOKEN: cp.adminToken,
+        },
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  cp = await controlPlane({ env: { DBBACKUP_KEY_ROTATION_INTERVAL_MS: '200' } });
+  store = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-rotate-')));
+  agent = await startAgent(cp);
+  await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
+  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 'local',
+    name: 'disk',
+    directory: path.join(store, 'b'),
+  });
+  targetId = await smallPgTarget(cp, agent.id, s.body.id, 'ledger', 500);
+  for (let i = 0; i < 2; i++) {
+    const { job, backup } = await runBackup(cp, targetId);
+    expect(job.state).toBe('succeeded');
+    backupIds.push((backup as { id: string }).id);
+  }
+});
+afterAll(cleanupAll);
+
+describe('key rotation', () => {
+  it('re-wraps every backup to a new key, rewrites only meta.json, and a backup from before restores', async () => {
+    const oldKid = (await cp.api<{ kid: string }>('GET', '/api/v1/keys/kek')).body.kid;
+    const data = Object.fromEntries(dataObjects().map((f) => [f, fingerprintFile(f)]));
+    const metasBefore = Object.fromEntries(metaFiles().map((f) => [f, JSON.parse(readFileSync(f, 'utf8'))]));
+    expect(Object.keys(metasBefore)).toHaveLength(2);
+    for (const m of Object.values(metasBefore)) expect(m.kekId).toBe(oldKid);
+
+    const r = await cli(['rotate-keys', '--wait', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const done = JSON.parse(r.out) as { state: string; total: number; done: number; toKid: string };
+    expect(done).toMatchObject({ state: 'succeeded', total: 2, done: 2 });
+    expect(done.toKid).not.toBe(oldKid);
+    expect((await cp.api<{ kid: string }>('GET', '/api/v1/keys/kek')).body.kid).toBe(done.toKid);
+
+    // Data objects untouched (same bytes, same mtime); each meta.json names the new key, otherwise unchanged.
+    expect(Object.fromEntries(dataObjects().map((f) => [f, fingerprintFile(f)]))).toEqual(data);
+    for (const [f, before] of Object.entries(metasBefore)) {
+      const after = JSON.parse(readFileSync(f, 'utf8'));
+      expect(after.kekId).toBe(done.toKid);
+      expect(after.wrappedKey).not.toBe(before.wrappedKey);
+      expect({ ...after, kekId: 0, wrappedKey: 0 }).toEqual({ ...before, kekId: 0, wrappedKey: 0 });
+    }
+
+    // The oldest backup, made under the old key, restores under the new one.
+    const into = `rot_${Date.now()}`;
+    const job = await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupIds[0]}/restore`, {
+      database: into,
+      conflict: 'create',
+    });
+    expect((await waitJob(cp, job.body.id)).state).toBe('succeeded');
+    expect(await query(dbUrl(into), 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 500 }]);
+
+    // The old private key is gone now that nothing needs it; new backups wrap to the new key.
+    const old = await cp.api<{ detail: string }>('POST', `/api/v1/keys/kek/export?kid=${oldKid}`);
+    expect(old.status).toBe(409);
+    expect(old.body.detail).toMatch(/retired/);
+    const after = await runBackup(cp, targetId);
+    expect((after.backup as unknown as { meta: { kekId: string } }).meta.kekId).toBe(done.toKid);
+    backupIds.push((after.backup as { id: string }).id);
+  });
+
+  it('waits for an offline agent and finishes when it is back; one rotation at a time', async () => {
+    await agent.proc.kill('SIGKILL');
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'offline', {
+      timeoutMs: 10_000,
+      what: 'offline',
+    });
+    const start = await cp.api<{ id: string; toKid: string }>('POST', '/api/v1/keys/kek/rotate');
+    expect(start.status).toBe(202);
+    expect((await cp.api('POST', '/api/v1/keys/kek/rotate')).status).toBe(409);
+    await new Promise((r) => setTimeout(r, 1500));
+    const waiting = (
+      await cp.api<{ state: string; done: number; total: number }>(
+        'GET',
+        `/api/v1/keys/rotations/${start.body.id}`,
+      )
+    ).body;
+    expect(waiting).toMatchObject({ state: 'running', done: 0, total: 3 });
+    // Until every backup is re-wrapped the previous key is kept (export still works).
+    const prev = await query<{ kid: string }>(
+      cp.databaseUrl,
+      `SELECT kid FROM keys WHERE private_enc IS NOT NULL AND kid <> $1`,
+      [start.body.toKid],
+    );
+    expect(prev).toHaveLength(1);
+
+    agent.restart();
+    const { value } = await waitFor(
+      async () => {
+        const v = (
+          await cp.api<{ state: string; done: number }>('GET', `/api/v1/keys/rotations/${start.body.id}`)
+        ).body;
+        return v.state === 'succeeded' ? v : undefined;
+      },
+      { timeoutMs: 30_000, what: 'rotation finished' },
+    );
+    expect(value.done).toBe(3);
+    for (const f of metaFiles()) expect(JSON.parse(readFileSync(f, 'utf8')).kekId).toBe(start.body.toKid);
+    const v = await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupIds[2]}/verify`);
+    expect((await waitJob(cp, v.body.id)).state).toBe('succeeded');
+  });
+});
