@@ -84,7 +84,7 @@ describe('roles', () => {
     expect(r.status).toBe(201);
     const rows = await query<{ created_by: string }>(
       cp.databaseUrl,
-      'SELECT created_by::text FROM enrollment_tokens WHERE token_hash = encode(sha256($1::bytea), \'hex\')',
+      "SELECT created_by::text FROM enrollment_tokens WHERE token_hash = encode(sha256($1::bytea), 'hex')",
       [r.body.token],
     );
     expect(rows).toEqual([{ created_by: operatorUser.id }]);

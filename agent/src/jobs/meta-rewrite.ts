@@ -24,7 +24,8 @@ export async function rewriteMeta(c: Extract<Command, { kind: 'meta.rewrite' }>)
     throw new CommandError('meta-mismatch', `${c.metaKey} is not the meta.json of backup ${c.backupId}`);
   }
   const previousKekId = meta.kekId;
-  if (previousKekId === c.kekId && meta.wrappedKey === c.wrappedKey) return { rewritten: false, kekId: c.kekId };
+  if (previousKekId === c.kekId && meta.wrappedKey === c.wrappedKey)
+    return { rewritten: false, kekId: c.kekId };
   meta.wrappedKey = c.wrappedKey;
   meta.kekId = c.kekId;
   await store.putSmall(key, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
