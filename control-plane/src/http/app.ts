@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import { registry } from '../services/metrics.js';
 import { auditTrail } from './audit-trail.js';
 import { hashToken, sameHash } from './auth.js';
+import { docsRoutes } from './docs.js';
 import { type InstallDeps, installRoutes } from './install-routes.js';
 import { ProblemError, renderProblem } from './problem.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
@@ -54,6 +55,7 @@ export function createApp(d: AppDeps) {
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
 
+  app.route('/', docsRoutes());
   app.use('/api/v1/*', auditTrail(d.db, d.log));
   app.route('/api/v1', apiRoutes(d));
   app.route('/', installRoutes(d));

@@ -1,0 +1,311 @@
+import { OpenAPIHono, z } from '@hono/zod-openapi';
+import { CONTROL_PLANE_VERSION } from '../version.js';
+import { PERMISSIONS, PUBLIC_ROUTES } from './permissions.js';
+
+/**
+ * The OpenAPI 3.1 document of the REST API, built with @hono/zod-openapi's
+ * registry. Every route of the permission table (and the public ones) is
+ * described: its role, parameters, body and answers; the core resources have
+ * exact response schemas, which the end-to-end test checks real answers
+ * against (test/openapi.test.ts), the rest answer a JSON object. Errors are
+ * always problem+json.
+ */
+const Id = z.uuid();
+const Time = z.string().describe('ISO 8601 time');
+const NullableTime = Time.nullable();
+const Json = z.looseObject({});
+
+export const Problem = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  instance: z.string().optional(),
+});
+
+const Agent = z.looseObject({
+  id: Id,
+  hostname: z.string(),
+  agentVersion: z.string(),
+  labels: z.record(z.string(), z.string()),
+  status: z.enum(['pending', 'online', 'offline', 'revoked']),
+  enrolledAt: Time,
+  lastSeenAt: NullableTime,
+});
+const Target = z.looseObject({
+  id: Id,
+  agentId: Id,
+  engine: z.string(),
+  name: z.string(),
+  connection: Json,
+  storageId: Id,
+  options: Json,
+});
+const Job = z.looseObject({
+  id: Id,
+  type: z.enum(['backup', 'verify', 'restore']),
+  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'stalled']),
+  agentId: Id,
+  targetId: Id.nullable(),
+  progress: Json,
+  result: Json.nullable(),
+  error: z.looseObject({ code: z.string(), message: z.string() }).nullable(),
+  createdAt: Time,
+  startedAt: NullableTime,
+  finishedAt: NullableTime,
+});
+const Backup = z.looseObject({
+  id: Id,
+  targetId: Id.nullable(),
+  agentId: Id,
+  storageId: Id,
+  objectKey: z.string(),
+  filename: z.string(),
+  sizeBytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  status: z.string(),
+  startedAt: Time,
+  finishedAt: Time,
+});
+const Storage = z.looseObject({
+  id: Id,
+  name: z.string(),
+  kind: z.enum(['s3', 'local']),
+  hasCredentials: z.boolean(),
+});
+const Schedule = z.looseObject({
+  id: Id,
+  targetId: Id,
+  cron: z.string(),
+  timezone: z.string(),
+  enabled: z.boolean(),
+});
+const User = z.looseObject({
+  id: Id,
+  username: z.string(),
+  role: z.enum(['admin', 'operator', 'viewer']),
+  createdAt: Time,
+  disabledAt: NullableTime,
+});
+const Tokens = z.looseObject({
+  accessToken: z.string(),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.number().int(),
+  refreshToken: z.string(),
+  refreshExpiresAt: Time,
+  user: z.looseObject({ id: Id, username: z.string(), role: z.string() }),
+});
+const Rotation = z.looseObject({
+  id: Id,
+  toKid: z.string(),
+  state: z.enum(['running', 'succeeded', 'failed']),
+  total: z.number().int(),
+  done: z.number().int(),
+});
+const list = <T extends z.ZodType>(item: T) => z.looseObject({ items: z.array(item) });
+
+type Spec = { summary: string; body?: z.ZodType; response?: z.ZodType; status?: number };
+const SPECS: Record<string, Spec> = {
+  'POST /api/v1/agents/enroll': { summary: 'Enrol an agent with a one-time token', status: 201 },
+  'POST /api/v1/auth/login': {
+    summary: 'Log in: a short-lived access token and a single-use refresh token',
+    body: z.object({ username: z.string(), password: z.string() }),
+    response: Tokens,
+  },
+  'POST /api/v1/auth/refresh': {
+    summary: 'Trade a refresh token for new tokens (its reuse ends every session)',
+    body: z.object({ refreshToken: z.string() }),
+    response: Tokens,
+  },
+  'POST /api/v1/auth/logout': {
+    summary: 'End a session',
+    body: z.object({ refreshToken: z.string() }),
+    status: 204,
+  },
+  'GET /api/v1/auth/me': { summary: 'Who am I' },
+  'GET /api/v1/auth/permissions': { summary: 'The permission table, and what the caller may do' },
+  'POST /api/v1/users': { summary: 'Create a user', response: User, status: 201 },
+  'GET /api/v1/users': { summary: 'List users', response: list(User) },
+  'PATCH /api/v1/users/:id': { summary: 'Change role or password, disable, unlock', response: User },
+  'DELETE /api/v1/users/:id': { summary: 'Delete a user', status: 204 },
+  'POST /api/v1/tokens': { summary: 'Create an API token (shown once)', status: 201 },
+  'GET /api/v1/tokens': { summary: 'List API tokens' },
+  'DELETE /api/v1/tokens/:id': { summary: 'Revoke an API token', status: 204 },
+  'POST /api/v1/enrollment-tokens': {
+    summary: 'Create a one-time enrolment token and its install line',
+    status: 201,
+    response: z.looseObject({
+      id: Id,
+      token: z.string(),
+      expiresAt: Time,
+      installCommand: z.string().nullable(),
+    }),
+  },
+  'GET /api/v1/agents': { summary: 'List agents', response: list(Agent) },
+  'GET /api/v1/agents/:id': { summary: 'An agent, its facts and status history', response: Agent },
+  'DELETE /api/v1/agents/:id': { summary: 'Revoke an agent', status: 204 },
+  'POST /api/v1/agents/:id/commands': { summary: 'Send a command', status: 202 },
+  'GET /api/v1/agents/:id/commands': { summary: "An agent's commands" },
+  'GET /api/v1/commands/:id': { summary: 'A command' },
+  'GET /api/v1/agents/:id/events': { summary: "An agent's events" },
+  'POST /api/v1/storage': {
+    summary: 'Create a storage profile (credentials sealed)',
+    response: Storage,
+    status: 201,
+  },
+  'GET /api/v1/storage': { summary: 'List storage profiles', response: list(Storage) },
+  'GET /api/v1/storage/:id': { summary: 'A storage profile', response: Storage },
+  'POST /api/v1/storage/:id/rescan': { summary: 'Rebuild catalogue entries from the bucket' },
+  'DELETE /api/v1/storage/:id': { summary: 'Delete a storage profile', status: 204 },
+  'POST /api/v1/agents/:id/targets': {
+    summary: 'Add a target (tested through the agent first)',
+    response: Target,
+    status: 201,
+  },
+  'GET /api/v1/agents/:id/discovered': { summary: 'Databases the agent found' },
+  'POST /api/v1/agents/:id/discovered/:key/adopt': {
+    summary: 'Adopt a discovered database as a target',
+    status: 201,
+  },
+  'GET /api/v1/targets': { summary: 'List targets', response: list(Target) },
+  'GET /api/v1/agents/:id/targets': { summary: "An agent's targets", response: list(Target) },
+  'GET /api/v1/targets/:id': { summary: 'A target', response: Target },
+  'PATCH /api/v1/targets/:id': { summary: 'Change a target (tested again)', response: Target },
+  'DELETE /api/v1/targets/:id': { summary: 'Delete a target', status: 204 },
+  'POST /api/v1/targets/:id/backups': { summary: 'Back up now', response: Job, status: 202 },
+  'GET /api/v1/jobs': { summary: 'List jobs', response: list(Job) },
+  'GET /api/v1/jobs/:id': { summary: 'A job and its progress', response: Job },
+  'GET /api/v1/jobs/:id/logs': {
+    summary: "A job's log (poll with after=)",
+    response: list(z.looseObject({ id: z.number().int(), at: Time, level: z.string(), message: z.string() })),
+  },
+  'GET /api/v1/backups': { summary: 'The catalogue', response: list(Backup) },
+  'GET /api/v1/backups/:id': { summary: 'A backup', response: Backup },
+  'POST /api/v1/backups/:id/verify': { summary: 'Verify a backup', response: Job, status: 202 },
+  'POST /api/v1/backups/:id/restore': { summary: 'Restore a backup', response: Job, status: 202 },
+  'GET /api/v1/keys/kek': { summary: 'The active key-encryption public key' },
+  'POST /api/v1/keys/kek/export': { summary: 'Export a key-encryption private key (?kid=)' },
+  'POST /api/v1/keys/kek/rotate': {
+    summary: 'Rotate the key-encryption key',
+    response: Rotation,
+    status: 202,
+  },
+  'GET /api/v1/keys/rotations': { summary: 'Key rotations', response: list(Rotation) },
+  'GET /api/v1/keys/rotations/:id': { summary: 'A key rotation and its progress', response: Rotation },
+  'POST /api/v1/targets/:id/schedules': { summary: 'Add a schedule', response: Schedule, status: 201 },
+  'GET /api/v1/targets/:id/schedules': { summary: "A target's schedules", response: list(Schedule) },
+  'GET /api/v1/targets/:id/schedules/:scheduleId': { summary: 'A schedule', response: Schedule },
+  'PATCH /api/v1/targets/:id/schedules/:scheduleId': { summary: 'Change a schedule', response: Schedule },
+  'DELETE /api/v1/targets/:id/schedules/:scheduleId': { summary: 'Delete a schedule', status: 204 },
+  'GET /api/v1/targets/:id/retention': { summary: 'Retention policy' },
+  'PUT /api/v1/targets/:id/retention': { summary: 'Set the retention policy' },
+  'GET /api/v1/targets/:id/retention/preview': { summary: 'What retention would delete, and why' },
+  'POST /api/v1/targets/:id/cleanup': { summary: 'Delete backups older than a time (or dry run)' },
+  'GET /api/v1/alerts': { summary: 'Alerts' },
+  'GET /api/v1/targets/:id/health': { summary: 'RPO and next expected run' },
+  'GET /api/v1/audit': { summary: 'The audit trail, newest first' },
+  'GET /api/v1/audit/export': { summary: 'The audit trail as JSONL or CSV' },
+  'GET /api/v1/audit/verify': { summary: "Check the audit trail's hash chain" },
+  'POST /api/v1/notifications/channels': { summary: 'Add a notification channel', status: 201 },
+  'GET /api/v1/notifications/channels': { summary: 'Notification channels (without secrets)' },
+  'GET /api/v1/notifications/channels/:id': { summary: 'A notification channel' },
+  'PATCH /api/v1/notifications/channels/:id': { summary: 'Change a notification channel' },
+  'DELETE /api/v1/notifications/channels/:id': { summary: 'Delete a notification channel', status: 204 },
+  'GET /api/v1/notifications/deliveries': { summary: 'The delivery log' },
+  'POST /api/v1/notifications/test': { summary: 'Send a test message now' },
+};
+
+/** `/api/v1/targets/:id` → `/api/v1/targets/{id}` */
+export const openApiPath = (p: string) => p.replace(/:(\w+)/g, '{$1}');
+
+let cached: object | undefined;
+
+export function openApiDocument(): object {
+  if (cached) return cached;
+  // The routes themselves are plain Hono handlers guarded by the permission table;
+  // this OpenAPIHono instance only carries their descriptions to the generator.
+  const describer = new OpenAPIHono();
+  const registry = describer.openAPIRegistry;
+  registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API token (dbb_api_…) or an access token from POST /api/v1/auth/login',
+  });
+  registry.register('Problem', Problem);
+  const problem = (description: string) => ({
+    description,
+    content: { 'application/problem+json': { schema: Problem } },
+  });
+  const routes: [string, string | null][] = [
+    ...Object.entries(PERMISSIONS),
+    ...PUBLIC_ROUTES.map((r) => [r, null] as [string, null]),
+  ];
+  for (const [route, role] of routes) {
+    const [method, path] = route.split(' ') as [string, string];
+    const spec = SPECS[route] ?? { summary: route };
+    const params = [...path.matchAll(/:(\w+)/g)].map((m) => m[1] as string);
+    const status = spec.status ?? 200;
+    registry.registerPath({
+      method: method.toLowerCase() as 'get',
+      path: openApiPath(path),
+      tags: [path.split('/')[3] ?? 'api'],
+      summary: spec.summary,
+      description: role ? `Needs the ${role} role (or higher).` : 'Public: authenticated by its body.',
+      ...(role ? { security: [{ bearer: [] }] } : {}),
+      request: {
+        ...(params.length
+          ? { params: z.object(Object.fromEntries(params.map((p) => [p, z.string()]))) }
+          : {}),
+        ...(method !== 'GET' && method !== 'DELETE'
+          ? { body: { content: { 'application/json': { schema: spec.body ?? Json } } } }
+          : {}),
+      },
+      responses: {
+        [status]:
+          status === 204
+            ? { description: 'Done' }
+            : { description: 'OK', content: { 'application/json': { schema: spec.response ?? Json } } },
+        ...(role
+          ? { 401: problem('Not authenticated'), 403: problem('Role too low') }
+          : {
+              401: problem('Token or password refused'),
+              429: problem('Too many attempts; see Retry-After'),
+            }),
+        ...(method !== 'GET' && method !== 'DELETE'
+          ? { 413: problem('Body too large'), 415: problem('Not JSON') }
+          : {}),
+        400: problem('Malformed request'),
+        404: problem('Not found'),
+        409: problem('Conflict'),
+        422: problem('Invalid body'),
+      },
+    });
+  }
+  const plain = (path: string, summary: string, type: string) =>
+    registry.registerPath({
+      method: 'get',
+      path,
+      tags: ['service'],
+      summary,
+      responses: { 200: { description: 'OK', content: { [type]: { schema: z.string() } } } },
+    });
+  plain('/healthz', 'Liveness', 'application/json');
+  plain('/readyz', 'Readiness (database reachable)', 'application/json');
+  plain('/metrics', 'Prometheus metrics (bearer DBBACKUP_METRICS_TOKEN if set)', 'text/plain');
+  plain('/install.sh', 'The agent installer, with this control plane filled in', 'text/x-shellscript');
+  plain('/agent/release', 'Newest agent bundle for ?platform= (key=value lines)', 'text/plain');
+  plain('/agent/files/{file}', 'An agent bundle', 'application/gzip');
+  plain('/api/v1/openapi.json', 'This document', 'application/json');
+  plain('/docs', 'Interactive API documentation', 'text/html');
+  const doc: object = describer.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'dbbackup control plane',
+      version: CONTROL_PLANE_VERSION,
+      description: 'Errors are RFC 7807 problem+json. Roles: viewer < operator < admin.',
+    },
+    servers: [{ url: '/' }],
+  });
+  cached = doc;
+  return doc;
+}
