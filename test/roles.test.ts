@@ -136,6 +136,17 @@ describe('login', () => {
       null,
     );
     expect(after.status).toBe(401);
+    // Neither the password nor any token of the session is in the control plane's log.
+    const log = cp.proc.lines.join('\n');
+    for (const secret of [
+      operatorUser.password,
+      r.body.refreshToken,
+      r.body.accessToken,
+      next.body.refreshToken,
+    ]) {
+      expect(log).not.toContain(secret);
+    }
+    expect(cp.proc.lines.length).toBeGreaterThan(5);
     // Passwords are stored as scrypt hashes.
     const rows = await query<{ password_hash: string }>(cp.databaseUrl, 'SELECT password_hash FROM users');
     for (const row of rows) {

@@ -15,6 +15,8 @@ export const REDACTED_KEYS = [
   'token',
   'adminToken',
   'enrollmentToken',
+  'accessToken',
+  'refreshToken',
   'authorization',
   'Authorization',
   'cookie',
@@ -33,7 +35,7 @@ export function redactText(text: string): string {
   return text
     .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/\s@]+:)[^@\s/]+@/gi, '$1[REDACTED]@')
     .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1[REDACTED]')
-    .replace(/\bdbb_(adm|api|enr)_[A-Za-z0-9_-]+/g, 'dbb_$1_[REDACTED]')
+    .replace(/\bdbb_(adm|api|enr|rft)_[A-Za-z0-9_-]+/g, 'dbb_$1_[REDACTED]')
     .replace(/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[REDACTED-JWT]');
 }
 
