@@ -122,9 +122,12 @@ beforeAll(async () => {
   const r = await fetch(`${cp.url}/install.sh`);
   expect(r.status).toBe(200);
   script = await r.text();
-  dirs.prefix = path.join(work, 'dbbackup-agent');
-  dirs.state = path.join(work, 'state');
-  dirs.config = path.join(work, 'etc');
+  // Only the installer writes under host/: what it leaves there after --uninstall is exactly what it kept.
+  const host = path.join(work, 'host');
+  mkdirSync(host);
+  dirs.prefix = path.join(host, 'opt', 'dbbackup-agent');
+  dirs.state = path.join(host, 'state');
+  dirs.config = path.join(host, 'etc', 'dbbackup');
   onCleanup(() => {
     const pidFile = path.join(dirs.state, 'agent.pid');
     if (existsSync(pidFile)) {
@@ -446,7 +449,10 @@ describe('install.sh', () => {
     expect(existsSync(dirs.prefix)).toBe(false);
     expect(existsSync(dirs.config)).toBe(false);
     expect(existsSync(path.join(dirs.state, 'agent.json'))).toBe(true);
-    expect(readdirSync(work).sort()).toEqual(['backups', 'bundles', 'first.db', 'state'].sort());
+    const left = readdirSync(path.join(work, 'host'), { recursive: true }) as string[];
+    expect(left.filter((f) => !f.startsWith('state')).sort()).toEqual(['etc', 'opt']);
+    expect(readdirSync(path.join(work, 'host', 'etc'))).toEqual([]);
+    expect(readdirSync(path.join(work, 'host', 'opt'))).toEqual([]);
   });
 });
 
