@@ -231,6 +231,26 @@ describe('notifications', () => {
     });
     expect(r.body.state).toBe('failed');
     expect(r.body.error).toMatch(/fetch failed|ECONNREFUSED/);
+
+    // A disabled channel is not tested (409), and an unknown one is 404; neither queues anything.
+    await cp.api('PATCH', `/api/v1/notifications/channels/${dead.body.id}`, { enabled: false });
+    const before = (
+      await cp.api<{ items: unknown[] }>('GET', `/api/v1/notifications/deliveries?channel=${dead.body.id}`)
+    ).body.items.length;
+    expect((await cp.api('POST', '/api/v1/notifications/test', { channelId: dead.body.id })).status).toBe(
+      409,
+    );
+    expect(
+      (
+        await cp.api('POST', '/api/v1/notifications/test', {
+          channelId: '00000000-0000-4000-8000-000000000000',
+        })
+      ).status,
+    ).toBe(404);
+    const after = (
+      await cp.api<{ items: unknown[] }>('GET', `/api/v1/notifications/deliveries?channel=${dead.body.id}`)
+    ).body.items.length;
+    expect(after).toBe(before);
   });
 
   it('never returns channel secrets, and refuses bad channels with problem+json', async () => {

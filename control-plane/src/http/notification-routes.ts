@@ -160,10 +160,11 @@ export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifi
     const body = await parseJson(c, z.object({ channelId: z.uuid() }));
     const ch = await db
       .selectFrom('notification_channels')
-      .select(['id', 'name'])
+      .select(['id', 'name', 'enabled'])
       .where('id', '=', body.channelId)
       .executeTakeFirst();
     if (!ch) throw notFound('channel');
+    if (!ch.enabled) throw conflict(`channel ${ch.name} is disabled; enable it to test it`);
     const [deliveryId] = await notify(
       db,
       'test',
