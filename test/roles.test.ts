@@ -25,7 +25,7 @@ beforeAll(async () => {
     env: {
       DBBACKUP_LOGIN_MAX_FAILURES: '3',
       DBBACKUP_LOGIN_LOCKOUT_SECONDS: '2',
-      DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE: '15',
+      DBBACKUP_LOGIN_RATE_LIMIT_PER_MINUTE: '30',
     },
   });
   tokens.admin = cp.adminToken;
@@ -96,6 +96,77 @@ describe('roles', () => {
       expect((await cp.api(method, path, body, null)).status, route).toBe(401);
     }
     expect(PUBLIC_ROUTES).toContain('POST /api/v1/auth/login');
+  });
+});
+
+describe('user management', () => {
+  it('refuses bad input with problem+json and changes nothing', async () => {
+    const count = async () =>
+      (
+        await query<{ n: number; h: string }>(
+          cp.databaseUrl,
+          "SELECT count(*)::int AS n, string_agg(password_hash || role || coalesce(disabled_at::text, ''), ',' ORDER BY id) AS h FROM users",
+        )
+      )[0];
+    const before = await count();
+    const me = (await cp.api<{ id: string }>('GET', '/api/v1/auth/me')).body.id;
+    for (const [what, method, p, body, status] of [
+      ['short password', 'POST', '/api/v1/users', { username: 'x1', password: 'short', role: 'viewer' }, 422],
+      [
+        'bad name',
+        'POST',
+        '/api/v1/users',
+        { username: 'a b', password: 'long enough password', role: 'viewer' },
+        422,
+      ],
+      [
+        'bad role',
+        'POST',
+        '/api/v1/users',
+        { username: 'x2', password: 'long enough password', role: 'root' },
+        422,
+      ],
+      [
+        'duplicate',
+        'POST',
+        '/api/v1/users',
+        { username: 'olga', password: 'long enough password', role: 'viewer' },
+        409,
+      ],
+      ['unknown field', 'PATCH', `/api/v1/users/${operatorUser.id}`, { admin: true }, 422],
+      ['not a uuid', 'PATCH', '/api/v1/users/olga', { role: 'viewer' }, 404],
+      ['unknown user', 'DELETE', '/api/v1/users/00000000-0000-4000-8000-000000000000', undefined, 404],
+      ['malformed JSON', 'POST', '/api/v1/users', '{"username":', 400],
+      ['login without body', 'POST', '/api/v1/auth/login', {}, 422],
+      ['refresh with junk', 'POST', '/api/v1/auth/refresh', { refreshToken: 'junk' }, 401],
+    ] as const) {
+      const r = await cp.api<{ detail: string }>(
+        method,
+        p,
+        body,
+        what.startsWith('login') || what.startsWith('refresh') ? null : undefined,
+      );
+      expect(r.status, what).toBe(status);
+      expect(r.headers.get('content-type'), what).toMatch(/problem\+json/);
+      expect(r.body.detail, what).toBeTruthy();
+    }
+    // An API token is not a user: its id names no user.
+    expect((await cp.api('DELETE', `/api/v1/users/${me}`)).status).toBe(404);
+    // A user may not delete, disable or demote itself.
+    const self = await login(operatorUser.username, operatorUser.password);
+    await cp.api('PATCH', `/api/v1/users/${operatorUser.id}`, { role: 'admin' });
+    const asSelf = await login(operatorUser.username, operatorUser.password);
+    expect(
+      (await cp.api('DELETE', `/api/v1/users/${operatorUser.id}`, undefined, asSelf.body.accessToken)).status,
+    ).toBe(409);
+    expect(
+      (await cp.api('PATCH', `/api/v1/users/${operatorUser.id}`, { disabled: true }, asSelf.body.accessToken))
+        .status,
+    ).toBe(409);
+    await cp.api('PATCH', `/api/v1/users/${operatorUser.id}`, { role: 'operator' });
+    expect(self.status).toBe(200);
+    // The role went up and back down; nothing else changed.
+    expect(await count()).toEqual(before);
   });
 });
 
@@ -210,7 +281,7 @@ describe('login', () => {
 
   it('rate-limits login attempts per source address', async () => {
     let limited: Awaited<ReturnType<typeof login>> | undefined;
-    for (let i = 0; i < 20 && !limited; i++) {
+    for (let i = 0; i < 40 && !limited; i++) {
       const r = await login('nobody-here', 'whatever whatever');
       if (r.status === 429) limited = r;
     }

@@ -11,6 +11,7 @@ import {
   type AuthEnv,
   hashToken,
   newSecretToken,
+  type Principal,
 } from './auth.js';
 import { PERMISSIONS, ROLES, roleRank } from './permissions.js';
 import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
@@ -215,6 +216,9 @@ const userView = (u: {
   lastLoginAt: u.last_login_at,
 });
 
+/** Whether the caller is this user (an API token is never a user). */
+const isSelf = (p: Principal, userId: string) => p.kind === 'user' && p.tokenId === userId;
+
 /** /auth/me, /auth/permissions and user management (behind authentication and PERMISSIONS). */
 export function userRoutes(db: Db) {
   const r = new Hono<AuthEnv>();
@@ -281,7 +285,7 @@ export function userRoutes(db: Db) {
         })
         .strict(),
     );
-    if (id === c.get('principal').tokenId && (body.disabled || (body.role && body.role !== 'admin'))) {
+    if (isSelf(c.get('principal'), id) && (body.disabled || (body.role && body.role !== 'admin'))) {
       throw conflict('you cannot disable or demote yourself');
     }
     const set: Record<string, unknown> = {};
@@ -306,7 +310,7 @@ export function userRoutes(db: Db) {
 
   r.delete('/users/:id', async (c) => {
     const id = uuidParam(c, 'id', 'user');
-    if (id === c.get('principal').tokenId) throw conflict('you cannot delete yourself');
+    if (isSelf(c.get('principal'), id)) throw conflict('you cannot delete yourself');
     const res = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw notFound('user');
     return c.body(null, 204);
