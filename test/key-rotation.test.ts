@@ -119,9 +119,14 @@ describe('key rotation', () => {
       timeoutMs: 10_000,
       what: 'offline',
     });
-    const start = await cp.api<{ id: string; toKid: string }>('POST', '/api/v1/keys/kek/rotate');
-    expect(start.status).toBe(202);
+    // Three asked for at once: one starts, the others are told one is running.
+    const raced = await Promise.all(
+      [1, 2, 3].map(() => cp.api<{ id: string; toKid: string }>('POST', '/api/v1/keys/kek/rotate')),
+    );
+    expect(raced.map((r) => r.status).sort()).toEqual([202, 409, 409]);
+    const start = raced.find((r) => r.status === 202) as (typeof raced)[number];
     expect((await cp.api('POST', '/api/v1/keys/kek/rotate')).status).toBe(409);
+    expect((await query(cp.databaseUrl, 'SELECT kid FROM keys WHERE active')).length).toBe(1);
     await new Promise((r) => setTimeout(r, 1500));
     const waiting = (
       await cp.api<{ state: string; done: number; total: number }>(

@@ -8,7 +8,7 @@ import type { Logger } from '@dbbackup/logger';
 import { serve } from '@hono/node-server';
 import { sql } from 'kysely';
 import type { Config } from './config.js';
-import { ensureKek } from './crypto/key-encryption-key.js';
+import { ensureKek, KekSource } from './crypto/key-encryption-key.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { createDb, type Db, json } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
@@ -52,7 +52,8 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
 
   const clusterId = await ensureClusterId(db);
   const box = await SecretBox.load({ masterKey: config.masterKey, dataDir: config.dataDir });
-  const kek = await ensureKek(db, box);
+  await ensureKek(db, box);
+  const kek = new KekSource(db);
   await bootstrapAdminToken(db, config.dataDir, log);
 
   const bus = new NotifyBus(databaseUrl, pool, log);

@@ -59,6 +59,17 @@ export async function rewrap(
   return rewrapForAgent(db, box, jwe, kid, toPublicJwk);
 }
 
+/**
+ * The active key-encryption key, read from the database at each use: after a
+ * rotation every replica hands out the new key at once, with no state to share.
+ */
+export class KekSource {
+  constructor(private readonly db: Db) {}
+  current(): Promise<Kek> {
+    return ensureKekExisting(this.db);
+  }
+}
+
 async function ensureKekExisting(db: Db): Promise<Kek> {
   const row = await db
     .selectFrom('keys')

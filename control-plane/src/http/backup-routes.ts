@@ -12,7 +12,7 @@ import {
 } from '@dbbackup/proto';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { type Kek, kekPrivateJwk } from '../crypto/key-encryption-key.js';
+import { type KekSource, kekPrivateJwk } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import { rescanS3 } from '../services/catalog-rescan.js';
@@ -26,7 +26,7 @@ import { conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } fro
 export interface BackupRouteDeps {
   db: Db;
   box: SecretBox;
-  kek: Kek;
+  kek: KekSource;
   bus: NotifyBus;
   commandTtlSeconds: number;
   targetTestTimeoutMs: number;
@@ -632,11 +632,14 @@ export function backupRoutes(d: BackupRouteDeps) {
   });
 
   // --- keys -----------------------------------------------------------------------------------------
-  api.get('/keys/kek', (c) => c.json({ kid: d.kek.kid, publicJwk: d.kek.publicJwk }));
+  api.get('/keys/kek', async (c) => {
+    const k = await d.kek.current();
+    return c.json({ kid: k.kid, publicJwk: k.publicJwk });
+  });
 
   api.post('/keys/kek/rotate', async (c) => {
     const p = c.get('principal');
-    const id = await startRotation(db, box, d.bus, d.kek, { id: p.tokenId, name: p.name });
+    const id = await startRotation(db, box, d.bus, { id: p.tokenId, name: p.name });
     return c.json(await rotationView(db, id), 202);
   });
 
@@ -656,7 +659,7 @@ export function backupRoutes(d: BackupRouteDeps) {
   /** For safekeeping: with it and the bucket, `dbbackup-agent decrypt` restores without a control plane. */
   api.post('/keys/kek/export', async (c) => {
     // ?kid= exports an older key still held (before a rotation finishes); default the active one.
-    const kid = c.req.query('kid') ?? d.kek.kid;
+    const kid = c.req.query('kid') ?? (await d.kek.current()).kid;
     const known = await db
       .selectFrom('keys')
       .select(['kid', 'private_enc'])

@@ -1,5 +1,5 @@
 import type { AgentConfig, AgentSchedule, Command } from '@dbbackup/proto';
-import type { Kek } from '../crypto/key-encryption-key.js';
+import type { KekSource } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { createCommand } from './commands.js';
@@ -17,9 +17,10 @@ const CONFIG_TTL_SECONDS = 90 * 86_400;
 export async function buildAgentConfig(
   db: Db,
   box: SecretBox,
-  kek: Kek,
+  kekSource: KekSource,
   agentId: string,
 ): Promise<AgentConfig> {
+  const kek = await kekSource.current();
   const agent = await db
     .selectFrom('agents')
     .select(['hostname', 'labels', 'config_version'])

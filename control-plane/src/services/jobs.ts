@@ -9,7 +9,7 @@ import {
   targetDbName,
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
-import { type Kek, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import { type KekSource, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
@@ -158,11 +158,12 @@ async function insertJob(
 export async function startBackupJob(
   db: Db,
   box: SecretBox,
-  kek: Kek,
+  kekSource: KekSource,
   targetId: string,
   createdBy: string | null,
   ttlSeconds: number,
 ) {
+  const kek = await kekSource.current();
   const { row, spec } = await targetSpecFor(db, targetId);
   const agent = await agentFor(db, row.agent_id);
   const storage = await storageRefFor(db, box, row.storage_id);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '@dbbackup/logger';
 import type { JWK } from 'jose';
 import { sql } from 'kysely';
-import { insertKek, type Kek, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import { insertKek, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { conflict, notFound } from '../http/problem.js';
@@ -36,7 +36,6 @@ export async function startRotation(
   db: Db,
   box: SecretBox,
   bus: NotifyBus,
-  kek: Kek,
   actor: { id: string; name: string },
 ) {
   const running = await db
@@ -46,18 +45,22 @@ export async function startRotation(
     .executeTakeFirst();
   if (running) throw conflict(`key rotation ${running.id} is still running`, 'rotation-running');
   const id = randomUUID();
-  const next = await db.transaction().execute(async (tx) => {
-    await tx.updateTable('keys').set({ active: false }).where('purpose', '=', 'kek').execute();
-    const k = await insertKek(tx, box, true);
-    await tx
-      .insertInto('key_rotations')
-      .values({ id, to_kid: k.kid, state: 'running', created_by: actor.name })
-      .execute();
-    return k;
-  });
-  // The process-wide current key: backups started from now on wrap to the new one.
-  kek.kid = next.kid;
-  kek.publicJwk = next.publicJwk;
+  try {
+    await db.transaction().execute(async (tx) => {
+      await tx.updateTable('keys').set({ active: false }).where('purpose', '=', 'kek').execute();
+      const k = await insertKek(tx, box, true);
+      await tx
+        .insertInto('key_rotations')
+        .values({ id, to_kid: k.kid, state: 'running', created_by: actor.name })
+        .execute();
+    });
+  } catch (err) {
+    // Two rotations asked for at once: the unique index lets one through.
+    if ((err as { code?: string }).code === '23505')
+      throw conflict('a key rotation is already running', 'rotation-running');
+    throw err;
+  }
+  // Backups started from now on wrap to the new key: every replica reads the active key at each use.
   const agents = await db.selectFrom('agents').select('id').where('status', '!=', 'revoked').execute();
   for (const a of agents) await bumpAgentConfig(db, bus, a.id, actor.id);
   return id;
