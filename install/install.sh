@@ -431,6 +431,9 @@ do_install() {
   if [ "$no_systemd" = 0 ]; then
     [ "$(id -u)" = 0 ] || die "installing the service needs root: run with sudo (or pass --no-systemd to run as this user)"
     have systemctl || die "systemctl not found: this host does not run systemd; pass --no-systemd to run the agent without it"
+    case $node_bin in
+      /home/* | /root/*) die "Node.js at $node_bin is under a home directory, which the hardened service cannot read (ProtectHome=yes); install Node.js system-wide (for example under /usr/local) or pass DBBACKUP_NODE=/path/to/node" ;;
+    esac
   fi
 
   platform="$os-$arch-node$node_abi"

@@ -260,6 +260,30 @@ describe('install.sh', () => {
     }
   });
 
+  it('refuses a Node.js under a home directory for the hardened service', async () => {
+    const home = trackDir(mkdtempSync('/home/dbb-node-'));
+    writeFileSync(
+      path.join(home, 'node'),
+      '#!/bin/sh\ncase "$2" in *modules*) echo 115;; *) echo 20.19.0;; esac\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const r = await install(
+      ['--prefix', dirs.prefix, '--state-dir', dirs.state, '--config-dir', dirs.config, '--token', 'enr_x'],
+      {
+        env: { DBBACKUP_NODE: path.join(home, 'node') },
+      },
+    );
+    expect(r.code).toBe(1);
+    // Checked in order: root, then systemctl, then where Node.js lives.
+    const hasSystemctl = spawnSync('sh', ['-c', 'command -v systemctl']).status === 0;
+    if (process.getuid?.() !== 0) expect(r.err).toMatch(/needs root/);
+    else if (!hasSystemctl) expect(r.err).toMatch(/systemctl not found/);
+    else expect(r.err).toMatch(/under a home directory.*ProtectHome/);
+    for (const d of Object.values(dirs)) expect(existsSync(d), d).toBe(false);
+  });
+
   it('aborts on a tampered bundle before installing anything', async () => {
     const file = bundleFile(VERSION);
     const original = readFileSync(file);
