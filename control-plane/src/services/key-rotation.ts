@@ -10,6 +10,7 @@ import { bumpAgentConfig } from './agent-config.js';
 import { createCommand } from './commands.js';
 import { storageRefFor } from './jobs.js';
 import type { NotifyBus } from './notify-bus.js';
+import { periodic } from './periodic.js';
 
 /**
  * Key rotation. A new key-encryption key becomes the active one at once (new
@@ -82,8 +83,7 @@ export async function rotationView(db: Db, id: string): Promise<RotationView> {
 }
 
 export class KeyRotator {
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  #worker: { stop(): Promise<void> } | undefined;
   constructor(
     readonly db: Db,
     readonly box: SecretBox,
@@ -93,15 +93,11 @@ export class KeyRotator {
   ) {}
 
   start() {
-    this.#timer = setInterval(() => {
-      if (!this.#running) this.#running = this.tick().finally(() => (this.#running = undefined));
-    }, this.o.intervalMs);
-    this.#timer.unref();
+    this.#worker = periodic(this.o.intervalMs, () => this.tick(), this.log, 'key rotation');
   }
 
   async stop() {
-    clearInterval(this.#timer);
-    await this.#running;
+    await this.#worker?.stop();
   }
 
   async tick() {

@@ -5,6 +5,7 @@ import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import { periodic } from './periodic.js';
 
 /**
  * Notifications: channels (generic webhook signed with HMAC-SHA256, Slack
@@ -157,8 +158,7 @@ export interface NotifierOptions {
 
 /** Sends due deliveries: claims a batch (lease), sends each, records the outcome, retries with backoff. */
 export class Notifier {
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  #worker: { stop(): Promise<void> } | undefined;
   constructor(
     readonly db: Db,
     readonly box: SecretBox,
@@ -167,15 +167,11 @@ export class Notifier {
   ) {}
 
   start() {
-    this.#timer = setInterval(() => {
-      if (!this.#running) this.#running = this.tick().finally(() => (this.#running = undefined));
-    }, this.o.intervalMs);
-    this.#timer.unref();
+    this.#worker = periodic(this.o.intervalMs, () => this.tick(), this.log, 'notifications');
   }
 
   async stop() {
-    clearInterval(this.#timer);
-    await this.#running;
+    await this.#worker?.stop();
   }
 
   async tick() {
