@@ -15,8 +15,7 @@ import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../http/problem.js';
 import { createCommand } from './commands.js';
-import { observeJobFinished } from './metrics.js';
-import { notifyJobFinished } from './notifications.js';
+import { jobFinished } from './job-finished.js';
 
 type Tx = Db;
 
@@ -275,12 +274,6 @@ const JOB_FROM: Record<JobState, JobState[]> = {
   cancelled: ['queued', 'running'],
   stalled: ['running'],
 };
-
-/** A job reached a terminal state: metrics and notifications. */
-async function jobFinished(tx: Tx, jobId: string) {
-  await observeJobFinished(tx, jobId);
-  await notifyJobFinished(tx, jobId);
-}
 
 async function setJobState(tx: Tx, commandId: string, to: JobState, patch: Record<string, unknown> = {}) {
   const now = new Date();

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import client from 'prom-client';
 import type { Db } from '../db/database.js';
+import type { FinishedJob } from './job-finished.js';
 
 /**
  * Prometheus metrics (`GET /metrics`). Job outcomes are observed as the agent's
@@ -83,6 +84,15 @@ const lastSuccessQuery = (db: Db) =>
     .groupBy(['t.id', 't.name', 't.engine'])
     .execute();
 
+/** The two per-target gauges are collected together in one scrape: they share one query. */
+let lastSuccessInFlight: ReturnType<typeof lastSuccessQuery> | undefined;
+function lastSuccessRows(db: Db) {
+  lastSuccessInFlight ??= lastSuccessQuery(db).finally(() => {
+    lastSuccessInFlight = undefined;
+  });
+  return lastSuccessInFlight;
+}
+
 new client.Gauge({
   name: 'dbbackup_last_success_timestamp_seconds',
   help: 'Unix time of the newest committed backup of each target (absent: none yet)',
@@ -91,7 +101,7 @@ new client.Gauge({
   async collect() {
     if (!metricsDb) return;
     this.reset();
-    for (const r of await lastSuccessQuery(metricsDb)) {
+    for (const r of await lastSuccessRows(metricsDb)) {
       if (r.last)
         this.set({ target_id: r.id, target: r.name, dbtype: r.engine }, new Date(r.last).getTime() / 1000);
     }
@@ -107,7 +117,7 @@ new client.Gauge({
     if (!metricsDb) return;
     this.reset();
     const now = Date.now();
-    for (const r of await lastSuccessQuery(metricsDb)) {
+    for (const r of await lastSuccessRows(metricsDb)) {
       if (r.last)
         this.set(
           { target_id: r.id, target: r.name, dbtype: r.engine },
@@ -121,27 +131,9 @@ export function bindMetricsDb(db: Db) {
   metricsDb = db;
 }
 
-/** Observe a finished backup or restore job (called where its terminal state is applied). */
-export async function observeJobFinished(tx: Db, jobId: string) {
-  const job = await tx
-    .selectFrom('jobs as j')
-    .leftJoin('targets as t', 't.id', 'j.target_id')
-    .leftJoin('backups as b', 'b.id', 'j.backup_id')
-    .select([
-      'j.type',
-      'j.state',
-      'j.started_at',
-      'j.created_at',
-      'j.finished_at',
-      'j.result',
-      'j.params',
-      't.engine as targetEngine',
-      't.storage_id as targetStorage',
-      sql<string | null>`b.meta->>'dbType'`.as('backupEngine'),
-    ])
-    .where('j.id', '=', jobId)
-    .executeTakeFirst();
-  if (!job?.finished_at) return;
+/** Observe a finished backup or restore job (job-finished.ts calls it where its terminal state is applied). */
+export async function observeJobFinished(tx: Db, job: FinishedJob) {
+  if (!job.finished_at) return;
   const start = job.started_at ?? job.created_at;
   const seconds = Math.max(0, (new Date(job.finished_at).getTime() - new Date(start).getTime()) / 1000);
   const result = job.state === 'succeeded' ? 'success' : 'failure';

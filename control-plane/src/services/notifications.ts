@@ -5,6 +5,7 @@ import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import type { FinishedJob } from './job-finished.js';
 import { periodic } from './periodic.js';
 
 /**
@@ -93,28 +94,11 @@ export function signWebhook(secret: string, body: string, t = Math.floor(Date.no
 
 const STORAGE_ERROR = /\b(S3|bucket|multipart|storage|NoSuchBucket|AccessDenied|SlowDown|ENOSPC|EDQUOT)\b/i;
 
-/** Events for a finished job (called where its terminal state is applied). */
-export async function notifyJobFinished(db: Db, jobId: string) {
-  const j = await db
-    .selectFrom('jobs as j')
-    .leftJoin('targets as t', 't.id', 'j.target_id')
-    .leftJoin('agents as a', 'a.id', 'j.agent_id')
-    .select([
-      'j.id',
-      'j.type',
-      'j.state',
-      'j.error',
-      'j.result',
-      'j.target_id',
-      't.name as target',
-      't.engine',
-      'a.hostname',
-    ])
-    .where('j.id', '=', jobId)
-    .executeTakeFirst();
-  if (!j) return;
+/** Events for a finished job (job-finished.ts calls it where its terminal state is applied). */
+export async function notifyJobFinished(db: Db, j: FinishedJob) {
   const where = `${j.target ?? 'a deleted target'} on ${j.hostname ?? 'an unknown host'}`;
-  const base = { jobId: j.id, targetId: j.target_id, target: j.target, engine: j.engine, host: j.hostname };
+  const engine = j.targetEngine ?? j.backupEngine;
+  const base = { jobId: j.id, targetId: j.target_id, target: j.target, engine, host: j.hostname };
   const error = j.error as { code?: string; message?: string } | null;
   if (j.state === 'failed' && j.type === 'backup') {
     await notify(db, 'backup.failed', {
@@ -132,12 +116,13 @@ export async function notifyJobFinished(db: Db, jobId: string) {
       });
     }
   } else if (j.state === 'succeeded' && j.type === 'backup') {
-    const r = j.result as { sizeBytes?: number; backupId?: string } | null;
+    // The agent's own result: the committed backup's metadata.
+    const meta = (j.result as { meta?: { sizeBytes?: number; backupId?: string } } | null)?.meta;
     await notify(db, 'backup.succeeded', {
       ...base,
       title: `Backup of ${where} succeeded`,
-      message: `${r?.sizeBytes ?? '?'} bytes stored`,
-      backupId: r?.backupId,
+      message: `${meta?.sizeBytes ?? '?'} bytes stored`,
+      backupId: meta?.backupId,
     });
   } else if (j.state === 'failed' && j.type === 'verify') {
     await notify(db, 'verify.failed', {
