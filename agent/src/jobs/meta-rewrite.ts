@@ -1,6 +1,6 @@
 import type { Command } from '@dbbackup/proto';
 import { CommandError } from '../commands/command-handlers.js';
-import { openStore } from '../storage/object-store.js';
+import { openStore, readAll } from '../storage/object-store.js';
 
 /**
  * Key rotation on the agent's side: replace the wrapped data key and KEK id in a
@@ -12,11 +12,10 @@ export async function rewriteMeta(c: Extract<Command, { kind: 'meta.rewrite' }>)
   const store = await openStore(c.storage);
   // The catalogue's metaKey is the full key (the profile's prefix included).
   const key = c.metaKey;
-  const chunks: Buffer[] = [];
-  for await (const chunk of await store.read(key)) chunks.push(chunk as Buffer);
+  const body = await readAll(store, key);
   let meta: Record<string, unknown>;
   try {
-    meta = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    meta = JSON.parse(body.toString('utf8'));
   } catch {
     throw new CommandError('bad-meta', `${c.metaKey} is not valid JSON`);
   }

@@ -7,7 +7,7 @@ import {
   type TargetSpec,
   targetDbName,
 } from '@dbbackup/proto';
-import { openStore } from '../storage/object-store.js';
+import { openStore, readAll } from '../storage/object-store.js';
 import { backupTargetPrefix } from './backup-naming.js';
 
 export interface RetentionOutcome {
@@ -49,9 +49,7 @@ export async function applyRetention(o: {
     if (!key.endsWith('.meta.json')) continue;
     let meta: BackupMeta;
     try {
-      const chunks: Buffer[] = [];
-      for await (const c of await store.read(key)) chunks.push(c as Buffer);
-      meta = BackupMeta.parse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      meta = BackupMeta.parse(JSON.parse((await readAll(store, key)).toString('utf8')));
     } catch (err) {
       const m = `retention: cannot read ${key}, nothing deleted: ${(err as Error).message}`;
       o.log('error', m);

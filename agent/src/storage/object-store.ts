@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import type { StorageSpec } from '@dbbackup/proto';
 import { LocalStore } from './local-store.js';
 
@@ -44,6 +45,11 @@ export async function openStore(spec: StorageSpec): Promise<ObjectStore> {
   // DBBACKUP_S3_RETRY_BASE_MS: first retry delay (doubling, 5 attempts); default 2000 ms.
   const base = Number(process.env.DBBACKUP_S3_RETRY_BASE_MS);
   return new S3Store(spec, Number.isInteger(base) && base > 0 ? { retryBaseMs: base } : {});
+}
+
+/** A small object (a meta.json) read whole. */
+export async function readAll(store: ObjectStore, key: string): Promise<Buffer> {
+  return buffer(await store.read(key));
 }
 
 export function joinKey(prefix: string, relative: string): string {

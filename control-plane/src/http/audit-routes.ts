@@ -79,7 +79,7 @@ export function auditRoutes(db: Db) {
     const f = parse(c);
     let q = filtered(f);
     if (f.before) q = q.where(sql<boolean>`id < ${f.before}::bigint`);
-    const rows = (await q.orderBy('id', 'desc').limit(f.limit).execute()) as unknown as AuditRow[];
+    const rows = await q.orderBy('id', 'desc').limit(f.limit).execute();
     const last = rows.at(-1);
     return c.json({ items: rows.map(view), next: rows.length === f.limit && last ? String(last.id) : null });
   });
@@ -92,11 +92,11 @@ export function auditRoutes(db: Db) {
       if (f.format === 'csv') await s.write(`${CSV_COLUMNS.join(',')}\n`);
       let after = '0';
       for (;;) {
-        const page = (await filtered(f)
+        const page = await filtered(f)
           .where(sql<boolean>`id > ${after}::bigint`)
           .orderBy('id')
           .limit(1000)
-          .execute()) as unknown as AuditRow[];
+          .execute();
         if (page.length === 0) break;
         let chunk = '';
         for (const row of page) {

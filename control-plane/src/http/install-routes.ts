@@ -77,9 +77,10 @@ export function installRoutes(d: InstallDeps) {
         `version: expected X.Y.Z, got ${JSON.stringify(version.slice(0, 64))}`,
       );
     }
-    const b = await latestBundle(d.agentBundleDir, platform, version);
+    const bundles = await listBundles(d.agentBundleDir);
+    const b = latestBundle(bundles, platform, version);
     if (!b) {
-      const have = [...new Set((await listBundles(d.agentBundleDir)).map((x) => x.platform))].sort();
+      const have = [...new Set(bundles.map((x) => x.platform))].sort();
       throw new ProblemError(
         404,
         'Not Found',

@@ -58,13 +58,13 @@ export async function listBundles(dir: string): Promise<AgentBundle[]> {
   return out;
 }
 
-/** The newest bundle for a platform (or the one of that version), or undefined. */
-export async function latestBundle(
-  dir: string,
+/** The newest of `bundles` for a platform (or the one of that version), or undefined. */
+export function latestBundle(
+  bundles: AgentBundle[],
   platform: string,
   version?: string,
-): Promise<AgentBundle | undefined> {
-  const all = (await listBundles(dir)).filter(
+): AgentBundle | undefined {
+  const all = bundles.filter(
     (b) => b.platform === platform && (version === undefined || b.version === version),
   );
   all.sort((a, b) => compareVersions(b.version, a.version));

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Db } from '../db/database.js';
-import type { AuditOutcome } from '../db/schema.js';
+import type { AuditLogTable, AuditOutcome } from '../db/schema.js';
 
 /**
  * The append-only audit trail. The table refuses UPDATE, DELETE and TRUNCATE
@@ -20,20 +20,8 @@ export interface AuditEntry {
   detail?: Record<string, unknown>;
 }
 
-export interface AuditRow {
-  id: string;
-  at: Date;
-  actor: string;
-  actor_id: string | null;
-  source_ip: string | null;
-  action: string;
-  target: string | null;
-  outcome: AuditOutcome;
-  status: number | null;
-  detail: Record<string, unknown>;
-  prev_hash: string;
-  hash: string;
-}
+/** A row as read back (the table's own type, schema.ts); the driver may hand `id` back as a number. */
+export type AuditRow = Selectable<AuditLogTable>;
 
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_LOCK = 727002;
@@ -110,13 +98,13 @@ export async function verifyAuditChain(db: Db): Promise<ChainCheck> {
   let after = '0';
   let rows = 0;
   for (;;) {
-    const page = (await db
+    const page = await db
       .selectFrom('audit_log')
       .selectAll()
       .where(sql<boolean>`id > ${after}::bigint`)
       .orderBy('id')
       .limit(1000)
-      .execute()) as unknown as AuditRow[];
+      .execute();
     if (page.length === 0) return { ok: true, rows, head: prev };
     for (const r of page) {
       rows++;

@@ -68,22 +68,17 @@ export async function notify(
     ? q.where('id', '=', onlyChannel)
     : q.where(sql<boolean>`events @> ${JSON.stringify([event])}::jsonb`);
   const channels = await q.execute();
-  const ids: string[] = [];
-  for (const c of channels) {
-    const id = randomUUID();
-    ids.push(id);
-    await db
-      .insertInto('notification_deliveries')
-      .values({
-        id,
-        channel_id: c.id,
-        event,
-        payload: json({ ...payload, at: new Date().toISOString() }),
-        state: 'pending',
-      })
-      .execute();
-  }
-  return ids;
+  if (channels.length === 0) return [];
+  const body = json({ ...payload, at: new Date().toISOString() });
+  const rows = channels.map((c) => ({
+    id: randomUUID(),
+    channel_id: c.id,
+    event,
+    payload: body,
+    state: 'pending' as const,
+  }));
+  await db.insertInto('notification_deliveries').values(rows).execute();
+  return rows.map((r) => r.id);
 }
 
 /** Headers of a signed webhook: receivers recompute HMAC-SHA256(secret, `${t}.${body}`) and reject old t. */
