@@ -21,6 +21,7 @@ let cp: ControlPlane;
 let agent: Agent;
 let store: string;
 let targetId: string;
+let storageId: string;
 const backupIds: string[] = [];
 
 function walk(dir: string): string[] {
@@ -62,6 +63,7 @@ beforeAll(async () => {
     name: 'disk',
     directory: path.join(store, 'b'),
   });
+  storageId = s.body.id;
   targetId = await smallPgTarget(cp, agent.id, s.body.id, 'ledger', 500);
   for (let i = 0; i < 2; i++) {
     const { job, backup } = await runBackup(cp, targetId);
@@ -157,5 +159,53 @@ describe('key rotation', () => {
     for (const f of metaFiles()) expect(JSON.parse(readFileSync(f, 'utf8')).kekId).toBe(start.body.toKid);
     const v = await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupIds[2]}/verify`);
     expect((await waitJob(cp, v.body.id)).state).toBe('succeeded');
+  });
+
+  it('refuses bad input: unknown rotation or key, and a meta.rewrite for a meta.json that is not that backup', async () => {
+    expect((await cp.api('GET', '/api/v1/keys/rotations/not-a-uuid')).status).toBe(404);
+    expect((await cp.api('GET', '/api/v1/keys/rotations/00000000-0000-4000-8000-000000000000')).status).toBe(
+      404,
+    );
+    const noKey = await cp.api<{ detail: string }>('POST', '/api/v1/keys/kek/export?kid=kek-nope');
+    expect(noKey.status).toBe(404);
+    expect(noKey.headers.get('content-type')).toMatch(/problem\+json/);
+
+    const b = (
+      await cp.api<{ id: string; sha256: string; meta: { kekId: string; objectKey: string } }>(
+        'GET',
+        `/api/v1/backups/${backupIds[0]}`,
+      )
+    ).body;
+    const metaFile = metaFiles().find((f) =>
+      f.endsWith(`${path.basename(b.meta.objectKey)}.meta.json`),
+    ) as string;
+    const before = readFileSync(metaFile, 'utf8');
+    const cmd = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
+      command: {
+        kind: 'meta.rewrite',
+        storage: { kind: 'local', id: storageId, directory: path.join(store, 'b'), prefix: '' },
+        metaKey: `${b.meta.objectKey}.meta.json`,
+        backupId: b.id,
+        sha256: '0'.repeat(64),
+        wrappedKey: 'not-a-jwe',
+        kekId: 'kek-forged',
+      },
+    });
+    expect(cmd.status).toBe(202);
+    const { value } = await waitFor(
+      async () => {
+        const c = (
+          await cp.api<{ state: string; error: { code: string; message: string } | null }>(
+            'GET',
+            `/api/v1/commands/${cmd.body.id}`,
+          )
+        ).body;
+        return ['succeeded', 'failed'].includes(c.state) ? c : undefined;
+      },
+      { what: 'meta.rewrite answered' },
+    );
+    expect(value.state).toBe('failed');
+    expect(value.error?.code).toBe('meta-mismatch');
+    expect(readFileSync(metaFile, 'utf8')).toBe(before);
   });
 });

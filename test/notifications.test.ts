@@ -273,6 +273,15 @@ describe('notifications', () => {
       expect(r.status, what).toBe(422);
       expect(r.headers.get('content-type'), what).toMatch(/problem\+json/);
     }
+    const badQuery = await cp.api('GET', '/api/v1/notifications/deliveries?state=lost');
+    expect(badQuery.status).toBe(400);
+    expect(badQuery.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(
+      (await cp.api('PATCH', `/api/v1/notifications/channels/${channel['ops-slack']}`, { url: 'x' })).status,
+    ).toBe(422);
+    expect((await cp.api('PATCH', '/api/v1/notifications/channels/nope', { enabled: true })).status).toBe(
+      404,
+    );
     const dup = await cp.api('POST', '/api/v1/notifications/channels', {
       name: 'ops-slack',
       config: { kind: 'slack', url: `${slack.url}/x` },

@@ -139,12 +139,20 @@ describe('user management', () => {
       ['malformed JSON', 'POST', '/api/v1/users', '{"username":', 400],
       ['login without body', 'POST', '/api/v1/auth/login', {}, 422],
       ['refresh with junk', 'POST', '/api/v1/auth/refresh', { refreshToken: 'junk' }, 401],
+      ['logout without token', 'POST', '/api/v1/auth/logout', {}, 422],
+      [
+        'token expiring in 0 days',
+        'POST',
+        '/api/v1/tokens',
+        { name: 't', role: 'viewer', expiresInDays: 0 },
+        422,
+      ],
     ] as const) {
       const r = await cp.api<{ detail: string }>(
         method,
         p,
         body,
-        what.startsWith('login') || what.startsWith('refresh') ? null : undefined,
+        /^(login|refresh|logout)/.test(what) ? null : undefined,
       );
       expect(r.status, what).toBe(status);
       expect(r.headers.get('content-type'), what).toMatch(/problem\+json/);
