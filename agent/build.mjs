@@ -11,6 +11,23 @@ import { build } from 'esbuild';
 const require = createRequire(import.meta.url);
 process.chdir(path.dirname(new URL(import.meta.url).pathname));
 
+// zod's namespace re-exports all of its ~40 message locales (half of zod's bundled
+// size); the agent only ever uses English, which zod imports on its own.
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /\/locales\/index\.js$/ }, (a) =>
+      /[\\/]zod[\\/]v4[\\/]/.test(a.importer)
+        ? { path: path.join(path.dirname(a.importer), '../locales/en.js'), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (a) => ({
+      contents: `export { default as en } from ${JSON.stringify(a.path)};`,
+      resolveDir: path.dirname(a.path),
+    }));
+  },
+};
+
 rmSync('dist', { recursive: true, force: true });
 rmSync('native', { recursive: true, force: true });
 
@@ -32,6 +49,7 @@ await build({
   banner: {
     js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
   },
+  plugins: [zodEnglishOnly],
   logLevel: 'warning',
 });
 

@@ -21,11 +21,14 @@ if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`bad ver
 const platform = `${process.platform}-${process.arch}-node${process.versions.modules}`;
 const base = `dbbackup-agent-${version}-${platform}`;
 
+// V8 flags that keep the idle agent small (see node-flags and the README's performance section).
+const nodeFlags = readFileSync(path.join(here, 'node-flags'), 'utf8').trim();
+if (!/^(--[a-z0-9-]+(=[0-9]+)? ?)+$/.test(nodeFlags)) throw new Error(`bad node-flags: ${nodeFlags}`);
 const LAUNCHER = `#!/bin/sh
 # dbbackup-agent ${version}: runs the bundled agent with the Node.js in DBBACKUP_NODE (or PATH).
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$(readlink -f -- "$0")")/.." && pwd)
-exec "\${DBBACKUP_NODE:-node}" "$here/dist/dbbackup-agent.js" "$@"
+exec "\${DBBACKUP_NODE:-node}" ${nodeFlags} "$here/dist/dbbackup-agent.js" "$@"
 `;
 
 const files = [

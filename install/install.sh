@@ -203,7 +203,8 @@ Type=simple
 User=dbbackup
 Group=dbbackup
 EnvironmentFile=$config_dir/agent.env
-ExecStart=$node_bin $prefix/current/dist/dbbackup-agent.js run
+# The bundle's launcher runs \$DBBACKUP_NODE (agent.env) with the agent's V8 memory flags.
+ExecStart=$prefix/current/bin/dbbackup-agent run
 # 3 = this agent was revoked, 2 = bad configuration: restarting would not help.
 Restart=on-failure
 RestartPreventExitStatus=2 3
@@ -258,7 +259,6 @@ render_env() {
 
 # ---------------------------------------------------------------- running the agent
 
-agent_js() { printf '%s/current/dist/dbbackup-agent.js' "$prefix"; }
 
 # The pid of the agent this installer started (--no-systemd), if it still runs.
 running_pid() {
@@ -300,7 +300,7 @@ start_background() {
     . "$config_dir/agent.env"
     set +a
     cd /
-    exec $launcher "$node_bin" "$(agent_js)" run >>"$state_dir/agent.log" 2>&1 </dev/null
+    exec $launcher "$prefix/current/bin/dbbackup-agent" run >>"$state_dir/agent.log" 2>&1 </dev/null
   ) &
   printf '%s\n' "$!" >"$state_dir/agent.pid"
 }

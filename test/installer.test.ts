@@ -345,7 +345,10 @@ describe('install.sh', () => {
     expect(alive(agentPid())).toBe(true);
     // Nothing of the workspace is used: the agent runs from the prefix with its own addon.
     const cmdline = readFileSync(`/proc/${agentPid()}/cmdline`, 'utf8').split('\0');
-    expect(cmdline).toContain(path.join(dirs.prefix, 'current', 'dist', 'dbbackup-agent.js'));
+    // It runs through the bundle's launcher: node with the agent's V8 memory flags (agent/node-flags).
+    expect(cmdline).toContain(path.join(dirs.prefix, 'releases', VERSION, 'dist', 'dbbackup-agent.js'));
+    for (const flag of readFileSync(path.join(REPO_ROOT, 'agent/node-flags'), 'utf8').trim().split(' '))
+      expect(cmdline).toContain(flag);
     console.log(`install.sh: ${r.ms} ms from start to exit; agent listed online ${onlineMs} ms after start`);
   });
 
@@ -488,7 +491,11 @@ describe('packaging', () => {
     }
     const dir = path.join(work, 'unit');
     mkdirSync(dir);
-    const r = await install(['--print-unit', '--prefix', '/opt/dbbackup-agent', '--server', cp.url]);
+    // systemd-analyze checks that ExecStart (the bundle's launcher) is executable.
+    const prefix = path.join(dir, 'opt', 'dbbackup-agent');
+    mkdirSync(path.join(prefix, 'current', 'bin'), { recursive: true });
+    writeFileSync(path.join(prefix, 'current', 'bin', 'dbbackup-agent'), '#!/bin/sh\n', { mode: 0o755 });
+    const r = await install(['--print-unit', '--prefix', prefix, '--server', cp.url]);
     expect(r.code, r.err).toBe(0);
     const unit = r.out;
     for (const line of [

@@ -22,12 +22,13 @@ export async function postJson<T>(
   const u = new URL(url);
   const lib = u.protocol === 'https:' ? https : http;
   const payload = Buffer.from(JSON.stringify(body));
+  const agent = await proxyAgentFor(url, ca);
   return new Promise<T>((resolve, reject) => {
     const req = lib.request(
       u,
       {
         method: 'POST',
-        agent: proxyAgentFor(url, ca),
+        agent,
         ...(ca ? { ca } : {}),
         headers: {
           'content-type': 'application/json',

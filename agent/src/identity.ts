@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import type { JWK } from 'jose';
 
 /** What enrolment leaves in the state directory. */
 export interface Enrollment {
@@ -13,10 +13,8 @@ export interface Enrollment {
   enrolledAt: string;
 }
 
-type SigningKey = Awaited<ReturnType<typeof importJWK>>;
-
 export interface Identity extends Enrollment {
-  signingKey: SigningKey;
+  signingKey: KeyObject;
 }
 
 const files = (stateDir: string) => ({
@@ -53,6 +51,7 @@ async function writePrivate(file: string, data: string) {
  */
 export async function createKeys(stateDir: string): Promise<{ signingPublic: JWK; encryptionPublic: JWK }> {
   const f = files(stateDir);
+  const { exportJWK, generateKeyPair } = await import('jose');
   const sign = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const enc = await generateKeyPair('ECDH-ES', { crv: 'X25519', extractable: true });
   const signPriv = await exportJWK(sign.privateKey);
@@ -76,21 +75,27 @@ export async function readEnrollment(stateDir: string): Promise<Enrollment> {
 export async function loadIdentity(stateDir: string): Promise<Identity> {
   const e = await readEnrollment(stateDir);
   const jwk = JSON.parse(await readFile(files(stateDir).signing, 'utf8')) as JWK;
-  const signingKey = await importJWK(jwk, 'EdDSA');
+  const signingKey = createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
   return { ...e, signingKey };
 }
 
-/** A short-lived, single-use token that proves this agent holds its enrolled key. */
+/**
+ * A short-lived, single-use token that proves this agent holds its enrolled key:
+ * a compact EdDSA JWT (RFC 8037) the control plane verifies with jose. Signed with
+ * node:crypto directly so that the idle agent does not load jose for one signature
+ * a connection (jose is loaded with the jobs that wrap and unwrap data keys).
+ */
 export async function connectToken(id: Identity, lifetimeSeconds = 120): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
-    .setSubject(id.agentId)
-    .setAudience(id.audience)
-    .setIssuedAt(now)
-    .setExpirationTime(now + lifetimeSeconds)
-    .setJti(randomUUID())
-    .sign(id.signingKey);
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${part({ alg: 'EdDSA', typ: 'JWT' })}.${part({
+    sub: id.agentId,
+    aud: id.audience,
+    iat: now,
+    exp: now + lifetimeSeconds,
+    jti: randomUUID(),
+  })}`;
+  return `${input}.${sign(null, Buffer.from(input), id.signingKey).toString('base64url')}`;
 }
 
 /** The agent's X25519 private key: the control plane re-wraps data keys to its public half for restores. */

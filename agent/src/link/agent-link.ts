@@ -136,16 +136,18 @@ export class AgentLink extends EventEmitter<LinkEvents> {
     if (!this.#to('connecting')) return;
     const url = this.#url();
     let token: string;
+    let agent: Awaited<ReturnType<typeof proxyAgentFor>>;
     try {
       token = await connectToken(this.#o.identity);
+      agent = await proxyAgentFor(url, this.#o.ca);
     } catch (err) {
-      this.#o.log.error({ err }, 'cannot sign connect token');
+      this.#o.log.error({ err }, 'cannot prepare the connection (connect token or proxy)');
       return this.#retry();
     }
     if (this.#state !== 'connecting') return;
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${token}` },
-      agent: proxyAgentFor(url, this.#o.ca),
+      agent,
       ...(this.#o.ca ? { ca: this.#o.ca } : {}),
       maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: 15_000,

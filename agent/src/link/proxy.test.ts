@@ -20,17 +20,17 @@ function env(vars: Record<string, string>) {
 }
 
 describe('proxyAgentFor', () => {
-  it('uses HTTPS_PROXY for wss and HTTP_PROXY for ws', () => {
+  it('uses HTTPS_PROXY for wss and HTTP_PROXY for ws', async () => {
     env({ HTTPS_PROXY: 'http://proxy:3128', HTTP_PROXY: 'http://plain:3128' });
     expect(describeProxy('wss://cp.example:443/v1/agent/connect')).toBe('http://proxy:3128/');
     expect(describeProxy('ws://cp.example/v1/agent/connect')).toBe('http://plain:3128/');
-    expect(proxyAgentFor('wss://cp.example/')).toBeDefined();
+    expect(await proxyAgentFor('wss://cp.example/')).toBeDefined();
   });
 
-  it('honours NO_PROXY', () => {
+  it('honours NO_PROXY', async () => {
     env({ HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: '.internal,localhost' });
-    expect(proxyAgentFor('wss://cp.internal/')).toBeUndefined();
-    expect(proxyAgentFor('wss://cp.example/')).toBeDefined();
+    expect(await proxyAgentFor('wss://cp.internal/')).toBeUndefined();
+    expect(await proxyAgentFor('wss://cp.example/')).toBeDefined();
   });
 
   it('hides proxy credentials when describing', () => {

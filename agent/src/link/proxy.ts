@@ -1,5 +1,4 @@
 import type { Agent } from 'node:http';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 
 /**
@@ -8,9 +7,14 @@ import { getProxyForUrl } from 'proxy-from-env';
  * URLs are looked up as their HTTP equivalents (wss -> https), which Node's
  * `ws` does not do on its own. Requests through a proxy are tunnelled with CONNECT.
  */
-export function proxyAgentFor(url: string, ca?: Buffer): Agent | undefined {
+export async function proxyAgentFor(url: string, ca?: Buffer): Promise<Agent | undefined> {
   const proxy = proxyUrlFor(url);
   if (!proxy) return undefined;
+  // Loaded only when a proxy is configured: an agent without one does not carry it.
+  // A CommonJS module: in the agent's bundle its exports are the chunk's default export.
+  const mod: typeof import('https-proxy-agent') & { default?: typeof import('https-proxy-agent') } =
+    await import('https-proxy-agent');
+  const { HttpsProxyAgent } = mod.default ?? mod;
   return new HttpsProxyAgent(proxy, ca ? { ca } : {}) as unknown as Agent;
 }
 

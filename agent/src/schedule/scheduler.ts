@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@dbbackup/logger';
 import type { AgentConfig, AgentSchedule } from '@dbbackup/proto';
-import { Cron } from 'croner';
+import type { Cron } from 'croner';
 import type { AgentStore, ScheduledPayload } from '../store/agent-store.js';
 
 /**
@@ -13,6 +13,13 @@ import type { AgentStore, ScheduledPayload } from '../store/agent-store.js';
  * A schedule missed while the agent itself was down runs once at start if its
  * most recent missed fire is within the grace window, never once per missed tick.
  */
+/** croner is loaded once there is a schedule to keep: an agent without one does not carry it at idle. */
+let cronClass: typeof Cron | undefined;
+async function loadCron(): Promise<typeof Cron> {
+  cronClass ??= (await import('croner')).Cron;
+  return cronClass;
+}
+
 export class Scheduler {
   #crons: Cron[] = [];
   #config: AgentConfig | undefined;
@@ -52,12 +59,13 @@ export class Scheduler {
     for (const { target, schedules } of config.targets) {
       for (const s of schedules) {
         if (!s.enabled) continue;
+        const CronClass = await loadCron();
         const lastKey = `sched_last:${s.id}`;
         const last = await this.o.store.getMeta(lastKey);
         if (!last) await this.o.store.setMeta(lastKey, new Date(now).toISOString());
         else if (catchUp) {
           // Was there a tick since the last fire and within the grace window? Then run once.
-          const cron = new Cron(s.cron, { timezone: s.timezone, paused: true });
+          const cron = new CronClass(s.cron, { timezone: s.timezone, paused: true });
           const recent = cron.nextRun(new Date(Math.max(Date.parse(last), now - this.o.graceMs)));
           if (recent && recent.getTime() <= now) {
             this.o.log.info(
@@ -75,7 +83,7 @@ export class Scheduler {
           }
         }
         this.#crons.push(
-          new Cron(s.cron, { timezone: s.timezone, protect: true }, () => {
+          new CronClass(s.cron, { timezone: s.timezone, protect: true }, () => {
             void this.#fire(target, s, false).catch((err) =>
               this.o.log.error({ err, scheduleId: s.id }, 'could not queue a scheduled backup'),
             );
