@@ -147,7 +147,7 @@ export const S3StorageSpec = z.object({
     .min(5 * 1024 * 1024)
     .max(512 * 1024 * 1024)
     .default(8 * 1024 * 1024),
-  queueSize: z.number().int().min(1).max(16).default(4),
+  queueSize: z.number().int().min(1).max(16).default(2),
   credentials: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }).optional(),
 });
 export const LocalStorageSpec = z.object({

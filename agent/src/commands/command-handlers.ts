@@ -40,7 +40,7 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
     }
     // Engines and the pipeline are loaded on first use: an idle agent stays small.
     case 'target.test':
-      return (await import('../engines/registry.js')).engineFor(c.target).testConnection(c.target);
+      return (await (await import('../engines/registry.js')).engineFor(c.target)).testConnection(c.target);
     case 'backup':
       return (await import('../jobs/backup-job.js')).runBackup(c, ctx.job(c.jobId));
     case 'verify':

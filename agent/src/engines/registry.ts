@@ -1,25 +1,23 @@
 import type { TargetSpec } from '@dbbackup/proto';
 import type { Engine } from './engine.js';
 import { EngineError } from './engine.js';
-import { filesEngine } from './files-engine.js';
-import { mongodbEngine } from './mongodb-engine.js';
-import { mysqlEngine } from './mysql-engine.js';
-import { postgresEngine } from './postgres-engine.js';
-import { redisEngine } from './redis-engine.js';
-import { sqliteEngine } from './sqlite-engine.js';
 
-/** Adding an engine: its module and one line here. */
-const ENGINES: Record<string, Engine> = {
-  postgresql: postgresEngine,
-  mysql: mysqlEngine,
-  sqlite: sqliteEngine,
-  redis: redisEngine,
-  mongodb: mongodbEngine,
-  files: filesEngine,
+/**
+ * Adding an engine: its module and one line here. Each engine (and the client
+ * libraries it pulls in) is loaded only when a target of that engine is used, so
+ * an agent backing up PostgreSQL never carries the MySQL, Redis or tar code.
+ */
+const ENGINES: Record<string, () => Promise<Engine>> = {
+  postgresql: async () => (await import('./postgres-engine.js')).postgresEngine,
+  mysql: async () => (await import('./mysql-engine.js')).mysqlEngine,
+  sqlite: async () => (await import('./sqlite-engine.js')).sqliteEngine,
+  redis: async () => (await import('./redis-engine.js')).redisEngine,
+  mongodb: async () => (await import('./mongodb-engine.js')).mongodbEngine,
+  files: async () => (await import('./files-engine.js')).filesEngine,
 };
 
-export function engineFor(t: Pick<TargetSpec, 'engine'>): Engine {
-  const e = ENGINES[t.engine];
-  if (!e) throw new EngineError('unsupported-engine', `this agent has no '${t.engine}' engine`);
-  return e;
+export async function engineFor(t: Pick<TargetSpec, 'engine'>): Promise<Engine> {
+  const load = Object.hasOwn(ENGINES, t.engine) ? ENGINES[t.engine] : undefined;
+  if (!load) throw new EngineError('unsupported-engine', `this agent has no '${t.engine}' engine`);
+  return load();
 }

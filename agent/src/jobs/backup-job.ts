@@ -25,7 +25,7 @@ export async function runBackup(
 ): Promise<{ meta: BackupMeta; metaKey: string; uploadRetries: number }> {
   const started = new Date();
   const { target, storage } = cmd;
-  const engine = engineFor(target);
+  const engine = await engineFor(target);
 
   let algo = target.options.compression;
   if (algo === 'zstd' && !(await hasZstd())) {

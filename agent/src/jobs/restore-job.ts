@@ -147,7 +147,7 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
   const decrypt = new DecryptStream(key);
   key.fill(0);
   const plain = new Meter();
-  const engine = engineFor(cmd.target);
+  const engine = await engineFor(cmd.target);
   const stop = every(1000, () => ctx.progress('verify', sha.bytes, plain.bytes));
   let entries: number;
   try {
@@ -193,7 +193,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
   const decrypt = new DecryptStream(key);
   key.fill(0);
-  const engine = engineFor(cmd.target);
+  const engine = await engineFor(cmd.target);
   const read = new Meter();
   const plain = new Meter();
   let plainBytes = () => plain.bytes;

@@ -5,7 +5,7 @@ import { createLogger } from '@dbbackup/logger';
 import type { AgentConfig } from '@dbbackup/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentStore } from '../store/agent-store.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, zoneOptions } from './scheduler.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -88,5 +88,31 @@ describe('a schedule missed while the agent was down', () => {
 
   it('does not run a schedule that never fired before (a new schedule waits for its first tick)', async () => {
     expect(await setup('* * * * *', undefined, 3_600_000)).toHaveLength(0);
+  });
+});
+
+describe('zoneOptions', () => {
+  it('runs UTC schedules on a fixed zero offset, at the same instants croner computes for the UTC zone', async () => {
+    const { Cron } = await import('croner');
+    for (const tz of ['UTC', 'Etc/UTC', 'GMT', 'etc/gmt+0'])
+      expect(zoneOptions(tz)).toEqual({ utcOffset: 0 });
+    for (const cron of ['0 3 * * *', '*/7 * * * *', '30 1 1 * *', '0 0 * * 0']) {
+      const fixed = new Cron(cron, { ...zoneOptions('UTC'), paused: true });
+      const named = new Cron(cron, { timezone: 'UTC', paused: true });
+      for (const from of ['2026-03-29T00:30:00Z', '2026-10-25T00:59:00Z', '2026-12-31T23:59:30Z'])
+        expect(fixed.nextRuns(5, new Date(from)).map((d) => d.toISOString())).toEqual(
+          named.nextRuns(5, new Date(from)).map((d) => d.toISOString()),
+        );
+    }
+  });
+
+  it('keeps named zones (with their daylight-saving changes) as zones', async () => {
+    const { Cron } = await import('croner');
+    expect(zoneOptions('Europe/Berlin')).toEqual({ timezone: 'Europe/Berlin' });
+    expect(zoneOptions('America/New_York')).toEqual({ timezone: 'America/New_York' });
+    // 03:00 in Berlin is 01:00Z in summer and 02:00Z in winter.
+    const c = new Cron('0 3 * * *', { ...zoneOptions('Europe/Berlin'), paused: true });
+    expect(c.nextRun(new Date('2026-07-01T12:00:00Z'))?.toISOString()).toBe('2026-07-02T01:00:00.000Z');
+    expect(c.nextRun(new Date('2026-12-01T12:00:00Z'))?.toISOString()).toBe('2026-12-02T02:00:00.000Z');
   });
 });

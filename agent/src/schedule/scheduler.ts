@@ -15,6 +15,17 @@ import type { AgentStore, ScheduledPayload } from '../store/agent-store.js';
  */
 /** croner is loaded once there is a schedule to keep: an agent without one does not carry it at idle. */
 let cronClass: typeof Cron | undefined;
+
+/**
+ * croner resolves a named time zone through ICU (Date#toLocaleString), which maps
+ * several MB of time-zone and locale data into the agent for as long as it runs;
+ * UTC needs none of it, so UTC schedules run on a fixed zero offset instead.
+ */
+export function zoneOptions(timezone: string): { timezone: string } | { utcOffset: 0 } {
+  return /^(Etc\/)?(UTC|UCT|GMT|Zulu|Universal)$|^(Etc\/)?GMT[+-]0$/i.test(timezone)
+    ? { utcOffset: 0 }
+    : { timezone };
+}
 async function loadCron(): Promise<typeof Cron> {
   cronClass ??= (await import('croner')).Cron;
   return cronClass;
@@ -65,7 +76,7 @@ export class Scheduler {
         if (!last) await this.o.store.setMeta(lastKey, new Date(now).toISOString());
         else if (catchUp) {
           // Was there a tick since the last fire and within the grace window? Then run once.
-          const cron = new CronClass(s.cron, { timezone: s.timezone, paused: true });
+          const cron = new CronClass(s.cron, { ...zoneOptions(s.timezone), paused: true });
           const recent = cron.nextRun(new Date(Math.max(Date.parse(last), now - this.o.graceMs)));
           if (recent && recent.getTime() <= now) {
             this.o.log.info(
@@ -83,7 +94,7 @@ export class Scheduler {
           }
         }
         this.#crons.push(
-          new CronClass(s.cron, { timezone: s.timezone, protect: true }, () => {
+          new CronClass(s.cron, { ...zoneOptions(s.timezone), protect: true }, () => {
             void this.#fire(target, s, false).catch((err) =>
               this.o.log.error({ err, scheduleId: s.id }, 'could not queue a scheduled backup'),
             );
