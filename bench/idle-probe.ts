@@ -1,7 +1,8 @@
 /**
  * pnpm bench:idle — an enrolled, connected agent at rest: RSS, anonymous and file-backed memory
  * (/proc/<pid>/status), five seconds after it came online; then the same agent keeping one
- * daily schedule in a real time zone (croner, and the ICU time-zone data Intl loads for it).
+ * daily schedule in a named time zone (PROBE_TZ, default Europe/Berlin: croner, and the ICU
+ * time-zone data it loads; UTC needs none).
  * The target is 60 MB.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -43,9 +44,10 @@ const target = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/
 if (target.status !== 201) throw new Error(`target: ${target.status} ${JSON.stringify(target.body)}`);
 await new Promise((r) => setTimeout(r, 5000));
 console.log(`idle, one target:        ${memory()}`);
+const tz = process.env.PROBE_TZ ?? 'Europe/Berlin';
 const schedule = await cp.api('POST', `/api/v1/targets/${target.body.id}/schedules`, {
   cron: '0 3 * * *',
-  timezone: process.env.PROBE_TZ ?? 'Europe/Berlin',
+  timezone: tz,
 });
 if (schedule.status !== 201) throw new Error(`schedule: ${schedule.status} ${JSON.stringify(schedule.body)}`);
 await waitFor(async () => agent.proc.lines.some((l) => l.includes('"schedules":1')), {
@@ -53,7 +55,7 @@ await waitFor(async () => agent.proc.lines.some((l) => l.includes('"schedules":1
   what: 'the agent to load the schedule',
 });
 await new Promise((r) => setTimeout(r, 5000));
-console.log(`idle, one schedule (tz): ${memory()}`);
+console.log(`idle, one schedule (${tz}): ${memory()}`);
 await agent.proc.kill('SIGTERM');
 await cleanupAll();
 await pg.stop();

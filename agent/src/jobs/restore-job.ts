@@ -8,7 +8,7 @@ import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
-import { openStore } from '../storage/object-store.js';
+import { type ObjectStore, openStore } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
@@ -109,25 +109,30 @@ async function restoreThroughZstd(
 }
 
 /** Read the whole stored object and check its size and SHA-256 against the metadata. */
-async function checkObject(src: Readable, meta: BackupMeta, ctx: JobContext) {
-  const m = new Meter({ sha256: true });
-  const stop = every(1000, () => ctx.progress('checksum', m.bytes, 0));
+async function checkObject(store: ObjectStore, meta: BackupMeta, ctx: JobContext) {
+  let read = 0;
+  const stop = every(1000, () => ctx.progress('checksum', read, 0));
+  let bytes: number;
+  let sha: string;
   try {
-    await pipeline(src, m, async (s: AsyncIterable<Buffer>) => {
-      for await (const _ of s) {
-        // drain
-      }
-    });
+    if (store.digest) ({ bytes, sha256: sha } = await store.digest(meta.objectKey, (n) => (read = n)));
+    else {
+      const m = new Meter({ sha256: true });
+      await pipeline(await store.read(meta.objectKey), m, async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s) read = m.bytes;
+      });
+      bytes = m.bytes;
+      sha = m.digest();
+    }
   } finally {
     stop();
   }
-  if (m.bytes !== meta.sizeBytes) {
+  if (bytes !== meta.sizeBytes) {
     throw new JobError(
       'size-mismatch',
-      `stored object is ${m.bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`,
+      `stored object is ${bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`,
     );
   }
-  const sha = m.digest();
   if (sha !== meta.sha256)
     throw new JobError(
       'checksum-mismatch',
@@ -189,7 +194,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
-  await checkObject(await store.read(meta.objectKey), meta, ctx);
+  await checkObject(store, meta, ctx);
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
   const decrypt = new DecryptStream(key);
   key.fill(0);

@@ -27,6 +27,11 @@ export interface ObjectStore {
   ): Promise<ObjectWriter>;
   putSmall(key: string, body: Buffer): Promise<void>;
   read(key: string): Promise<Readable>;
+  /**
+   * Size and SHA-256 of a stored object, read through one reused buffer (a store
+   * that can; others are hashed from `read`). `progress` gets the bytes read so far.
+   */
+  digest?(key: string, progress: (bytes: number) => void): Promise<{ bytes: number; sha256: string }>;
   size(key: string): Promise<number | undefined>;
   /** Abort unfinished uploads left behind for this key (after a crash). Returns how many. */
   cleanupUnfinished(key: string): Promise<number>;
