@@ -38,13 +38,15 @@ const RANDOM_MB = Number(process.env.BENCH_RANDOM_MB ?? 600);
 const bin = postgresBinDir();
 const TICK = 100; // clock ticks per second on Linux
 
-type Run = { wall: number; cpu: number; peak?: number };
+type Run = { wall: number; cpu: number; peak?: number; ownCpu?: number };
 
-function procCpu(pid: number): number {
+/** CPU seconds of a process and its reaped children; `own`: of the process alone. */
+function procCpu(pid: number, own = false): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
   // utime stime cutime cstime: fields 14-17 (1-based) = index 11..14 after the command.
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICK;
+  const self = Number(fields[11]) + Number(fields[12]);
+  return (own ? self : self + Number(fields[13]) + Number(fields[14])) / TICK;
 }
 function procRss(pid: number, key: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -76,6 +78,7 @@ async function interleaved<R extends Run>(
     ...rs[rs.length - 1]!,
     wall: median(rs.map((r) => r.wall)),
     cpu: median(rs.map((r) => r.cpu)),
+    ...(rs[0]!.ownCpu === undefined ? {} : { ownCpu: median(rs.map((r) => r.ownCpu ?? 0)) }),
     ...(rs[0]!.peak === undefined ? {} : { peak: Math.max(...rs.map((r) => r.peak ?? 0)) }),
   });
   return { base: med(bs), agent: med(as), ratios: as.map((r, i) => r.wall / bs[i]!.wall) };
@@ -240,6 +243,7 @@ async function harness(databaseUrl: string) {
     post: () => Promise<{ id: string }>,
   ): Promise<Run & { result: Record<string, unknown> }> {
     const cpu0 = procCpu(pid);
+    const own0 = procCpu(pid, true);
     // Reset the peak-RSS counter, so each job's own peak can be read (Linux: clear_refs 5).
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const t0 = process.hrtime.bigint();
@@ -271,7 +275,7 @@ async function harness(databaseUrl: string) {
     if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
     const peak = procRss(pid, 'VmHWM');
     maxPeak = Math.max(maxPeak, peak);
-    return { wall, cpu: procCpu(pid) - cpu0, peak, result: value.result };
+    return { wall, cpu: procCpu(pid) - cpu0, ownCpu: procCpu(pid, true) - own0, peak, result: value.result };
   }
   return {
     peak: () => Math.max(maxPeak, procRss(pid, 'VmHWM')),
@@ -296,10 +300,13 @@ function report(
 ) {
   const fmt = (n: number) => n.toFixed(2).padStart(8);
   out.push(`\n${title}: database ${size.toFixed(0)} MB, agent backup stored ${stored.toFixed(1)} MB`);
-  out.push('                                           wall s    cpu s     MB/s  agent peak RSS MB');
+  // cpu s: the tools' and the agent's together; agent cpu s: the agent process's own share of it.
+  out.push(
+    '                                           wall s    cpu s     MB/s  agent peak RSS MB  agent cpu s',
+  );
   for (const [label, r] of runs)
     out.push(
-      `  ${label.padEnd(40)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)} ${r.peak === undefined ? '' : fmt(r.peak)}`,
+      `  ${label.padEnd(40)} ${fmt(r.wall)} ${fmt(r.cpu)} ${fmt(size / r.wall)} ${r.peak === undefined ? '' : fmt(r.peak)}${r.ownCpu === undefined ? '' : `    ${fmt(r.ownCpu)}`}`,
     );
   const [a, b, c, d, e] = runs.map(([, r]) => r.wall) as [number, number, number, number, number];
   out.push(`  b/a = ${(b / a).toFixed(3)}   c/a = ${(c / a).toFixed(3)}   e/d = ${(e / d).toFixed(3)}`);
