@@ -302,7 +302,17 @@ start_background() {
     cd /
     exec $launcher "$prefix/current/bin/dbbackup-agent" run >>"$state_dir/agent.log" 2>&1 </dev/null
   ) &
-  printf '%s\n' "$!" >"$state_dir/agent.pid"
+  started_pid=$!
+  printf '%s\n' "$started_pid" >"$state_dir/agent.pid"
+}
+
+# Whether a child of this installer still runs: an exited one can stay a zombie until
+# the shell reaps it, and kill -0 still finds a zombie.
+still_running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ "$state" != Z ]
 }
 
 # Wait for the agent started at log offset $log_from to say it is connected (it
@@ -315,7 +325,9 @@ wait_online() {
       say "the agent is connected to $server"
       return 0
     fi
-    if ! running_pid >/dev/null; then
+    # The process just started, by pid: until its subshell has exec'd the launcher its
+    # command line is still this installer's, which running_pid would not recognise.
+    if ! still_running "$started_pid"; then
       tail -c "+$((log_from + 1))" "$state_dir/agent.log" 2>/dev/null | tail -n 20 >&2
       die "the agent exited; its log is $state_dir/agent.log"
     fi

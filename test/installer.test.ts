@@ -431,6 +431,36 @@ describe('install.sh', () => {
     expect(readFileSync(path.join(dirs.prefix, 'current', 'VERSION'), 'utf8').trim()).toBe(NEWER);
   });
 
+  it('fails with the agent’s own words when the agent it started exits at once', async () => {
+    const d = path.join(work, 'exits');
+    mkdirSync(d, { recursive: true });
+    // A Node.js that runs everything (version checks, enrolment) except the agent itself.
+    const node = path.join(d, 'node');
+    writeFileSync(
+      node,
+      `#!/bin/sh\nfor a; do last=$a; done\n[ "$last" = run ] && { echo 'simulated start failure: state dir unusable' >&2; exit 1; }\nexec ${process.execPath} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = await install(
+      [
+        '--no-systemd',
+        '--prefix',
+        `${d}/opt`,
+        '--state-dir',
+        `${d}/state`,
+        '--config-dir',
+        `${d}/etc`,
+        '--token',
+        await createEnrollmentToken(cp),
+      ],
+      { env: { DBBACKUP_NODE: node } },
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/the agent exited; its log is/);
+    expect(r.err).toContain('simulated start failure: state dir unusable');
+    expect(r.ms).toBeLessThan(20_000); // seen as exited, not waited out for 30 s
+  });
+
   it('carries --proxy into the agent environment file', async () => {
     const d = path.join(work, 'proxied');
     const t = await createEnrollmentToken(cp);
