@@ -8,7 +8,7 @@ import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
-import { type ObjectStore, openStore } from '../storage/object-store.js';
+import { digestObject, type ObjectStore, openStore } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
@@ -112,21 +112,7 @@ async function restoreThroughZstd(
 async function checkObject(store: ObjectStore, meta: BackupMeta, ctx: JobContext) {
   let read = 0;
   const stop = every(1000, () => ctx.progress('checksum', read, 0));
-  let bytes: number;
-  let sha: string;
-  try {
-    if (store.digest) ({ bytes, sha256: sha } = await store.digest(meta.objectKey, (n) => (read = n)));
-    else {
-      const m = new Meter({ sha256: true });
-      await pipeline(await store.read(meta.objectKey), m, async (s: AsyncIterable<Buffer>) => {
-        for await (const _ of s) read = m.bytes;
-      });
-      bytes = m.bytes;
-      sha = m.digest();
-    }
-  } finally {
-    stop();
-  }
+  const { bytes, sha256: sha } = await digestObject(store, meta.objectKey, (n) => (read = n)).finally(stop);
   if (bytes !== meta.sizeBytes) {
     throw new JobError(
       'size-mismatch',
