@@ -259,7 +259,6 @@ render_env() {
 
 # ---------------------------------------------------------------- running the agent
 
-
 # The pid of the agent this installer started (--no-systemd), if it still runs.
 running_pid() {
   pidfile="$state_dir/agent.pid"

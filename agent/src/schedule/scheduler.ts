@@ -5,18 +5,6 @@ import type { Cron } from 'croner';
 import type { AgentStore, ScheduledPayload } from '../store/agent-store.js';
 
 /**
- * The agent's own clock (invariant 4): every enabled schedule of its last
- * configuration runs here, whether or not the control plane is reachable. A
- * fire queues a backup in the inbox; the jobs lane runs it like any other and
- * its events wait in the outbox until the control plane is back.
- *
- * A schedule missed while the agent itself was down runs once at start if its
- * most recent missed fire is within the grace window, never once per missed tick.
- */
-/** croner is loaded once there is a schedule to keep: an agent without one does not carry it at idle. */
-let cronClass: typeof Cron | undefined;
-
-/**
  * croner resolves a named time zone through ICU (Date#toLocaleString), which maps
  * several MB of time-zone and locale data into the agent for as long as it runs;
  * UTC needs none of it, so UTC schedules run on a fixed zero offset instead.
@@ -26,11 +14,23 @@ export function zoneOptions(timezone: string): { timezone: string } | { utcOffse
     ? { utcOffset: 0 }
     : { timezone };
 }
+
+/** croner is loaded once there is a schedule to keep: an agent without one does not carry it at idle. */
+let cronClass: typeof Cron | undefined;
 async function loadCron(): Promise<typeof Cron> {
   cronClass ??= (await import('croner')).Cron;
   return cronClass;
 }
 
+/**
+ * The agent's own clock (invariant 4): every enabled schedule of its last
+ * configuration runs here, whether or not the control plane is reachable. A
+ * fire queues a backup in the inbox; the jobs lane runs it like any other and
+ * its events wait in the outbox until the control plane is back.
+ *
+ * A schedule missed while the agent itself was down runs once at start if its
+ * most recent missed fire is within the grace window, never once per missed tick.
+ */
 export class Scheduler {
   #crons: Cron[] = [];
   #config: AgentConfig | undefined;
