@@ -153,15 +153,10 @@ async function pgMain() {
 
     const ab = await interleaved(
       () => shell(`${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q > ${h.dir}/${db}.baseline.zst`, pgEnv),
-      () =>
-        h.agentJob(
-          async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
-        ),
+      () => h.backupNow(tLocal),
     );
     const [a, b] = [ab.base, ab.agent];
-    const c = await h.agentJob(
-      async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
-    );
+    const c = await h.backupNow(tS3);
     execFileSync(`${bin}/pg_dump`, ['-Fc', '-Z0', '-f', `${h.dir}/${db}.plain.pgdump`, db], {
       env: { ...process.env, ...pgEnv },
     });
@@ -171,16 +166,7 @@ async function pgMain() {
         psql('postgres', `CREATE DATABASE ${db}_d${i}`);
         return shell(`${bin}/pg_restore -d ${db}_d${i} ${h.dir}/${db}.plain.pgdump`, pgEnv);
       },
-      (i) =>
-        h.agentJob(
-          async () =>
-            (
-              await h.cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
-                database: `${db}_e${i}`,
-                conflict: 'create',
-              })
-            ).body,
-        ),
+      (i) => h.restoreInto(backupId, `${db}_e${i}`),
     );
     const [d, e] = [de.base, de.agent];
     report(
@@ -277,6 +263,20 @@ async function harness(databaseUrl: string) {
     maxPeak = Math.max(maxPeak, peak);
     return { wall, cpu: procCpu(pid) - cpu0, ownCpu: procCpu(pid, true) - own0, peak, result: value.result };
   }
+  /** A backup of the target now, timed as an agent job. */
+  const backupNow = (targetId: string) =>
+    agentJob(async () => (await cp.api<{ id: string }>('POST', `/api/v1/targets/${targetId}/backups`)).body);
+  /** A restore of the backup into a new database, timed as an agent job. */
+  const restoreInto = (backupId: string, database: string) =>
+    agentJob(
+      async () =>
+        (
+          await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
+            database,
+            conflict: 'create',
+          })
+        ).body,
+    );
   return {
     peak: () => Math.max(maxPeak, procRss(pid, 'VmHWM')),
     cp,
@@ -286,7 +286,8 @@ async function harness(databaseUrl: string) {
     dir,
     local,
     s3p,
-    agentJob,
+    backupNow,
+    restoreInto,
   };
 }
 
@@ -355,15 +356,10 @@ async function mariaMain() {
         `mariadb-dump --socket=${maria.socket} --single-transaction sbtest | zstd -3 -T0 -q > ${h.dir}/maria.baseline.zst`,
         {},
       ),
-    () =>
-      h.agentJob(
-        async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tLocal}/backups`)).body,
-      ),
+    () => h.backupNow(tLocal),
   );
   const [a, b] = [ab.base, ab.agent];
-  const c = await h.agentJob(
-    async () => (await h.cp.api<{ id: string }>('POST', `/api/v1/targets/${tS3}/backups`)).body,
-  );
+  const c = await h.backupNow(tS3);
   execFileSync('sh', [
     '-c',
     `mariadb-dump --socket=${maria.socket} --single-transaction sbtest > ${h.dir}/maria.sql`,
@@ -374,16 +370,7 @@ async function mariaMain() {
       maria.sql(`CREATE DATABASE sbtest_d${i}`);
       return shell(`mariadb --socket=${maria.socket} sbtest_d${i} < ${h.dir}/maria.sql`, {});
     },
-    (i) =>
-      h.agentJob(
-        async () =>
-          (
-            await h.cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
-              database: `sbtest_e${i}`,
-              conflict: 'create',
-            })
-          ).body,
-      ),
+    (i) => h.restoreInto(backupId, `sbtest_e${i}`),
   );
   const [d, e] = [de.base, de.agent];
   const out: string[] = [];
