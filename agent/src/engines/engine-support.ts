@@ -12,7 +12,7 @@ export interface FoundTool {
   version: string;
 }
 
-const toolCache = new Map<string, FoundTool | null>();
+const toolCache = new Map<string, FoundTool>();
 
 /** The first of `names` on PATH that runs `--version`; a clear error naming what to install otherwise. */
 export async function firstTool(
@@ -24,7 +24,6 @@ export async function firstTool(
     const key = `${name} ${versionArg}`;
     let found = toolCache.get(key);
     if (found === undefined) {
-      found = null;
       for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
         const file = path.join(dir, name);
         const r = await execa(file, [versionArg], { reject: false, timeout: 5000, stdin: 'ignore' });
@@ -37,7 +36,8 @@ export async function firstTool(
           break;
         }
       }
-      toolCache.set(key, found);
+      // A tool not found is looked for again next time: it may have been installed since.
+      if (found) toolCache.set(key, found);
     }
     if (found) return found;
   }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Stream } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
@@ -78,19 +78,37 @@ async function client(t: TargetSpec, database = t.connection.database ?? 'postgr
 
 type Tool = { path: string; major: number; version: string };
 
+/** What `--version` said for a tool file, with the file identity it was said for. */
+const probed = new Map<string, { sig: string; tool: Tool | null }>();
+
+/**
+ * One candidate's version. A file already asked is not run again while it and the set
+ * of installed majors stay the same (Debian's /usr/bin/pg_dump wrapper answers for
+ * the newest one): a package upgrade changes the file and it is asked again.
+ */
+async function probeTool(file: string, installed: string): Promise<Tool | null> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) return null;
+  const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${installed}`;
+  const hit = probed.get(file);
+  if (hit?.sig === sig) return hit.tool;
+  const r = await execa(file, ['--version'], { reject: false, timeout: 5000, stdin: 'ignore' });
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout ?? '');
+  const tool =
+    r.exitCode === 0 && m?.[1] ? { path: file, major: Number(m[1]), version: r.stdout.trim() } : null;
+  probed.set(file, { sig, tool });
+  return tool;
+}
+
+/** Every runnable `name` under /usr/lib/postgresql/<major>/bin and on PATH, in that order. */
 async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
   const dirs = new Set<string>();
   const majors = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
   for (const m of majors) dirs.add(`/usr/lib/postgresql/${m}/bin`);
   for (const d of (process.env.PATH ?? '').split(path.delimiter)) if (d) dirs.add(d);
-  const found: Tool[] = [];
-  for (const d of dirs) {
-    const file = path.join(d, name);
-    const r = await execa(file, ['--version'], { reject: false, timeout: 5000 });
-    const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout ?? '');
-    if (r.exitCode === 0 && m?.[1]) found.push({ path: file, major: Number(m[1]), version: r.stdout.trim() });
-  }
-  return found;
+  const installed = majors.sort().join(',');
+  const tools = await Promise.all([...dirs].map((d) => probeTool(path.join(d, name), installed)));
+  return tools.filter((t): t is Tool => t !== null);
 }
 
 /**
