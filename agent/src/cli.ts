@@ -15,6 +15,7 @@ Usage:
   dbbackup-agent run
   dbbackup-agent status
   dbbackup-agent decrypt --key KEK.json --meta FILE.meta.json --in FILE [--out DUMP]   (no control plane needed)
+                         [--legacy-zero-key]  for a backup an agent before 0.1.1 sealed under an all-zero key
   dbbackup-agent --version
 
 Options (each also an environment variable):
@@ -118,6 +119,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       meta: { type: 'string' },
       in: { type: 'string' },
       out: { type: 'string' },
+      'legacy-zero-key': { type: 'boolean' },
       version: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -250,11 +252,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       const inFile = flags.in as string | undefined;
       if (!keyFile || !metaFile || !inFile) throw new UsageError('decrypt needs --key, --meta and --in');
       const { decryptBackup } = await import('./decrypt-command.js');
+      const legacyZeroKey = flags['legacy-zero-key'] === true;
+      if (legacyZeroKey)
+        process.stderr.write(
+          'warning: decrypting with the all-zero key of agents before 0.1.1; the segments prove order and completeness, not who wrote them\n',
+        );
       const r = await decryptBackup({
         keyFile,
         metaFile,
         inFile,
         out: (flags.out as string | undefined) ?? process.stdout,
+        legacyZeroKey,
       });
       process.stderr.write(
         `decrypted ${r.bytesIn} bytes, ${r.segments} segments authenticated, SHA-256 matches\n`,

@@ -19,11 +19,13 @@ export async function decryptBackup(o: {
   metaFile: string;
   inFile: string;
   out: Writable | string;
+  /** Open a backup written by an agent before 0.1.1, sealed under an all-zero key (a bug). */
+  legacyZeroKey?: boolean;
 }) {
   const keyDoc = JSON.parse(await readFile(o.keyFile, 'utf8')) as { privateJwk?: JWK } & JWK;
   const jwk = (keyDoc.privateJwk ?? keyDoc) as JWK;
   const meta = BackupMeta.parse(JSON.parse(await readFile(o.metaFile, 'utf8')));
-  const dataKey = await unwrapDataKey(meta.wrappedKey, jwk);
+  const dataKey = o.legacyZeroKey ? Buffer.alloc(32) : await unwrapDataKey(meta.wrappedKey, jwk);
   const sha = new Meter({ sha256: true });
   const decrypt = new DecryptStream(dataKey);
   dataKey.fill(0);

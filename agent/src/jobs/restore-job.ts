@@ -7,8 +7,8 @@ import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
-import { DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
-import { digestObject, type ObjectStore, openStore } from '../storage/object-store.js';
+import { authenticateSegments, DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
+import { type ObjectStore, openStore } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
@@ -108,22 +108,33 @@ async function restoreThroughZstd(
   if (zErr && !isBrokenPipe(zErr)) throw zErr;
 }
 
-/** Read the whole stored object and check its size and SHA-256 against the metadata. */
-async function checkObject(store: ObjectStore, meta: BackupMeta, ctx: JobContext) {
-  let read = 0;
-  const stop = every(1000, () => ctx.progress('checksum', read, 0));
-  const { bytes, sha256: sha } = await digestObject(store, meta.objectKey, (n) => (read = n)).finally(stop);
-  if (bytes !== meta.sizeBytes) {
+/**
+ * Before the restore tool sees a byte: the stored object has the size the backup
+ * recorded, and every one of its segments authenticates under the backup's data key
+ * (tags bound to the header, the segment's position and the last-segment flag), so a
+ * flipped, truncated, reordered or substituted object is refused with the target
+ * untouched. This reads the object once more than the restore itself; AES-GCM costs
+ * a fraction of SHA-256 here, which verify still compares with the metadata.
+ */
+async function checkObject(store: ObjectStore, meta: BackupMeta, key: Buffer, ctx: JobContext) {
+  const size = await store.size(meta.objectKey);
+  if (size !== meta.sizeBytes) {
     throw new JobError(
       'size-mismatch',
-      `stored object is ${bytes} bytes, metadata says ${meta.sizeBytes}: truncated or replaced`,
+      `stored object is ${size === undefined ? 'missing' : `${size} bytes`}, metadata says ${meta.sizeBytes} bytes: truncated or replaced`,
     );
   }
-  if (sha !== meta.sha256)
-    throw new JobError(
-      'checksum-mismatch',
-      `SHA-256 of the stored object is ${sha}, metadata says ${meta.sha256}`,
-    );
+  let read = 0;
+  const stop = every(1000, () => ctx.progress('authenticate', read, 0));
+  try {
+    const chunks = store.readReused?.(meta.objectKey) ?? (await store.read(meta.objectKey));
+    return await authenticateSegments(chunks, key, meta.sizeBytes, (n) => (read = n));
+  } catch (err) {
+    if (err instanceof IntegrityError) throw new JobError('integrity-failed', err.message, { cause: err });
+    throw err;
+  } finally {
+    stop();
+  }
 }
 
 /**
@@ -171,19 +182,23 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
 }
 
 /**
- * Restore: first prove the stored object is exactly what was backed up (size
- * and SHA-256), so a damaged backup never reaches the restore tool; then
- * decrypt (authenticating every segment), decompress and restore in a single
- * transaction, and compare row counts with the metadata.
+ * Restore: first prove the stored object is whole and authentic (its size, and
+ * every segment's tag; see checkObject), so a damaged backup never reaches the
+ * restore tool; then decrypt (authenticating every segment again), decompress and
+ * restore in a single transaction, and compare row counts with the metadata.
  */
 export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
-  await checkObject(store, meta, ctx);
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
   const decrypt = new DecryptStream(key);
-  key.fill(0);
+  try {
+    const segments = await checkObject(store, meta, key, ctx);
+    ctx.log('info', `${meta.sizeBytes} bytes, ${segments} segments authenticated`);
+  } finally {
+    key.fill(0);
+  }
   const engine = await engineFor(cmd.target);
   const read = new Meter();
   const plain = new Meter();

@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, createHash, type Hash, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createSecretKey,
+  type DecipherGCM,
+  type Hash,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -34,8 +43,70 @@ function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
   return n;
 }
 
+/**
+ * The data key as a KeyObject: a copy owned by the stream, so the caller can (and
+ * does) wipe its own buffer at once. Keeping a reference to the caller's Buffer
+ * instead once meant that wipe zeroed the key in use: every segment was sealed
+ * under an all-zero key (fixed in 0.1.1; see sealedUnderZeroKey).
+ */
+function dataKey(key: Buffer): KeyObject {
+  if (key.length !== 32) throw new Error('data key must be 32 bytes');
+  return createSecretKey(key);
+}
+
+/** The key agents before 0.1.1 sealed every segment under (see dataKey). */
+const ZERO_KEY = Buffer.alloc(32);
+
+export const LEGACY_ZERO_KEY_MESSAGE =
+  'this backup was written by an agent before 0.1.1, which sealed it under an all-zero key (a bug): ' +
+  'its contents are not confidential and cannot be authenticated. Take a new backup; to recover ' +
+  "this one's data anyway, use `dbbackup-agent decrypt --legacy-zero-key`";
+
+/** Whether a first segment that failed under its data key authenticates under the all-zero key. */
+function sealedUnderZeroKey(header: Buffer, prefix: Buffer, sealed: Buffer, last: boolean): boolean {
+  try {
+    const d = createDecipheriv('aes-256-gcm', ZERO_KEY, nonce(prefix, 0, last));
+    d.setAAD(header);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    d.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+    d.final();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function zeroKeyAuthenticates(z: DecipherGCM, tag: Buffer): boolean {
+  try {
+    z.setAuthTag(tag);
+    z.final();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why segment `n` did not authenticate, in the words both readers use. */
+function authFailure(n: number, last: boolean): IntegrityError {
+  return new IntegrityError(
+    last
+      ? `segment ${n} failed authentication as the final segment: the backup is truncated, reordered or corrupted`
+      : `segment ${n} failed authentication: the backup is corrupted or its segments are out of order`,
+  );
+}
+
+/** The header's segment size and nonce prefix, or an IntegrityError. */
+function parseHeader(h: Buffer): { segment: number; prefix: Buffer } {
+  if (!h.subarray(0, 8).equals(MAGIC))
+    throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
+  const segment = h.readUInt32BE(8);
+  if (segment < 1024 || segment > 64 * 1024 * 1024)
+    throw new IntegrityError('implausible segment size in header');
+  return { segment, prefix: Buffer.from(h.subarray(12, 19)) };
+}
+
 export class EncryptStream extends Transform {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   readonly #header: Buffer;
   readonly #prefix: Buffer;
   readonly #segment: number;
@@ -50,8 +121,7 @@ export class EncryptStream extends Transform {
 
   constructor(key: Buffer, segmentBytes = DEFAULT_SEGMENT_BYTES) {
     super({ highWaterMark: 2 * segmentBytes });
-    if (key.length !== 32) throw new Error('data key must be 32 bytes');
-    this.#key = key;
+    this.#key = dataKey(key);
     this.#segment = segmentBytes;
     this.#prefix = randomBytes(7);
     this.#header = Buffer.alloc(HEADER_BYTES);
@@ -117,7 +187,7 @@ export class EncryptStream extends Transform {
 }
 
 export class DecryptStream extends Transform {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   #header: Buffer | undefined;
   #prefix: Buffer | undefined;
   #segment = 0;
@@ -129,8 +199,7 @@ export class DecryptStream extends Transform {
 
   constructor(key: Buffer) {
     super({ highWaterMark: 2 * DEFAULT_SEGMENT_BYTES });
-    if (key.length !== 32) throw new Error('data key must be 32 bytes');
-    this.#key = key;
+    this.#key = dataKey(key);
   }
 
   #open(sealed: Buffer, last: boolean): Buffer {
@@ -146,11 +215,9 @@ export class DecryptStream extends Transform {
       this.segments++;
       return fin.length ? Buffer.concat([body, fin]) : body;
     } catch {
-      throw new IntegrityError(
-        last
-          ? `segment ${n} failed authentication as the final segment: the backup is truncated, reordered or corrupted`
-          : `segment ${n} failed authentication: the backup is corrupted or its segments are out of order`,
-      );
+      if (n === 0 && sealedUnderZeroKey(header, this.#prefix!, sealed, last))
+        throw new IntegrityError(LEGACY_ZERO_KEY_MESSAGE);
+      throw authFailure(n, last);
     }
   }
 
@@ -167,13 +234,8 @@ export class DecryptStream extends Transform {
       if (!this.#header) {
         if (this.#buf.length < HEADER_BYTES) return cb();
         const h = this.#buf.subarray(0, HEADER_BYTES);
-        if (!h.subarray(0, 8).equals(MAGIC))
-          throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
-        this.#segment = h.readUInt32BE(8);
-        if (this.#segment < 1024 || this.#segment > 64 * 1024 * 1024)
-          throw new IntegrityError('implausible segment size in header');
+        ({ segment: this.#segment, prefix: this.#prefix } = parseHeader(h));
         this.#header = Buffer.from(h);
-        this.#prefix = Buffer.from(h.subarray(12, 19));
         this.#buf = this.#buf.subarray(HEADER_BYTES);
       }
       const full = this.#segment + TAG_BYTES;
@@ -206,4 +268,89 @@ export class DecryptStream extends Transform {
       cb(err as Error);
     }
   }
+}
+
+/**
+ * Authenticate every segment of an encrypted object of `totalBytes` bytes without
+ * keeping any plaintext: each segment's ciphertext goes through AES-GCM as it
+ * arrives and its tag is checked at its end. Knowing the size up front tells which
+ * segment is the last, so nothing is held back. Resolves with the number of
+ * segments; rejects with an IntegrityError naming the first segment that fails,
+ * or the truncation. This is the cheap full check a restore makes before the
+ * restore tool sees a byte (GCM runs at several times SHA-256's speed here).
+ */
+export async function authenticateSegments(
+  chunks: AsyncIterable<Buffer>,
+  key: Buffer,
+  totalBytes: number,
+  progress: (bytes: number) => void = () => {},
+): Promise<number> {
+  const k = dataKey(key);
+  const header = Buffer.alloc(HEADER_BYTES);
+  const tag = Buffer.alloc(TAG_BYTES);
+  let pos = 0; // bytes of the object consumed
+  let segment = 0;
+  let prefix: Buffer | undefined;
+  let counter = 0;
+  let d: DecipherGCM | undefined; // the segment being read
+  let z: DecipherGCM | undefined; // segment 0 under the all-zero key, to name a pre-0.1.1 backup
+  let last = false;
+  let cipherLeft = 0; // of the current segment's ciphertext
+  let tagFill = 0;
+  for await (const chunk of chunks) {
+    let off = 0;
+    while (off < chunk.length) {
+      if (pos < HEADER_BYTES) {
+        const n = chunk.copy(header, pos, off, off + HEADER_BYTES - pos);
+        off += n;
+        pos += n;
+        if (pos === HEADER_BYTES) ({ segment, prefix } = parseHeader(header));
+        continue;
+      }
+      if (pos >= totalBytes) throw new IntegrityError(`the object is longer than its ${totalBytes} bytes`);
+      if (!d) {
+        const left = totalBytes - pos;
+        last = left <= segment + TAG_BYTES;
+        if (left < TAG_BYTES) throw new IntegrityError('stream ends inside a segment tag: truncated');
+        cipherLeft = last ? left - TAG_BYTES : segment;
+        tagFill = 0;
+        d = createDecipheriv('aes-256-gcm', k, nonce(prefix!, counter, last));
+        d.setAAD(header);
+        if (counter === 0) {
+          z = createDecipheriv('aes-256-gcm', ZERO_KEY, nonce(prefix!, 0, last));
+          z.setAAD(header);
+        }
+      }
+      if (cipherLeft > 0) {
+        const n = Math.min(cipherLeft, chunk.length - off);
+        d.update(chunk.subarray(off, off + n));
+        z?.update(chunk.subarray(off, off + n));
+        off += n;
+        pos += n;
+        cipherLeft -= n;
+        continue;
+      }
+      const n = chunk.copy(tag, tagFill, off, off + TAG_BYTES - tagFill);
+      off += n;
+      pos += n;
+      tagFill += n;
+      if (tagFill === TAG_BYTES) {
+        d.setAuthTag(tag);
+        try {
+          d.final();
+        } catch {
+          if (z && zeroKeyAuthenticates(z, tag)) throw new IntegrityError(LEGACY_ZERO_KEY_MESSAGE);
+          throw authFailure(counter, last);
+        }
+        d = undefined;
+        z = undefined;
+        counter++;
+      }
+    }
+    progress(pos);
+  }
+  if (pos < HEADER_BYTES) throw new IntegrityError('stream ends before its header: truncated');
+  if (d || pos !== totalBytes || !last)
+    throw new IntegrityError(`stream ends after ${pos} of ${totalBytes} bytes: truncated`);
+  return counter;
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import type { StorageSpec } from '@dbbackup/proto';
@@ -30,7 +29,7 @@ export interface ObjectStore {
   read(key: string): Promise<Readable>;
   /**
    * The object's bytes through one reused buffer, for a reader that is done with each
-   * chunk before asking for the next (a store that can; `digestObject` falls back to `read`).
+   * chunk before asking for the next (a store that can; a restore's check falls back to `read`).
    */
   readReused?(key: string): AsyncIterable<Buffer>;
   size(key: string): Promise<number | undefined>;
@@ -56,26 +55,6 @@ export async function openStore(spec: StorageSpec): Promise<ObjectStore> {
 /** A small object (a meta.json) read whole. */
 export async function readAll(store: ObjectStore, key: string): Promise<Buffer> {
   return buffer(await store.read(key));
-}
-
-/**
- * Size and SHA-256 of a stored object (a restore's checksum pass). Read through one
- * reused buffer where the store can, it leaves no freed read buffers behind for the
- * garbage collector (with a read stream they are up to tens of MB at a time).
- */
-export async function digestObject(
-  store: ObjectStore,
-  key: string,
-  progress: (bytes: number) => void,
-): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of store.readReused?.(key) ?? (await store.read(key))) {
-    hash.update(chunk);
-    bytes += chunk.length;
-    progress(bytes);
-  }
-  return { bytes, sha256: hash.digest('hex') };
 }
 
 export function joinKey(prefix: string, relative: string): string {
