@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type ControlPlane, cleanupAll, startAgent, waitFor } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentView, controlPlane, getAgent } from './support.js';
@@ -23,7 +24,9 @@ describe('enrolment', () => {
     expect(Date.now() - t0).toBeLessThan(2000 + 1500 /* process start of tsx */);
     const facts = value.facts as Record<string, unknown>;
     expect(facts.hostname).toEqual(expect.any(String));
-    expect(facts.agentVersion).toBe('0.1.0');
+    expect(facts.agentVersion).toBe(
+      JSON.parse(readFileSync(new URL('../agent/package.json', import.meta.url), 'utf8')).version,
+    );
     expect(facts.arch).toBe(process.arch);
     expect(Array.isArray(facts.tools)).toBe(true);
     expect(facts.stateDirFreeBytes).toBeGreaterThan(0);

@@ -32,7 +32,8 @@ import { type AgentView, controlPlane, getAgent } from './support.js';
  * unit into; the unit itself is checked with systemd-analyze.
  */
 const VERSION = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
-const NEWER = '0.1.1';
+// The release after this one (patch + 1), for the upgrade test.
+const NEWER = VERSION.replace(/\d+$/, (p) => String(Number(p) + 1));
 
 let cp: ControlPlane;
 let bundles: string;
