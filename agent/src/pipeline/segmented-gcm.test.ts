@@ -23,6 +23,18 @@ async function collect(src: Readable | Buffer[], t: NodeJS.ReadWriteStream): Pro
 
 const encrypt = (key: Buffer, plain: Buffer) => collect(chunks(plain, 1000), new EncryptStream(key, SEG));
 const decrypt = (key: Buffer, sealed: Buffer) => collect(chunks(sealed, 777), new DecryptStream(key));
+/** The sealed stream with its segments 1 and 2 (of size SEG) exchanged. */
+function swapSegments1And2(sealed: Buffer): Buffer {
+  const s = SEG + TAG_BYTES;
+  const a = HEADER_BYTES + s;
+  return Buffer.concat([
+    sealed.subarray(0, a),
+    sealed.subarray(a + s, a + 2 * s),
+    sealed.subarray(a, a + s),
+    sealed.subarray(a + 2 * s),
+  ]);
+}
+
 function chunks(b: Buffer, n: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < b.length; i += n) out.push(b.subarray(i, i + n));
@@ -55,14 +67,7 @@ describe('segmented AES-256-GCM', () => {
 
   it('detects swapped segments', async () => {
     const sealed = await encrypt(key, randomBytes(5 * SEG));
-    const s = SEG + TAG_BYTES;
-    const a = HEADER_BYTES + s;
-    const swapped = Buffer.concat([
-      sealed.subarray(0, a),
-      sealed.subarray(a + s, a + 2 * s),
-      sealed.subarray(a, a + s),
-      sealed.subarray(a + 2 * s),
-    ]);
+    const swapped = swapSegments1And2(sealed);
     await expect(decrypt(key, swapped)).rejects.toThrow(/segment 1 failed authentication/);
   });
 
@@ -190,14 +195,7 @@ describe("authenticateSegments (a restore's check before the tool sees a byte)",
 
   it('fails on swapped segments, a wrong key and a changed header', async () => {
     const sealed = await encrypt(key, randomBytes(5 * SEG));
-    const s = SEG + TAG_BYTES;
-    const a = HEADER_BYTES + s;
-    const swapped = Buffer.concat([
-      sealed.subarray(0, a),
-      sealed.subarray(a + s, a + 2 * s),
-      sealed.subarray(a, a + s),
-      sealed.subarray(a + 2 * s),
-    ]);
+    const swapped = swapSegments1And2(sealed);
     await expect(check(swapped)).rejects.toThrow(/segment 1 failed authentication/);
     await expect(
       authenticateSegments(
