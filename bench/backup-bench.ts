@@ -11,6 +11,8 @@
  * Prints wall and CPU seconds, MB/s of table data, b/a and e/d, and the agent's idle and peak RSS.
  * BENCH_REPEAT (default 3): a/b and d/e run that many times, interleaved, and medians are compared.
  * BENCH_LOGS=1 prints each agent job's log with times from the request (where fixed time goes).
+ * BENCH_GC=1 runs the agent with --trace-gc and prints each job's full and young collections.
+ * BENCH_NODE_FLAGS adds Node flags to the agent's own (agent/node-flags), for experiments.
  *
  * MariaDB (`pnpm bench:backup mariadb`; BENCH_MARIA_MB, default 300, of sysbench-style rows):
  * (a) mariadb-dump --single-transaction db | zstd -3 -T0 > file   (b) agent backup to local disk
@@ -193,16 +195,35 @@ async function pgMain() {
   await pg.stop();
 }
 
+/** Full (mark-compact) and young (scavenge) collections in --trace-gc lines: how many, and their pauses plus incremental marking steps. */
+function gcSummary(lines: string[]): string {
+  const sum = (kind: string) => {
+    let n = 0;
+    let ms = 0;
+    for (const l of lines) {
+      if (!l.includes(`: ${kind}`)) continue;
+      n++;
+      ms += Number(/MB, ([\d.]+) \//.exec(l)?.[1] ?? 0) + Number(/\+ ([\d.]+) ms in/.exec(l)?.[1] ?? 0);
+    }
+    return `${n} (${ms.toFixed(0)} ms)`;
+  };
+  return `mark-compact ${sum('Mark-Compact')}, scavenge ${sum('Scavenge')}`;
+}
+
 /** The control plane, an agent, storage profiles, and a way to time agent jobs. */
 async function harness(databaseUrl: string) {
   const cp = await startControlPlane({ databaseUrl, heartbeatIntervalMs: 5000 });
   const s3 = await startS3();
   // BENCH_PROFILE=dir writes a V8 CPU profile of the agent there (on its graceful exit at the end).
   const profileDir = process.env.BENCH_PROFILE;
-  const agent = await startAgent(
-    cp,
-    profileDir ? { env: { DBBACKUP_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profileDir}` } } : {},
-  );
+  const nodeFlags = [
+    profileDir ? `--cpu-prof --cpu-prof-dir=${profileDir}` : '',
+    process.env.BENCH_GC ? '--trace-gc' : '',
+    process.env.BENCH_NODE_FLAGS ?? '',
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const agent = await startAgent(cp, nodeFlags ? { env: { DBBACKUP_NODE_FLAGS: nodeFlags } } : {});
   await waitFor(
     async () =>
       (await cp.api<{ status: string }>('GET', `/api/v1/agents/${agent.id}`)).body.status === 'online',
@@ -230,6 +251,7 @@ async function harness(databaseUrl: string) {
   ): Promise<Run & { result: Record<string, unknown> }> {
     const cpu0 = procCpu(pid);
     const own0 = procCpu(pid, true);
+    const gcFrom = agent.proc.lines.length;
     // Reset the peak-RSS counter, so each job's own peak can be read (Linux: clear_refs 5).
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const t0 = process.hrtime.bigint();
@@ -261,6 +283,7 @@ async function harness(databaseUrl: string) {
     if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
     const peak = procRss(pid, 'VmHWM');
     maxPeak = Math.max(maxPeak, peak);
+    if (process.env.BENCH_GC) console.log(`    gc: ${gcSummary(agent.proc.lines.slice(gcFrom))}`);
     return { wall, cpu: procCpu(pid) - cpu0, ownCpu: procCpu(pid, true) - own0, peak, result: value.result };
   }
   /** A backup of the target now, timed as an agent job. */
