@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Readable, Stream, Writable } from 'node:stream';
+import { Readable, type Stream, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMeta, Command } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
@@ -7,7 +7,12 @@ import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
 import { unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
-import { authenticateSegments, DecryptStream, IntegrityError } from '../pipeline/segmented-gcm.js';
+import {
+  authenticateSegments,
+  DecryptStream,
+  decryptSegments,
+  IntegrityError,
+} from '../pipeline/segmented-gcm.js';
 import { type ObjectStore, openStore } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
@@ -67,8 +72,6 @@ function isBrokenPipe(err: unknown): boolean {
  */
 async function restoreThroughZstd(
   src: Readable,
-  read: Meter,
-  decrypt: DecryptStream,
   restore: (into: (toolStdin: Writable) => void) => Promise<void>,
   onBytes: (f: () => number) => void,
 ) {
@@ -89,7 +92,7 @@ async function restoreThroughZstd(
     unzipped = childSuccess(z, 'zstd -d').catch((err) => {
       zErr = err;
     });
-    feed = pipeline(src, read, decrypt, z.stdin!).catch((err) => {
+    feed = pipeline(src, z.stdin!).catch((err) => {
       feedErr ??= err;
     });
   });
@@ -106,6 +109,11 @@ async function restoreThroughZstd(
   // The tool succeeded; if it stopped reading early (a selective restore), the pipe behind it broke: not a failure.
   if (feedErr && !isBrokenPipe(feedErr)) throw feedErr;
   if (zErr && !isBrokenPipe(zErr)) throw zErr;
+}
+
+/** Each segment's verified plaintext pieces, one after another. */
+async function* flatten(segments: AsyncIterable<Buffer[]>): AsyncGenerator<Buffer> {
+  for await (const pieces of segments) yield* pieces;
 }
 
 /**
@@ -192,18 +200,25 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
   const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
-  const decrypt = new DecryptStream(key);
+  let readBytes = 0;
+  let src: Readable;
   try {
     const segments = await checkObject(store, meta, key, ctx);
     ctx.log('info', `${meta.sizeBytes} bytes, ${segments} segments authenticated`);
+    // The restore reads it again through the same authenticated decryption (a segment
+    // changed since the check still fails), from one reused buffer where the store can.
+    const chunks = store.readReused?.(meta.objectKey) ?? (await store.read(meta.objectKey));
+    src = Readable.from(flatten(decryptSegments(chunks, key, meta.sizeBytes, (n) => (readBytes = n))), {
+      objectMode: false,
+      highWaterMark: 1024 * 1024,
+    });
   } finally {
     key.fill(0);
   }
   const engine = await engineFor(cmd.target);
-  const read = new Meter();
   const plain = new Meter();
   let plainBytes = () => plain.bytes;
-  const stop = every(1000, () => ctx.progress('restore', read.bytes, plainBytes()));
+  const stop = every(1000, () => ctx.progress('restore', readBytes, plainBytes()));
   const options = {
     database: cmd.database,
     conflict: cmd.conflict,
@@ -212,12 +227,9 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   };
   const log = (m: string) => ctx.log('info', m);
   try {
-    const src = await store.read(meta.objectKey);
     if (meta.compressAlgo === 'zstd' && !engine.restoresInProcess) {
       await restoreThroughZstd(
         src,
-        read,
-        decrypt,
         (into) => engine.restore(cmd.target, into, options, log),
         (f) => {
           plainBytes = f;
@@ -225,14 +237,11 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
       );
     } else {
       const restoring = engine.restore(cmd.target, plain, options, log);
-      await settleBoth(
-        pipeline(src, read, decrypt, decompressor(meta.compressAlgo), plain),
-        restoring,
-        plain,
-      );
+      await settleBoth(pipeline(src, decompressor(meta.compressAlgo), plain), restoring, plain);
     }
   } finally {
     stop();
+    src.destroy();
   }
   const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, meta.tables, cmd.tables);
   if (mismatches.length) {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   authenticateSegments,
   DecryptStream,
+  decryptSegments,
   EncryptStream,
   HEADER_BYTES,
   IntegrityError,
@@ -101,6 +102,18 @@ describe('segmented AES-256-GCM', () => {
     );
     k3.fill(0);
     await expect(checking).resolves.toBe(3);
+    const k4 = Buffer.from(saved);
+    const opening = decryptSegments(
+      (async function* () {
+        yield sealed;
+      })(),
+      k4,
+      sealed.length,
+    );
+    k4.fill(0); // before the generator has run at all
+    const out: Buffer[] = [];
+    for await (const pieces of opening) out.push(...pieces);
+    expect(Buffer.concat(out).equals(plain)).toBe(true);
   });
 
   it('names a backup sealed under the all-zero key (agents before 0.1.1)', async () => {
@@ -144,6 +157,31 @@ describe("authenticateSegments (a restore's check before the tool sees a byte)",
       key,
       size,
     );
+
+  it('decrypts exactly the plaintext from one reused read buffer, however it is chunked', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 5 * SEG + 3 }),
+        fc.integer({ min: 1, max: 2 * SEG }),
+        async (n, c) => {
+          const plain = randomBytes(n);
+          const sealed = await encrypt(key, plain);
+          // As LocalStore.readReused hands them over: the same buffer, overwritten for every chunk.
+          const reused = Buffer.alloc(c);
+          const reader = (async function* () {
+            for (let i = 0; i < sealed.length; i += c) {
+              const len = sealed.copy(reused, 0, i, Math.min(i + c, sealed.length));
+              yield reused.subarray(0, len);
+            }
+          })();
+          const out: Buffer[] = [];
+          for await (const pieces of decryptSegments(reader, key, sealed.length)) out.push(...pieces);
+          expect(Buffer.concat(out).equals(plain)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
 
   it('counts the segments of a good object however it is chunked', async () => {
     await fc.assert(

@@ -271,21 +271,30 @@ export class DecryptStream extends Transform {
 }
 
 /**
- * Authenticate every segment of an encrypted object of `totalBytes` bytes without
- * keeping any plaintext: each segment's ciphertext goes through AES-GCM as it
- * arrives and its tag is checked at its end. Knowing the size up front tells which
- * segment is the last, so nothing is held back. Resolves with the number of
- * segments; rejects with an IntegrityError naming the first segment that fails,
- * or the truncation. This is the cheap full check a restore makes before the
- * restore tool sees a byte (GCM runs at several times SHA-256's speed here).
+ * Decrypt an encrypted object of `totalBytes` bytes as it is read: each segment's
+ * ciphertext goes through AES-GCM as it arrives, and its plaintext is yielded only
+ * once its tag has been checked. Knowing the size up front tells which segment is
+ * the last, so nothing is held back and no ciphertext is copied or joined: each
+ * input chunk is used up before the next is asked for, so a reader may hand over
+ * one reused buffer (LocalStore.readReused). Throws an IntegrityError naming the
+ * first segment that fails, or the truncation. `progress` gets the bytes read.
  */
-export async function authenticateSegments(
+export function decryptSegments(
   chunks: AsyncIterable<Buffer>,
   key: Buffer,
   totalBytes: number,
   progress: (bytes: number) => void = () => {},
-): Promise<number> {
-  const k = dataKey(key);
+): AsyncGenerator<Buffer[], number> {
+  // The key is copied now, not when the generator first runs: the caller wipes its buffer.
+  return openSegments(chunks, dataKey(key), totalBytes, progress);
+}
+
+async function* openSegments(
+  chunks: AsyncIterable<Buffer>,
+  k: KeyObject,
+  totalBytes: number,
+  progress: (bytes: number) => void,
+): AsyncGenerator<Buffer[], number> {
   const header = Buffer.alloc(HEADER_BYTES);
   const tag = Buffer.alloc(TAG_BYTES);
   let pos = 0; // bytes of the object consumed
@@ -294,6 +303,7 @@ export async function authenticateSegments(
   let counter = 0;
   let d: DecipherGCM | undefined; // the segment being read
   let z: DecipherGCM | undefined; // segment 0 under the all-zero key, to name a pre-0.1.1 backup
+  let plain: Buffer[] = []; // the segment's plaintext, held until its tag is checked
   let last = false;
   let cipherLeft = 0; // of the current segment's ciphertext
   let tagFill = 0;
@@ -323,8 +333,9 @@ export async function authenticateSegments(
       }
       if (cipherLeft > 0) {
         const n = Math.min(cipherLeft, chunk.length - off);
-        d.update(chunk.subarray(off, off + n));
-        z?.update(chunk.subarray(off, off + n));
+        const piece = chunk.subarray(off, off + n);
+        plain.push(d.update(piece));
+        z?.update(piece);
         off += n;
         pos += n;
         cipherLeft -= n;
@@ -337,7 +348,8 @@ export async function authenticateSegments(
       if (tagFill === TAG_BYTES) {
         d.setAuthTag(tag);
         try {
-          d.final();
+          const fin = d.final();
+          if (fin.length) plain.push(fin);
         } catch {
           if (z && zeroKeyAuthenticates(z, tag)) throw new IntegrityError(LEGACY_ZERO_KEY_MESSAGE);
           throw authFailure(counter, last);
@@ -345,6 +357,9 @@ export async function authenticateSegments(
         d = undefined;
         z = undefined;
         counter++;
+        const verified = plain;
+        plain = [];
+        yield verified;
       }
     }
     progress(pos);
@@ -353,4 +368,23 @@ export async function authenticateSegments(
   if (d || pos !== totalBytes || !last)
     throw new IntegrityError(`stream ends after ${pos} of ${totalBytes} bytes: truncated`);
   return counter;
+}
+
+/**
+ * Authenticate every segment of an encrypted object without keeping any plaintext
+ * (decryptSegments, discarding what it yields). Resolves with the number of
+ * segments. This is the full check a restore makes before the restore tool sees a
+ * byte (AES-GCM runs at several times SHA-256's speed here).
+ */
+export async function authenticateSegments(
+  chunks: AsyncIterable<Buffer>,
+  key: Buffer,
+  totalBytes: number,
+  progress: (bytes: number) => void = () => {},
+): Promise<number> {
+  const it = decryptSegments(chunks, key, totalBytes, progress);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
 }
