@@ -1,4 +1,4 @@
-import { createDecipheriv, createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,18 +96,23 @@ beforeAll(async () => {
 }, 240_000);
 afterAll(cleanupAll);
 
-/** Whether segment 0 of a stored object (format in agent/src/pipeline/segmented-gcm.ts) authenticates under `key`. */
+/** The nonce of segment `counter` (format in agent/src/pipeline/segmented-gcm.ts): prefix | u32 counter | last flag. */
+function segmentNonce(header: Buffer, counter: number, last: boolean): Buffer {
+  const nonce = Buffer.alloc(12);
+  header.copy(nonce, 0, 12, 19);
+  nonce.writeUInt32BE(counter, 7);
+  nonce[11] = last ? 1 : 0;
+  return nonce;
+}
+
+/** Whether segment 0 of a stored object authenticates under `key`. */
 function openFirstSegment(sealed: Buffer, key: Buffer): boolean {
   const header = sealed.subarray(0, 32);
   const segment = header.readUInt32BE(8);
   const last = sealed.length <= 32 + segment + 16;
   const body = sealed.subarray(32, last ? sealed.length : 32 + segment + 16);
-  const nonce = Buffer.alloc(12);
-  header.copy(nonce, 0, 12, 19);
-  nonce.writeUInt32BE(0, 7);
-  nonce[11] = last ? 1 : 0;
   try {
-    const d = createDecipheriv('aes-256-gcm', key, nonce);
+    const d = createDecipheriv('aes-256-gcm', key, segmentNonce(header, 0, last));
     d.setAAD(header);
     d.setAuthTag(body.subarray(body.length - 16));
     d.update(body.subarray(0, body.length - 16));
@@ -116,6 +121,27 @@ function openFirstSegment(sealed: Buffer, key: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+/** The same object sealed under another key, segment by segment (what an agent before 0.1.1 wrote under zeros). */
+function reseal(sealed: Buffer, from: Buffer, to: Buffer): Buffer {
+  const header = sealed.subarray(0, 32);
+  const segment = header.readUInt32BE(8);
+  const out = [header];
+  for (let pos = 32, counter = 0; pos < sealed.length; counter++) {
+    const last = sealed.length - pos <= segment + 16;
+    const body = sealed.subarray(pos, last ? sealed.length : pos + segment + 16);
+    const nonce = segmentNonce(header, counter, last);
+    const d = createDecipheriv('aes-256-gcm', from, nonce);
+    d.setAAD(header);
+    d.setAuthTag(body.subarray(body.length - 16));
+    const plain = Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
+    const c = createCipheriv('aes-256-gcm', to, nonce);
+    c.setAAD(header);
+    out.push(c.update(plain), c.final(), c.getAuthTag());
+    pos += body.length;
+  }
+  return Buffer.concat(out);
 }
 
 describe('PostgreSQL backup and restore', () => {
@@ -373,6 +399,41 @@ describe('PostgreSQL backup and restore', () => {
         }
       },
     );
+
+    it('sealed under the all-zero key (agents before 0.1.1): verify and restore say so; the target is untouched', async () => {
+      const exported = await cp.api<{ privateJwk: Record<string, string> }>(
+        'POST',
+        '/api/v1/keys/kek/export',
+      );
+      expect(exported.status).toBe(200);
+      const meta = JSON.parse(readFileSync(`${file}.meta.json`, 'utf8'));
+      const { plaintext } = await compactDecrypt(
+        meta.wrappedKey,
+        await importJWK(exported.body.privateJwk, 'ECDH-ES+A256KW'),
+      );
+      const legacy = reseal(original, Buffer.from(plaintext), Buffer.alloc(32));
+      expect(legacy.length).toBe(original.length);
+      writeFileSync(file, legacy);
+      try {
+        const vj = await waitJob(
+          cp,
+          (await cp.api<Job>('POST', `/api/v1/backups/${good.id}/verify`)).body.id,
+        );
+        expect(vj.state).toBe('failed');
+        expect(vj.error?.message).toMatch(/before 0\.1\.1.*all-zero key.*--legacy-zero-key/);
+        const db = await createDb();
+        await query(
+          (await import('./backup-support.js')).dbUrl(db),
+          "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')",
+        );
+        const rj = await restore(good.id, { database: db, conflict: 'clean' });
+        expect(rj.state).toBe('failed');
+        expect(rj.error?.message).toMatch(/before 0\.1\.1.*all-zero key/);
+        expect(await sentinel(db)).toBe('untouched');
+      } finally {
+        writeFileSync(file, original);
+      }
+    });
   });
 
   it('a failing pg_dump fails the job with pg_dump’s own message and stores nothing', async () => {
