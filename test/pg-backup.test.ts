@@ -335,6 +335,15 @@ describe('PostgreSQL backup and restore', () => {
           'SELECT v FROM sentinel',
         )
       )[0]?.v;
+    /** A new database holding one table, whose row a refused restore must leave alone. */
+    const sentinelDb = async () => {
+      const db = await createDb();
+      await query(
+        (await import('./backup-support.js')).dbUrl(db),
+        "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')",
+      );
+      return db;
+    };
 
     beforeAll(async () => {
       const t = await target('damaged', localStorage, source, { options: { compression: 'none' } });
@@ -380,11 +389,7 @@ describe('PostgreSQL backup and restore', () => {
           expect(vj.state).toBe('failed');
           expect(vj.error?.message).toMatch(reason);
 
-          const db = await createDb();
-          await query(
-            (await import('./backup-support.js')).dbUrl(db),
-            "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')",
-          );
+          const db = await sentinelDb();
           const rj = await restore(good.id, { database: db, conflict: 'clean' });
           expect(rj.state).toBe('failed');
           expect(rj.error?.message).toMatch(reason);
@@ -421,11 +426,7 @@ describe('PostgreSQL backup and restore', () => {
         );
         expect(vj.state).toBe('failed');
         expect(vj.error?.message).toMatch(/before 0\.1\.1.*all-zero key.*--legacy-zero-key/);
-        const db = await createDb();
-        await query(
-          (await import('./backup-support.js')).dbUrl(db),
-          "CREATE TABLE sentinel (v text); INSERT INTO sentinel VALUES ('untouched')",
-        );
+        const db = await sentinelDb();
         const rj = await restore(good.id, { database: db, conflict: 'clean' });
         expect(rj.state).toBe('failed');
         expect(rj.error?.message).toMatch(/before 0\.1\.1.*all-zero key/);

@@ -36,6 +36,11 @@ function swapSegments1And2(sealed: Buffer): Buffer {
   ]);
 }
 
+/** Buffers as a store's reader hands them over (an async iterable). */
+async function* reading(parts: Buffer[]): AsyncGenerator<Buffer> {
+  yield* parts;
+}
+
 function chunks(b: Buffer, n: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < b.length; i += n) out.push(b.subarray(i, i + n));
@@ -93,23 +98,11 @@ describe('segmented AES-256-GCM', () => {
     k2.fill(0); // what restore, verify and the decrypt command do
     expect((await collect(chunks(sealed, 777), d)).equals(plain)).toBe(true);
     const k3 = Buffer.from(saved);
-    const checking = authenticateSegments(
-      (async function* () {
-        yield sealed;
-      })(),
-      k3,
-      sealed.length,
-    );
+    const checking = authenticateSegments(reading([sealed]), k3, sealed.length);
     k3.fill(0);
     await expect(checking).resolves.toBe(3);
     const k4 = Buffer.from(saved);
-    const opening = decryptSegments(
-      (async function* () {
-        yield sealed;
-      })(),
-      k4,
-      sealed.length,
-    );
+    const opening = decryptSegments(reading([sealed]), k4, sealed.length);
     k4.fill(0); // before the generator has run at all
     const out: Buffer[] = [];
     for await (const pieces of opening) out.push(...pieces);
@@ -119,15 +112,9 @@ describe('segmented AES-256-GCM', () => {
   it('names a backup sealed under the all-zero key (agents before 0.1.1)', async () => {
     const sealed = await encrypt(Buffer.alloc(32), randomBytes(2 * SEG + 5));
     await expect(decrypt(key, sealed)).rejects.toThrow(/before 0\.1\.1.*all-zero key.*--legacy-zero-key/);
-    await expect(
-      authenticateSegments(
-        (async function* () {
-          yield* chunks(sealed, 1000);
-        })(),
-        key,
-        sealed.length,
-      ),
-    ).rejects.toThrow(/before 0\.1\.1.*all-zero key/);
+    await expect(authenticateSegments(reading(chunks(sealed, 1000)), key, sealed.length)).rejects.toThrow(
+      /before 0\.1\.1.*all-zero key/,
+    );
     // A damaged first segment under a real key is damage, not a legacy backup.
     const damaged = await encrypt(key, randomBytes(2 * SEG));
     damaged[HEADER_BYTES + 3]! ^= 1;
@@ -150,13 +137,7 @@ describe("authenticateSegments (a restore's check before the tool sees a byte)",
   const key = randomBytes(32);
   // Chunked as a store reads it; `size` is what the store says the object's size is.
   const check = (sealed: Buffer, chunk = 1000, size = sealed.length) =>
-    authenticateSegments(
-      (async function* () {
-        yield* chunks(sealed, chunk);
-      })(),
-      key,
-      size,
-    );
+    authenticateSegments(reading(chunks(sealed, chunk)), key, size);
 
   it('decrypts exactly the plaintext from one reused read buffer, however it is chunked', async () => {
     await fc.assert(
@@ -235,15 +216,9 @@ describe("authenticateSegments (a restore's check before the tool sees a byte)",
     const sealed = await encrypt(key, randomBytes(5 * SEG));
     const swapped = swapSegments1And2(sealed);
     await expect(check(swapped)).rejects.toThrow(/segment 1 failed authentication/);
-    await expect(
-      authenticateSegments(
-        (async function* () {
-          yield sealed;
-        })(),
-        randomBytes(32),
-        sealed.length,
-      ),
-    ).rejects.toThrow(/segment 0 failed authentication/);
+    await expect(authenticateSegments(reading([sealed]), randomBytes(32), sealed.length)).rejects.toThrow(
+      /segment 0 failed authentication/,
+    );
     const h = Buffer.from(sealed);
     h[20]! ^= 1;
     await expect(check(h)).rejects.toThrow(/segment 0 failed authentication/);
