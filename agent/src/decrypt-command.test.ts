@@ -50,7 +50,11 @@ describe('dbbackup-agent decrypt (no control plane)', () => {
       segmentBytes: 4096,
       chunks: 3,
       status: 'completed',
-      wrappedKey: await wrapDataKey(dataKey, await exportJWK(publicKey), 'kek1'),
+      wrappedKey: await wrapDataKey(dataKey, await exportJWK(publicKey), 'kek1', {
+        bid: 'b',
+        aid: 'a',
+        tid: 't',
+      }),
       kekId: 'kek1',
       engineVersion: '15',
       toolVersion: '15',

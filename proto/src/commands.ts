@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { BackupMetaSummary } from './results.js';
 import { RetentionPolicy } from './retention.js';
-import { BackupMeta, CompressAlgo, StorageSpec, TargetSpec } from './targets.js';
+import { CompressAlgo, StorageSpec, TargetSpec } from './targets.js';
 
 /**
  * Commands the control plane sends to an agent, as one discriminated union
@@ -26,8 +27,12 @@ const RestoreSource = {
   backupId: z.string(),
   target: TargetSpec,
   storage: StorageSpec,
-  meta: BackupMeta,
-  /** The backup's data key, re-wrapped by the control plane to this agent's own encryption key. */
+  /** Bounded: a long table list stays in meta.json, which the agent reads when it needs it. */
+  meta: BackupMetaSummary,
+  /**
+   * The backup's data key, re-wrapped by the control plane to this agent's own encryption key,
+   * bound to this backup and this agent and expiring (key-binding.ts).
+   */
   wrappedKeyForAgent: z.string(),
 };
 export const VerifyCommand = z.object({ kind: z.literal('verify'), ...RestoreSource });

@@ -145,3 +145,22 @@ export class DumpScanner {
     );
   }
 }
+
+const helpCache = new Map<string, Promise<string>>();
+
+/** Whether a client program's --help lists an option (asked once per program path). */
+export async function clientHas(toolPath: string, option: string): Promise<boolean> {
+  let help = helpCache.get(toolPath);
+  if (!help) {
+    help = execa(toolPath, ['--no-defaults', '--help'], {
+      reject: false,
+      timeout: 10_000,
+      stdin: 'ignore',
+    }).then(
+      (r) => `${r.stdout}\n${r.stderr}`,
+      () => '',
+    );
+    helpCache.set(toolPath, help);
+  }
+  return (await help).includes(option);
+}

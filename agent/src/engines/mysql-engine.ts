@@ -4,7 +4,7 @@ import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import { childExit, retained } from '../pipeline/child-exit.js';
 import { type DumpHandle, type Engine, EngineError, type Mismatch, type TableStat } from './engine.js';
-import { DumpScanner, feedInto, firstTool, toolError } from './engine-support.js';
+import { clientHas, DumpScanner, feedInto, firstTool, toolError } from './engine-support.js';
 
 /**
  * MySQL and MariaDB through their own clients: `mariadb-dump`/`mysqldump` with
@@ -61,7 +61,7 @@ export async function mysqlQuery(
       '--skip-column-names',
       '-e',
       sql,
-      ...(database ? [database] : []),
+      ...(database ? [`--database=${database}`] : []),
     ],
     {
       env,
@@ -238,10 +238,17 @@ export const mysqlEngine: Engine = {
     const client = await firstTool(CLIENT_TOOLS, 'mysql');
     const { args, env } = mysqlArgs(t);
     log(`restoring into ${o.database} with ${client.path}`);
-    const child = spawn(client.path, [...args, '--max-allowed-packet=1073741824', o.database], {
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
+    // The dump is data, not a script for the client: --binary-mode turns off client commands
+    // (\! runs a shell command) and --sandbox (MariaDB) refuses anything touching files.
+    const safety = ['--binary-mode', ...((await clientHas(client.path, '--sandbox')) ? ['--sandbox'] : [])];
+    const child = spawn(
+      client.path,
+      [...args, ...safety, '--max-allowed-packet=1073741824', `--database=${o.database}`],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'ignore', 'pipe'],
+      },
+    );
     const exited = childExit(child);
     await feedInto(input, child.stdin as Writable, exited);
     const e = await exited;

@@ -223,7 +223,15 @@ export const sqliteEngine: Engine = {
       const pageSize = int(m.pageSize);
       const child = spawn(
         tool.path,
-        ['-bail', '-batch', ...(pageSize ? ['-cmd', `PRAGMA page_size=${pageSize}`] : []), uri(tmp, 'rwc')],
+        // -safe: the dump is data; dot-commands that run programs or touch other files
+        // (.shell, .system, .output, .load, ATTACH) are refused.
+        [
+          '-bail',
+          '-batch',
+          '-safe',
+          ...(pageSize ? ['-cmd', `PRAGMA page_size=${pageSize}`] : []),
+          uri(tmp, 'rwc'),
+        ],
         { stdio: ['pipe', 'ignore', 'pipe'] },
       );
       const exited = childExit(child);

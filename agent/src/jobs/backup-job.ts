@@ -1,14 +1,21 @@
 import os from 'node:os';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type BackupMeta, type Command, targetDbName } from '@dbbackup/proto';
+import {
+  type BackupMeta,
+  type BackupResult,
+  backupFileId,
+  backupObjectPath,
+  type Command,
+  summariseMeta,
+  targetDbName,
+} from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
 import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
 import { openStore } from '../storage/object-store.js';
-import { backupObjectPath } from './backup-naming.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
 type BackupCommand = Extract<Command, { kind: 'backup' }>;
@@ -22,7 +29,7 @@ type BackupCommand = Extract<Command, { kind: 'backup' }>;
 export async function runBackup(
   cmd: BackupCommand,
   ctx: JobContext,
-): Promise<{ meta: BackupMeta; metaKey: string; uploadRetries: number }> {
+): Promise<BackupResult & { uploadRetries: number }> {
   const started = new Date();
   const { target, storage } = cmd;
   const engine = await engineFor(target);
@@ -44,7 +51,7 @@ export async function runBackup(
     dbName: targetDbName(target),
     app: target.name,
     at: started,
-    id: cmd.backupId.replace(/-/g, '').slice(0, 12),
+    id: backupFileId(cmd.backupId),
     ext,
   });
   const objectKey = store.key(relative);
@@ -77,7 +84,11 @@ export async function runBackup(
     `dumping ${targetDbName(target)} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
   );
   const dataKey = newDataKey();
-  const wrappedKey = await wrapDataKey(dataKey, cmd.kek.publicJwk, cmd.kek.kid);
+  const wrappedKey = await wrapDataKey(dataKey, cmd.kek.publicJwk, cmd.kek.kid, {
+    bid: cmd.backupId,
+    aid: ctx.agentId,
+    tid: target.id,
+  });
 
   await ctx.recordUpload(storage, objectKey);
   const writer = await store.createWriter(
@@ -165,5 +176,6 @@ export async function runBackup(
     'info',
     `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`,
   );
-  return { meta, metaKey, uploadRetries: store.retries };
+  // The result is bounded (a long table list stays in meta.json).
+  return { meta: summariseMeta(meta), metaKey, uploadRetries: store.retries };
 }

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { Readable, type Stream, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BackupMeta, Command } from '@dbbackup/proto';
+import { BackupMeta, type BackupMetaSummary, type Command, forAgentBindingProblem } from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
 import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
-import { unwrapDataKey } from '../pipeline/data-key.js';
+import { KeyBindingError, unwrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import {
   authenticateSegments,
@@ -14,11 +14,44 @@ import {
   decryptSegments,
   IntegrityError,
 } from '../pipeline/segmented-gcm.js';
-import { type ObjectStore, openStore } from '../storage/object-store.js';
+import { type ObjectStore, openStore, readAll } from '../storage/object-store.js';
 import { every, type JobContext, JobError } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
 type RestoreCommand = Extract<Command, { kind: 'restore' }>;
+
+/**
+ * The data key the control plane re-wrapped for this command, used only if it is
+ * bound to this command's backup and this agent and has not expired.
+ */
+async function commandDataKey(cmd: VerifyCommand | RestoreCommand, ctx: JobContext): Promise<Buffer> {
+  try {
+    return await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey(), (h) =>
+      forAgentBindingProblem(h, { bid: cmd.backupId, aid: ctx.agentId }, Math.floor(Date.now() / 1000)),
+    );
+  } catch (err) {
+    if (err instanceof KeyBindingError) throw new JobError('key-binding', err.message, { cause: err });
+    throw err;
+  }
+}
+
+const META_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The full table list of a backup whose command carried a bounded summary: read
+ * from its meta.json, which must be the same backup (id and checksum).
+ */
+async function fullTables(store: ObjectStore, meta: BackupMetaSummary): Promise<BackupMeta['tables']> {
+  if (meta.tablesTotal === undefined || meta.tablesTotal <= meta.tables.length) return meta.tables;
+  const key = `${meta.objectKey}.meta.json`;
+  const size = await store.size(key);
+  if (size === undefined || size > META_MAX_BYTES)
+    throw new JobError('meta-unreadable', `${key} is ${size === undefined ? 'missing' : 'too large'}`);
+  const full = BackupMeta.safeParse(JSON.parse((await readAll(store, key)).toString('utf8')));
+  if (!full.success || full.data.backupId !== meta.backupId || full.data.sha256 !== meta.sha256)
+    throw new JobError('meta-mismatch', `${key} is not the metadata of backup ${meta.backupId}`);
+  return full.data.tables;
+}
 
 /**
  * Wait for the stream feeding a tool and for the tool. Whichever fails first is
@@ -161,7 +194,7 @@ async function checkObject(store: ObjectStore, meta: BackupMeta, key: Buffer, ct
 export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
   const { meta } = cmd;
   const store = await openStore(cmd.storage);
-  const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
+  const key = await commandDataKey(cmd, ctx);
   const sha = new Meter({ sha256: true });
   const decrypt = new DecryptStream(key);
   key.fill(0);
@@ -208,7 +241,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
-  const key = await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey());
+  const key = await commandDataKey(cmd, ctx);
   let readBytes = 0;
   let src: Readable;
   try {
@@ -252,7 +285,8 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
     stop();
     src.destroy();
   }
-  const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, meta.tables, cmd.tables);
+  const tables = await fullTables(store, meta);
+  const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, tables, cmd.tables);
   if (mismatches.length) {
     const list = mismatches
       .map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`)
@@ -261,8 +295,8 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
     throw new JobError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
   }
   const wanted = cmd.tables?.length
-    ? meta.tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
-    : meta.tables;
+    ? tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
+    : tables;
   const checked = wanted.filter((t) => t.exact).length;
   ctx.log('info', `restored ${meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`);
   return { database: cmd.database, tablesChecked: checked, bytes: plainBytes() };

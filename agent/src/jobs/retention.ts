@@ -1,5 +1,6 @@
 import {
   BackupMeta,
+  backupTargetPrefix,
   type RetentionCandidate,
   type RetentionPolicy,
   type StorageSpec,
@@ -8,7 +9,6 @@ import {
   targetDbName,
 } from '@dbbackup/proto';
 import { openStore, readAll } from '../storage/object-store.js';
-import { backupTargetPrefix } from './backup-naming.js';
 
 export interface RetentionOutcome {
   kept: number;

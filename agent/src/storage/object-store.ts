@@ -57,6 +57,4 @@ export async function readAll(store: ObjectStore, key: string): Promise<Buffer> 
   return buffer(await store.read(key));
 }
 
-export function joinKey(prefix: string, relative: string): string {
-  return [prefix.replace(/^\/+|\/+$/g, ''), relative.replace(/^\/+/, '')].filter(Boolean).join('/');
-}
+export { joinKey } from '@dbbackup/proto';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type ForAgentBinding, keyBindingOf, keyBindingProblem } from '@dbbackup/proto';
 import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { type Db, json } from '../db/database.js';
 import type { SecretBox } from './secret-box.js';
@@ -48,17 +49,6 @@ export async function insertKek(db: Db, box: SecretBox, active: boolean): Promis
   return { kid, publicJwk };
 }
 
-/** Unwrap a data key with the KEK it was wrapped to and wrap it to another public key; plaintext only in memory. */
-export async function rewrap(
-  db: Db,
-  box: SecretBox,
-  jwe: string,
-  kid: string,
-  toPublicJwk: JWK,
-): Promise<string> {
-  return rewrapForAgent(db, box, jwe, kid, toPublicJwk);
-}
-
 /**
  * The active key-encryption key, read from the database at each use: after a
  * rotation every replica hands out the new key at once, with no state to share.
@@ -88,27 +78,96 @@ export async function kekPrivateJwk(db: Db, box: SecretBox, kid: string): Promis
   return JSON.parse(box.open(row.private_enc)) as JWK;
 }
 
+/** A backup's data key as the catalogue knows it. */
+export interface CataloguedKey {
+  backupId: string;
+  agentId: string;
+  /** The target the backup is of (meta.targetId; the catalogue row may have lost it to a deletion). */
+  targetId: string;
+  wrappedKey: string;
+  kekId: string;
+  /** False only for backups catalogued before data keys were bound to their backup. */
+  keyBound: boolean;
+}
+
+/** A data key that is not bound to the backup it is offered for. */
+export class KeyBindingRefused extends Error {
+  override name = 'KeyBindingRefused';
+}
+
 /**
- * Re-wrap one backup's data key from the KEK it was wrapped to, to another public
- * key: an agent's own (one restore or verify) or a new KEK (key rotation). The
- * plaintext key exists only in this function's memory.
+ * Unwrap a backup's data key with the KEK it was wrapped to, and check the binding
+ * its (now authenticated) protected header carries against the catalogue entry.
+ * A key with no binding is accepted only for a legacy entry (`legacy: true`, which
+ * the caller logs). The plaintext is the caller's to wipe.
+ */
+async function unwrapCatalogued(
+  db: Db,
+  box: SecretBox,
+  k: CataloguedKey,
+): Promise<{ plaintext: Uint8Array; header: Record<string, unknown>; legacy: boolean }> {
+  const priv = await importJWK(await kekPrivateJwk(db, box, k.kekId), WRAP_ALG);
+  const { plaintext, protectedHeader } = await compactDecrypt(k.wrappedKey, priv, {
+    keyManagementAlgorithms: [WRAP_ALG],
+    contentEncryptionAlgorithms: [WRAP_ENC],
+  });
+  const header = protectedHeader as Record<string, unknown>;
+  const bound = keyBindingOf(header);
+  if (!bound && !k.keyBound) return { plaintext, header, legacy: true };
+  const problem = keyBindingProblem(header, { bid: k.backupId, aid: k.agentId, tid: k.targetId });
+  if (problem) {
+    plaintext.fill(0);
+    throw new KeyBindingRefused(problem);
+  }
+  return { plaintext, header, legacy: false };
+}
+
+/**
+ * Re-wrap one backup's data key to the agent that will restore or verify it: bound
+ * to that backup and that agent, for a restore, until `expiresAt`. The plaintext key
+ * exists only in this function's memory.
  */
 export async function rewrapForAgent(
   db: Db,
   box: SecretBox,
-  jwe: string,
-  kid: string,
-  agentPublicJwk: JWK,
-): Promise<string> {
-  const priv = await importJWK(await kekPrivateJwk(db, box, kid), WRAP_ALG);
-  const { plaintext } = await compactDecrypt(jwe, priv, {
-    keyManagementAlgorithms: [WRAP_ALG],
-    contentEncryptionAlgorithms: [WRAP_ENC],
-  });
+  k: CataloguedKey,
+  recipient: { agentId: string; publicJwk: JWK },
+  expiresAt: Date,
+): Promise<{ jwe: string; legacy: boolean }> {
+  const { plaintext, legacy } = await unwrapCatalogued(db, box, k);
   try {
-    const pub = await importJWK(agentPublicJwk, WRAP_ALG);
+    const pub = await importJWK(recipient.publicJwk, WRAP_ALG);
+    const binding: ForAgentBinding = {
+      bid: k.backupId,
+      aid: recipient.agentId,
+      use: 'restore',
+      exp: Math.floor(expiresAt.getTime() / 1000),
+    };
+    const jwe = await new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: WRAP_ALG, enc: WRAP_ENC, ...binding })
+      .encrypt(pub);
+    return { jwe, legacy };
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+/**
+ * Re-wrap one backup's data key to a new key-encryption key (key rotation),
+ * keeping its binding: the new wrapping carries the same backup, agent and target.
+ */
+export async function rewrapToKek(
+  db: Db,
+  box: SecretBox,
+  k: CataloguedKey,
+  to: { kid: string; publicJwk: JWK },
+): Promise<string> {
+  const { plaintext, header } = await unwrapCatalogued(db, box, k);
+  try {
+    const pub = await importJWK(to.publicJwk, WRAP_ALG);
+    const bound = keyBindingOf(header);
     return await new CompactEncrypt(plaintext)
-      .setProtectedHeader({ alg: WRAP_ALG, enc: WRAP_ENC })
+      .setProtectedHeader({ alg: WRAP_ALG, enc: WRAP_ENC, kid: to.kid, ...(bound ?? {}) })
       .encrypt(pub);
   } finally {
     plaintext.fill(0);

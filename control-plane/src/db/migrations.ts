@@ -367,6 +367,21 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0011_agent_trust': {
+    async up(db: Kysely<unknown>) {
+      // Events the control plane refused are kept with the reason (and acknowledged);
+      // a backup's data key is bound to it (key_bound: false only for backups catalogued
+      // before the binding existed, which the restore path names as legacy).
+      await sql`
+        ALTER TABLE agent_events ADD COLUMN rejected_reason text;
+        CREATE INDEX agent_events_rejected ON agent_events (agent_id, seq) WHERE rejected_reason IS NOT NULL;
+        ALTER TABLE backups ADD COLUMN key_bound boolean NOT NULL DEFAULT false;
+        ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
+        ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
+          CHECK (kind IN ('backup_missed','job_stalled','agent_event_rejected','key_unavailable'));
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

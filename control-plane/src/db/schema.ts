@@ -101,6 +101,7 @@ export interface AgentEventsTable {
   type: string;
   body: Json;
   received_at: GeneratedTimestamp;
+  rejected_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface KeysTable {
@@ -167,12 +168,15 @@ export interface BackupsTable {
   run_while_disconnected: ColumnType<boolean, boolean | undefined, boolean>;
   deleted_at: NullableTimestamp;
   deleted_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  key_bound: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: GeneratedTimestamp;
 }
 
+export type AlertKind = 'backup_missed' | 'job_stalled' | 'agent_event_rejected' | 'key_unavailable';
+
 export interface AlertsTable {
   id: string;
-  kind: 'backup_missed' | 'job_stalled';
+  kind: AlertKind;
   state: 'firing' | 'resolved';
   target_id: ColumnType<string | null, string | null | undefined, string | null>;
   job_id: ColumnType<string | null, string | null | undefined, string | null>;

@@ -31,6 +31,11 @@ export interface SessionDeps {
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+/** Frames received and not yet handled; an agent keeps at most 100 events unacknowledged. */
+const MAX_PENDING_FRAMES = 256;
+/** Sustained inbound frames per second, and the burst above it, before the session is closed. */
+const RATE_PER_SECOND = 200;
+const RATE_BURST = 1000;
 
 /**
  * One agent's WebSocket on this replica. Messages are handled strictly one at a
@@ -47,6 +52,13 @@ export class AgentSession {
   #closed = false;
   #lastInbound = Date.now();
   #queue: Promise<void> = Promise.resolve();
+  /** Set once handling a frame failed: every later frame is ignored, so nothing applies out of order. */
+  #failed = false;
+  #pending = 0;
+  #tokens = RATE_BURST;
+  #tokensAt = Date.now();
+  /** The last event sequence number this session applied or was told of (undefined before the first event). */
+  #seq: number | undefined;
   #timer: NodeJS.Timeout;
   #onClosed: (s: AgentSession) => void;
 
@@ -72,18 +84,24 @@ export class AgentSession {
       Math.max(50, Math.floor(hb / 4)),
     );
     ws.on('message', (data, isBinary) => {
+      if (this.#failed || this.#closed) return;
       this.#lastInbound = Date.now();
+      if (!this.#admit()) return;
       const decoded = decodeAgentMessage(isBinary ? data : data.toString());
       if (!decoded.ok) {
         this.#log.warn({ code: decoded.code, reason: decoded.reason }, 'closing on bad frame');
-        this.close(decoded.code, decoded.reason);
+        this.#fail(decoded.code, decoded.reason);
         return;
       }
+      this.#pending++;
       this.#queue = this.#queue
-        .then(() => this.#handle(decoded.message))
+        .then(() => (this.#failed ? undefined : this.#handle(decoded.message)))
         .catch((err) => {
           this.#log.error({ err }, 'failed to handle agent message');
-          this.close(1011, 'server error handling message');
+          this.#fail(1011, 'server error handling message');
+        })
+        .finally(() => {
+          this.#pending--;
         });
     });
     ws.on('error', (err) => this.#log.warn({ err }, 'agent socket error'));
@@ -93,6 +111,31 @@ export class AgentSession {
       this.#log.info({ code, reason: reason.toString() }, 'agent disconnected');
       this.#onClosed(this);
     });
+  }
+
+  /** Backpressure: a bounded queue of unhandled frames and a token-bucket rate, each with a reasoned close. */
+  #admit(): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(RATE_BURST, this.#tokens + ((now - this.#tokensAt) / 1000) * RATE_PER_SECOND);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) {
+      this.#log.warn('closing: inbound message rate exceeded');
+      this.#fail(CloseCode.policyViolation, `more than ${RATE_PER_SECOND} messages per second`);
+      return false;
+    }
+    this.#tokens -= 1;
+    if (this.#pending >= MAX_PENDING_FRAMES) {
+      this.#log.warn({ pending: this.#pending }, 'closing: too many messages waiting');
+      this.#fail(CloseCode.policyViolation, `more than ${MAX_PENDING_FRAMES} messages waiting to be handled`);
+      return false;
+    }
+    return true;
+  }
+
+  /** Stop handling this session's frames (those queued included) and close it. */
+  #fail(code: number, reason: string) {
+    this.#failed = true;
+    this.close(code, reason);
   }
 
   get ready() {
@@ -214,9 +257,23 @@ export class AgentSession {
         return;
       }
       case 'event': {
-        const r = await applyAgentEvent(db, this.agentId, msg.payload, (expected, got) =>
-          this.#log.warn({ expected, got }, 'event sequence gap: events acknowledged earlier were lost here'),
-        );
+        const seq = msg.payload.seq;
+        // Within one session events arrive in order with no holes: a hole means one was
+        // skipped, and applying past it would lose it. Close; the agent resends from the mark.
+        if (this.#seq !== undefined && seq > this.#seq + 1) {
+          this.#log.warn({ expected: this.#seq + 1, got: seq }, 'closing: event sequence gap in session');
+          return this.#fail(CloseCode.policyViolation, `event ${seq} sent before event ${this.#seq + 1}`);
+        }
+        const r = await applyAgentEvent(db, this.agentId, msg.payload, {
+          onGap: (expected, got) =>
+            this.#log.warn(
+              { expected, got },
+              'event sequence gap: events acknowledged earlier were lost here',
+            ),
+          onRejected: (rejectedSeq, type, reason) =>
+            this.#log.warn({ seq: rejectedSeq, type, reason }, 'agent event rejected'),
+        });
+        this.#seq = Math.max(this.#seq ?? 0, r.upTo);
         this.send('event.ack', { upTo: r.upTo });
         return;
       }

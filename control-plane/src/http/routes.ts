@@ -1,12 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { Command } from '@dbbackup/proto';
+import { PingCommand, ProbeCommand } from '@dbbackup/proto';
 import { Hono } from 'hono';
 import { importJWK, type JWK } from 'jose';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { setAgentStatus } from '../services/agent-status.js';
-import { cancelAgentCommands, commandView, createCommand, getCommand } from '../services/commands.js';
+import {
+  cancelAgentCommands,
+  commandView,
+  createCommand,
+  getCommand,
+  redactEventBody,
+} from '../services/commands.js';
 import type { Notifier } from '../services/notifications.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import { auditRoutes } from './audit-routes.js';
@@ -269,7 +275,9 @@ export function apiRoutes(d: RouteDeps) {
     const body = await parseJson(
       c,
       z.object({
-        command: Command,
+        // Only what cannot reach data or keys: every other command is made by its own endpoint,
+        // which checks what it names (a raw backup could be sealed to a key of the caller's).
+        command: z.discriminatedUnion('kind', [PingCommand, ProbeCommand]),
         ttlSeconds: z
           .number()
           .int()
@@ -314,13 +322,19 @@ export function apiRoutes(d: RouteDeps) {
     const id = uuidParam(c, 'id', 'agent');
     const rows = await db
       .selectFrom('agent_events')
-      .select(['seq', 'type', 'body', 'received_at'])
+      .select(['seq', 'type', 'body', 'received_at', 'rejected_reason'])
       .where('agent_id', '=', id)
       .orderBy('seq', 'desc')
       .limit(500)
       .execute();
     return c.json({
-      items: rows.map((r) => ({ seq: r.seq, type: r.type, body: r.body, receivedAt: r.received_at })),
+      items: rows.map((r) => ({
+        seq: r.seq,
+        type: r.type,
+        body: redactEventBody(r.body),
+        receivedAt: r.received_at,
+        ...(r.rejected_reason ? { rejected: r.rejected_reason } : {}),
+      })),
     });
   });
 

@@ -5,8 +5,9 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import type { AlertKind } from '../db/schema.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
-import { targetHealth } from '../services/alerts.js';
+import { ALERT_KINDS, targetHealth } from '../services/alerts.js';
 import { createCommand } from '../services/commands.js';
 import { storageRefFor, targetSpecFromRow } from '../services/jobs.js';
 import type { NotifyBus } from '../services/notify-bus.js';
@@ -354,8 +355,9 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
     if (state === 'firing' || state === 'resolved') q = q.where('state', '=', state);
     else if (state) throw badRequest('state: firing or resolved', { field: 'state' });
     const kind = c.req.query('kind');
-    if (kind === 'backup_missed' || kind === 'job_stalled') q = q.where('kind', '=', kind);
-    else if (kind) throw badRequest('kind: backup_missed or job_stalled', { field: 'kind' });
+    if (kind && (ALERT_KINDS as readonly string[]).includes(kind))
+      q = q.where('kind', '=', kind as AlertKind);
+    else if (kind) throw badRequest(`kind: one of ${ALERT_KINDS.join(', ')}`, { field: 'kind' });
     const target = uuidQuery(c, 'target');
     if (target) q = q.where('target_id', '=', target);
     const rows = await q.execute();
@@ -364,6 +366,7 @@ export function scheduleRoutes(d: { db: Db; bus: NotifyBus; box: SecretBox }) {
         id: r.id,
         kind: r.kind,
         state: r.state,
+        subject: r.subject,
         targetId: r.target_id,
         jobId: r.job_id,
         message: r.message,

@@ -1,9 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
 import { type Db, json } from '../db/database.js';
-import { notify } from './notifications.js';
+import type { AlertKind } from '../db/schema.js';
+import { type NotifyEvent, notify } from './notifications.js';
 
-type Kind = 'backup_missed' | 'job_stalled';
+type Kind = AlertKind;
+
+export const ALERT_KINDS = [
+  'backup_missed',
+  'job_stalled',
+  'agent_event_rejected',
+  'key_unavailable',
+] as const satisfies readonly AlertKind[];
+
+const NOTIFY_FOR: Record<AlertKind, NotifyEvent> = {
+  backup_missed: 'backup.missed',
+  job_stalled: 'job.stalled',
+  agent_event_rejected: 'security.event_rejected',
+  key_unavailable: 'security.key_unavailable',
+};
 
 /** Raise an alert unless one of that kind and subject is already firing. Returns whether it is new. */
 export async function fireAlert(
@@ -33,7 +48,7 @@ export async function fireAlert(
     .executeTakeFirst();
   const fired = Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   if (fired) {
-    await notify(db, a.kind === 'backup_missed' ? 'backup.missed' : 'job.stalled', {
+    await notify(db, NOTIFY_FOR[a.kind], {
       title: a.message,
       message: a.message,
       subject: a.subject,

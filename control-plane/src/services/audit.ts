@@ -57,8 +57,11 @@ export function auditHash(prev: string, r: Omit<AuditRow, 'prev_hash' | 'hash'>)
   return createHash('sha256').update(`${prev}\n${body}`).digest('hex');
 }
 
+/** Append one entry; inside the caller's transaction when given one (it commits or rolls back with it). */
 export async function appendAudit(db: Db, e: AuditEntry): Promise<string> {
-  return db.transaction().execute(async (tx) => {
+  const inTx = <T>(fn: (tx: Db) => Promise<T>) =>
+    db.isTransaction ? fn(db) : db.transaction().execute((tx) => fn(tx as unknown as Db));
+  return inTx(async (tx) => {
     await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(tx);
     const last = await tx
       .selectFrom('audit_log')

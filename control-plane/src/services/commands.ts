@@ -3,6 +3,9 @@ import type { AgentEvent, Command } from '@dbbackup/proto';
 import { sql } from 'kysely';
 import { type Db, json } from '../db/database.js';
 import type { CommandState, CommandsTable } from '../db/schema.js';
+import { EventRejected, reject } from './agent-reports.js';
+import { fireAlert } from './alerts.js';
+import { appendAudit } from './audit.js';
 import { onCommandEvent, onJobEvent, onScheduledEvent } from './jobs.js';
 import { dispatchLatency } from './metrics.js';
 
@@ -74,7 +77,8 @@ export function commandView(row: NonNullable<CommandRow>) {
     id: row.id,
     agentId: row.agent_id,
     kind: row.kind,
-    payload: row.payload,
+    // No API view shows a wrapped or re-wrapped key (restore, verify and meta.rewrite carry one).
+    payload: redactKeys(row.payload),
     state: row.state,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -84,7 +88,7 @@ export function commandView(row: NonNullable<CommandRow>) {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     deliveries: row.deliveries,
-    result: row.result,
+    result: redactKeys(row.result),
     error: row.error,
   };
 }
@@ -165,56 +169,190 @@ export async function cancelAgentCommands(db: Db, agentId: string, reason: strin
     .execute();
 }
 
-export type ApplyOutcome = 'applied' | 'duplicate';
+export type ApplyOutcome = 'applied' | 'duplicate' | 'rejected';
+
+/** A failure worth trying the same event again for: serialization, deadlock, lost connection, timeout. */
+export function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return (
+    /^(40001|40P01|08...|57P0[1-3]|57014|53...|55P03)$/.test(code) ||
+    /^E(CONNRESET|PIPE|CONNREFUSED)$/.test(code)
+  );
+}
+
+/** A failure no retry will cure: this event can never apply (a constraint, bad data). */
+function isPermanent(err: unknown): boolean {
+  if (err instanceof EventRejected) return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22|23)...$/.test(code);
+}
+
+export interface ApplyHooks {
+  /** A sequence gap at the start of a session: events the control plane acknowledged earlier were lost here. */
+  onGap: (expected: number, got: number) => void;
+  /** An event refused (it changed nothing, it is recorded, alerted and acknowledged). */
+  onRejected?: (seq: number, type: string, reason: string) => void;
+}
 
 /**
- * Apply one agent event exactly once. Events carry a per-agent sequence number;
- * the agent's high-water mark is moved under a row lock in the same transaction
- * as the event's effect, so a repeat (same or lower seq) changes nothing.
- * Returns the high-water mark to acknowledge.
+ * Apply one agent event exactly once, or record it as rejected. A transient
+ * database failure is retried a few times and then thrown (the session closes,
+ * nothing is acknowledged, the agent sends the event again); an event that can
+ * never apply — refused by a check, or failing on a constraint — is recorded
+ * with its reason, raised as an alert and audited, and acknowledged so the
+ * stream moves on. The high-water mark never passes an event that was neither.
  */
 export async function applyAgentEvent(
   db: Db,
   agentId: string,
   event: AgentEvent,
-  onGap: (expected: number, got: number) => void,
+  hooks: ApplyHooks | ((expected: number, got: number) => void),
 ): Promise<{ outcome: ApplyOutcome; upTo: number }> {
-  return db.transaction().execute(async (tx) => {
-    const agent = await tx
-      .selectFrom('agents')
-      .select('last_event_seq')
-      .where('id', '=', agentId)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    const last = agent.last_event_seq;
+  const h: ApplyHooks = typeof hooks === 'function' ? { onGap: hooks } : hooks;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await applyOnce(db, agentId, event, h);
+    } catch (err) {
+      if (isPermanent(err)) {
+        const reason =
+          err instanceof EventRejected
+            ? err.message
+            : `could not be applied: ${(err as Error).message}`.slice(0, 1000);
+        return recordRejected(db, agentId, event, reason, h);
+      }
+      if (!isTransient(err) || attempt >= 4) throw err;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    }
+  }
+}
+
+async function lockAgentSeq(tx: Db, agentId: string) {
+  const agent = await tx
+    .selectFrom('agents')
+    .select('last_event_seq')
+    .where('id', '=', agentId)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  return Number(agent.last_event_seq);
+}
+
+async function recordRejected(
+  db: Db,
+  agentId: string,
+  event: AgentEvent,
+  reason: string,
+  h: ApplyHooks,
+): Promise<{ outcome: ApplyOutcome; upTo: number }> {
+  const r = await db.transaction().execute(async (tx) => {
+    const txDb = tx as unknown as Db;
+    const last = await lockAgentSeq(txDb, agentId);
     if (event.seq <= last) return { outcome: 'duplicate' as const, upTo: last };
-    // Events are sent in order and deleted by the agent only once acknowledged, so a
-    // gap means this database lost events it had acknowledged (restored from an older
-    // backup). Refusing would wedge the agent forever; accept and say so.
-    if (event.seq !== last + 1) onGap(last + 1, event.seq);
     await tx
       .insertInto('agent_events')
-      .values({ agent_id: agentId, seq: event.seq, type: event.body.type, body: json(event.body) })
+      .values({
+        agent_id: agentId,
+        seq: event.seq,
+        type: event.body.type,
+        body: json(redactEventBody(event.body)),
+        rejected_reason: reason,
+      })
       .onConflict((oc) => oc.doNothing())
       .execute();
+    await tx.updateTable('agents').set({ last_event_seq: event.seq }).where('id', '=', agentId).execute();
+    const agent = await tx
+      .selectFrom('agents')
+      .select('hostname')
+      .where('id', '=', agentId)
+      .executeTakeFirstOrThrow();
+    await fireAlert(txDb, {
+      kind: 'agent_event_rejected',
+      subject: `agent:${agentId}`,
+      message: `agent ${agent.hostname} reported something the control plane refused: ${reason}`,
+      details: { agentId, seq: event.seq, type: event.body.type, reason },
+    });
+    await appendAudit(txDb, {
+      actor: `agent:${agent.hostname}`,
+      actorId: agentId,
+      action: `agent.event.${event.body.type}`,
+      target: `agent:${agentId}`,
+      outcome: 'denied',
+      detail: { seq: event.seq, reason },
+    });
+    return { outcome: 'rejected' as const, upTo: event.seq };
+  });
+  if (r.outcome === 'rejected') h.onRejected?.(event.seq, event.body.type, reason);
+  return r;
+}
+
+/** An event body as the API may show it: no wrapped keys. */
+export function redactEventBody(body: unknown): unknown {
+  return redactKeys(body);
+}
+
+const KEY_FIELDS = new Set(['wrappedKey', 'wrappedKeyForAgent']);
+
+/** A copy of a JSON value with every wrapped or re-wrapped key replaced by "[redacted]". */
+export function redactKeys(v: unknown, depth = 0): unknown {
+  if (depth > 8 || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x) => redactKeys(x, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>))
+    out[k] = KEY_FIELDS.has(k) && typeof x === 'string' ? '[redacted]' : redactKeys(x, depth + 1);
+  return out;
+}
+
+async function applyOnce(
+  db: Db,
+  agentId: string,
+  event: AgentEvent,
+  h: ApplyHooks,
+): Promise<{ outcome: ApplyOutcome; upTo: number }> {
+  return db.transaction().execute(async (tx) => {
     const txDb = tx as unknown as Db;
+    const last = await lockAgentSeq(txDb, agentId);
+    if (event.seq <= last) return { outcome: 'duplicate' as const, upTo: last };
+    // Events are sent in order and deleted by the agent only once acknowledged, so a
+    // gap at the start of a session means this database lost events it had acknowledged
+    // (restored from an older backup). Refusing would wedge the agent forever; accept and
+    // say so. Within a session the gateway closes on a gap instead (agent-session.ts).
+    if (event.seq !== last + 1) h.onGap(last + 1, event.seq);
+    await tx
+      .insertInto('agent_events')
+      .values({
+        agent_id: agentId,
+        seq: event.seq,
+        type: event.body.type,
+        body: json(redactEventBody(event.body)),
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
     const b = event.body;
     switch (b.type) {
       case 'command.started':
-        if (await transition(txDb, b.commandId, 'running', { agentId }))
-          await onCommandEvent(txDb, agentId, b);
-        break;
-      case 'command.succeeded': {
-        // A backup's result carries its metadata; the catalogue (backups) holds it, the command keeps a summary.
-        if (await transition(txDb, b.commandId, 'succeeded', { agentId, result: summarise(b.result) })) {
-          await onCommandEvent(txDb, agentId, b);
+      case 'command.succeeded':
+      case 'command.failed': {
+        const to =
+          b.type === 'command.started' ? 'running' : b.type === 'command.succeeded' ? 'succeeded' : 'failed';
+        const patch =
+          b.type === 'command.succeeded'
+            ? { agentId, result: summarise(b.result) }
+            : b.type === 'command.failed'
+              ? { agentId, error: b.error }
+              : { agentId };
+        if (await transition(txDb, b.commandId, to, patch)) await onCommandEvent(txDb, agentId, b);
+        else {
+          const mine = await txDb
+            .selectFrom('commands')
+            .select('id')
+            .where('id', '=', b.commandId)
+            .where('agent_id', '=', agentId)
+            .executeTakeFirst();
+          // A late repeat about one of its own commands is harmless; about anyone else's, refused.
+          if (!mine) reject(`command ${b.commandId} is not a command of this agent`);
         }
         break;
       }
-      case 'command.failed':
-        if (await transition(txDb, b.commandId, 'failed', { agentId, error: b.error }))
-          await onCommandEvent(txDb, agentId, b);
-        break;
       case 'job.progress':
       case 'job.log':
         await onJobEvent(txDb, agentId, b, new Date(event.at));

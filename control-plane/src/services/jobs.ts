@@ -1,19 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import {
-  type BackupMeta,
   BackupMeta as BackupMetaSchema,
+  type BackupResult,
   type Command,
   restoreDestinationProblem,
   StorageSpec,
+  summariseMeta,
   TargetSpec,
   targetDbName,
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
-import { type KekSource, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import { type KekSource, KeyBindingRefused, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../http/problem.js';
+import { checkBackupResult, reject } from './agent-reports.js';
 import { createCommand } from './commands.js';
 import { jobFinished } from './job-finished.js';
 
@@ -230,15 +232,32 @@ export async function startRestoreOrVerify(
   const agent = await agentFor(db, row.agent_id);
   if (!agent.encryption_jwk)
     throw conflict('this agent has no encryption key; re-enrol it', 'agent-key-missing');
-  const meta = BackupMetaSchema.parse(b.meta) as BackupMeta;
+  // Commands carry a bounded summary; the agent reads a long table list from meta.json.
+  const meta = summariseMeta(BackupMetaSchema.parse(b.meta));
   const storage = await storageRefFor(db, box, b.storage_id);
-  const wrappedKeyForAgent = await rewrapForAgent(
-    db,
-    box,
-    meta.wrappedKey,
-    meta.kekId,
-    agent.encryption_jwk as JWK,
-  );
+  // The re-wrapped key is bound to this backup and this agent, and expires a day after the command.
+  let rewrapped: Awaited<ReturnType<typeof rewrapForAgent>>;
+  try {
+    rewrapped = await rewrapForAgent(
+      db,
+      box,
+      {
+        backupId: b.id,
+        agentId: b.agent_id,
+        targetId: meta.targetId,
+        wrappedKey: meta.wrappedKey,
+        kekId: meta.kekId,
+        keyBound: b.key_bound,
+      },
+      { agentId: agent.id, publicJwk: agent.encryption_jwk as JWK },
+      new Date(Date.now() + (ttlSeconds + 86_400) * 1000),
+    );
+  } catch (err) {
+    if (err instanceof KeyBindingRefused)
+      throw conflict(`this backup's data key is not its own: ${err.message}`, 'key-binding');
+    throw err;
+  }
+  const wrappedKeyForAgent = rewrapped.jwe;
   const jobId = randomUUID();
   const base = { jobId, backupId, target: spec, storage, meta, wrappedKeyForAgent };
   const command: Command =
@@ -252,7 +271,7 @@ export async function startRestoreOrVerify(
           ...(o.tables ? { tables: o.tables } : {}),
         };
   const params = o.type === 'restore' ? { database, conflict: o.conflict, tables: o.tables ?? null } : {};
-  return insertJob(db, {
+  const started = await insertJob(db, {
     type: o.type,
     agentId: agent.id,
     targetId,
@@ -263,6 +282,17 @@ export async function startRestoreOrVerify(
     createdBy,
     ttlSeconds,
   });
+  if (rewrapped.legacy)
+    await db
+      .insertInto('job_logs')
+      .values({
+        job_id: jobId,
+        level: 'warn',
+        message:
+          'this backup was catalogued before data keys were bound to their backup; its key was re-wrapped on the legacy path',
+      })
+      .execute();
+  return started;
 }
 
 // A stalled job the agent later reports finished is reconciled to its real outcome.
@@ -306,18 +336,37 @@ export async function onCommandEvent(
     if (failed) await jobFinished(tx, failed.id);
     return;
   }
-  const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(e.result ?? null) });
-  if (job) await jobFinished(tx, job.id);
-  if (job?.type === 'backup' && job.agent_id === agentId) {
-    const r = e.result as { meta: BackupMeta; metaKey: string };
-    const storage = await tx
+  const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(null) });
+  if (!job) return;
+  if (job.type === 'backup') {
+    if (job.agent_id !== agentId) reject(`job ${job.id} belongs to another agent`);
+    // Checked against what the command asked for: its backup id, target, storage and key.
+    const row = await tx
       .selectFrom('commands')
-      .select('payload')
+      .select(['payload', 'created_at'])
       .where('id', '=', e.commandId)
       .executeTakeFirstOrThrow();
-    const storageId = (storage.payload as { storage: { id: string } }).storage.id;
-    await recordBackup(tx, agentId, job, storageId, r);
+    const cmd = row.payload as Omit<Extract<Command, { kind: 'backup' }>, 'kind'>;
+    const r = await checkBackupResult(tx, e.result, {
+      agentId,
+      backupId: cmd.backupId,
+      targetId: cmd.target.id,
+      storageId: cmd.storage.id,
+      storagePrefix: cmd.storage.prefix ?? '',
+      dbType: cmd.target.engine,
+      dbName: targetDbName(cmd.target),
+      startedAfter: new Date(row.created_at),
+      kekId: cmd.kek.kid,
+    });
+    await recordBackup(tx, agentId, job, cmd.storage.id, r);
+  } else {
+    await tx
+      .updateTable('jobs')
+      .set({ result: json(e.result ?? null) })
+      .where('id', '=', job.id)
+      .execute();
   }
+  await jobFinished(tx, job.id);
 }
 
 /** Put a committed backup into the catalogue (once) and give its job a summary as result. */
@@ -326,7 +375,7 @@ async function recordBackup(
   agentId: string,
   job: { id: string; target_id: string | null },
   storageId: string,
-  r: { meta: BackupMeta; metaKey: string; uploadRetries?: number },
+  r: BackupResult,
   extra: { scheduleId?: string | null; runWhileDisconnected?: boolean } = {},
 ) {
   await tx
@@ -347,6 +396,7 @@ async function recordBackup(
       meta: json(r.meta),
       schedule_id: extra.scheduleId ?? null,
       run_while_disconnected: extra.runWhileDisconnected ?? false,
+      key_bound: true,
     })
     .onConflict((oc) => oc.doNothing())
     .execute();
@@ -396,11 +446,49 @@ export async function onScheduledEvent(
       },
 ) {
   if (e.type === 'scheduled.started') {
-    const target = await tx
-      .selectFrom('targets')
-      .select('id')
-      .where('id', '=', e.targetId)
+    // The run is fixed here, from the control plane's own records: this agent's target,
+    // that target's schedule, the schedule's storage. The result is checked against it.
+    const target = await tx.selectFrom('targets').selectAll().where('id', '=', e.targetId).executeTakeFirst();
+    if (!target || target.agent_id !== agentId)
+      reject(`scheduled run of target ${e.targetId}, which is not a target of this agent`);
+    const schedule = await tx
+      .selectFrom('schedules')
+      .select(['id', 'target_id', 'options'])
+      .where('id', '=', e.scheduleId)
       .executeTakeFirst();
+    if (!schedule || schedule.target_id !== target.id)
+      reject(`scheduled run of schedule ${e.scheduleId}, which is not a schedule of target ${target.id}`);
+    const storageId = schedule.options.storageId ?? target.storage_id;
+    if (e.storageId !== storageId)
+      reject(`scheduled run into storage ${e.storageId}; the schedule backs up into ${storageId}`);
+    const startedAt = new Date(e.startedAt);
+    if (Number.isNaN(startedAt.getTime())) reject(`scheduled run start ${e.startedAt} is not a time`);
+    const taken = await tx
+      .selectFrom('jobs')
+      .select('id')
+      .where((eb) => eb.or([eb('id', '=', e.jobId), eb('backup_id', '=', e.backupId)]))
+      .executeTakeFirst();
+    const catalogued = await tx
+      .selectFrom('backups')
+      .select('id')
+      .where('id', '=', e.backupId)
+      .executeTakeFirst();
+    if (taken || catalogued) reject(`job ${e.jobId} or backup ${e.backupId} already exists`);
+    const spec = targetSpecFromRow(target);
+    const storage = await tx
+      .selectFrom('storage_profiles')
+      .select('config')
+      .where('id', '=', storageId)
+      .executeTakeFirstOrThrow();
+    const params: ScheduledRunParams = {
+      scheduleId: e.scheduleId,
+      storageId,
+      catchUp: e.catchUp,
+      targetId: target.id,
+      engine: spec.engine,
+      dbName: targetDbName(spec),
+      storagePrefix: String((storage.config as { prefix?: unknown }).prefix ?? ''),
+    };
     await tx
       .insertInto('jobs')
       .values({
@@ -408,41 +496,71 @@ export async function onScheduledEvent(
         type: 'backup',
         state: 'running',
         agent_id: agentId,
-        target_id: target ? e.targetId : null,
+        target_id: target.id,
         backup_id: e.backupId,
         command_id: null,
         origin: 'schedule',
         schedule_id: e.scheduleId,
         run_while_disconnected: e.disconnected,
-        params: json({ scheduleId: e.scheduleId, storageId: e.storageId, catchUp: e.catchUp }),
-        created_at: new Date(e.startedAt),
-        started_at: new Date(e.startedAt),
+        params: json(params),
+        created_at: startedAt,
+        started_at: startedAt,
       })
-      .onConflict((oc) => oc.doNothing())
       .execute();
     return;
   }
+  const known = await tx
+    .selectFrom('jobs')
+    .select(['id', 'agent_id', 'origin', 'state', 'backup_id', 'params', 'created_at'])
+    .where('id', '=', e.jobId)
+    .executeTakeFirst();
+  if (!known || known.agent_id !== agentId || known.origin !== 'schedule')
+    reject(`scheduled run ${e.jobId} was never announced by this agent`);
+  if (known.state !== 'running' && known.state !== 'stalled')
+    reject(`scheduled run ${e.jobId} already finished (${known.state})`);
+  const p = known.params as unknown as ScheduledRunParams;
+  const r =
+    e.ok && known.backup_id
+      ? await checkBackupResult(tx, e.result, {
+          agentId,
+          backupId: known.backup_id,
+          targetId: p.targetId,
+          storageId: p.storageId,
+          storagePrefix: p.storagePrefix,
+          dbType: p.engine,
+          dbName: p.dbName,
+          startedAfter: new Date(known.created_at),
+        })
+      : undefined;
   const job = await tx
     .updateTable('jobs')
     .set({
       state: e.ok ? 'succeeded' : 'failed',
       finished_at: new Date(e.finishedAt),
-      ...(e.ok
-        ? { result: json(e.result ?? null) }
-        : { error: json(e.error ?? { code: 'error', message: 'failed' }) }),
+      ...(e.ok ? {} : { error: json(e.error ?? { code: 'error', message: 'failed' }) }),
     })
     .where('id', '=', e.jobId)
     .where('agent_id', '=', agentId)
     .where('state', 'in', ['running', 'stalled'])
     .returning(['id', 'target_id', 'schedule_id', 'run_while_disconnected', 'params'])
-    .executeTakeFirst();
-  if (job) await jobFinished(tx, job.id);
-  if (!job || !e.ok) return;
-  const storageId = (job.params as { storageId: string }).storageId;
-  await recordBackup(tx, agentId, job, storageId, e.result as { meta: BackupMeta; metaKey: string }, {
-    scheduleId: job.schedule_id,
-    runWhileDisconnected: job.run_while_disconnected,
-  });
+    .executeTakeFirstOrThrow();
+  if (r)
+    await recordBackup(tx, agentId, job, p.storageId, r, {
+      scheduleId: job.schedule_id,
+      runWhileDisconnected: job.run_while_disconnected,
+    });
+  await jobFinished(tx, job.id);
+}
+
+/** What a scheduled run was fixed to when it was announced (the job's params). */
+interface ScheduledRunParams {
+  scheduleId: string;
+  storageId: string;
+  catchUp: boolean;
+  targetId: string;
+  engine: string;
+  dbName: string;
+  storagePrefix: string;
 }
 
 export async function onJobEvent(

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '@dbbackup/logger';
 import type { JWK } from 'jose';
 import { sql } from 'kysely';
-import { insertKek, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import { insertKek, rewrapToKek } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { conflict, notFound } from '../http/problem.js';
@@ -116,7 +116,7 @@ export class KeyRotator {
     const todo = await this.db
       .selectFrom('backups as b')
       .innerJoin('agents as a', 'a.id', 'b.agent_id')
-      .select(['b.id', 'b.agent_id', 'b.storage_id', 'b.meta_key', 'b.sha256', 'b.meta'])
+      .select(['b.id', 'b.agent_id', 'b.storage_id', 'b.meta_key', 'b.sha256', 'b.key_bound', 'b.meta'])
       .where('b.deleted_at', 'is', null)
       .where(sql<boolean>`b.meta->>'kekId' IS DISTINCT FROM ${rot.to_kid}`)
       .where('a.status', '=', 'online')
@@ -170,17 +170,24 @@ export class KeyRotator {
       storage_id: string;
       meta_key: string;
       sha256: string;
+      key_bound: boolean;
       meta: Record<string, unknown>;
     },
     toKid: string,
     toPublic: JWK,
   ) {
-    const wrappedKey = await rewrapForAgent(
+    const wrappedKey = await rewrapToKek(
       this.db,
       this.box,
-      b.meta.wrappedKey as string,
-      b.meta.kekId as string,
-      toPublic,
+      {
+        backupId: b.id,
+        agentId: b.agent_id,
+        targetId: String(b.meta.targetId),
+        wrappedKey: b.meta.wrappedKey as string,
+        kekId: b.meta.kekId as string,
+        keyBound: b.key_bound,
+      },
+      { kid: toKid, publicJwk: toPublic },
     );
     const commandId = await createCommand(this.db, {
       agentId: b.agent_id,

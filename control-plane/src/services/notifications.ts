@@ -25,6 +25,8 @@ export const NOTIFY_EVENTS = [
   'agent.online',
   'storage.error',
   'verify.failed',
+  'security.event_rejected',
+  'security.key_unavailable',
 ] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 /** What a channel gets when it names no events: everything but the (noisy) successes. */

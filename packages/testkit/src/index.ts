@@ -1,3 +1,4 @@
+export * from './adversary.js';
 export * from './agent.js';
 export * from './control-plane.js';
 export * from './net.js';

@@ -1,4 +1,4 @@
-const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '') || 'x';
+export const safeSegment = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '') || 'x';
 const pad = (n: number) => String(n).padStart(2, '0');
 
 /**
@@ -19,12 +19,12 @@ export function backupObjectPath(o: {
   const d = o.at;
   const date = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`;
   const time = `${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
-  const filename = `${safe(o.app)}_${safe(o.dbType)}_${safe(o.dbName)}_${date}T${time}Z_${safe(o.id)}.${o.ext}`;
+  const filename = `${safeSegment(o.app)}_${safeSegment(o.dbType)}_${safeSegment(o.dbName)}_${date}T${time}Z_${safeSegment(o.id)}.${o.ext}`;
   const relative = [
-    safe(o.env),
-    safe(o.agentName),
-    safe(o.dbType),
-    safe(o.dbName),
+    safeSegment(o.env),
+    safeSegment(o.agentName),
+    safeSegment(o.dbType),
+    safeSegment(o.dbName),
     String(d.getUTCFullYear()),
     pad(d.getUTCMonth() + 1),
     filename,
@@ -39,5 +39,15 @@ export function backupTargetPrefix(o: {
   dbType: string;
   dbName: string;
 }): string {
-  return `${[safe(o.env), safe(o.agentName), safe(o.dbType), safe(o.dbName)].join('/')}/`;
+  return `${[safeSegment(o.env), safeSegment(o.agentName), safeSegment(o.dbType), safeSegment(o.dbName)].join('/')}/`;
+}
+
+/** A storage prefix and a relative key joined with single slashes. */
+export function joinKey(prefix: string, relative: string): string {
+  return [prefix.replace(/^\/+|\/+$/g, ''), relative.replace(/^\/+/, '')].filter(Boolean).join('/');
+}
+
+/** The id part of a backup's file name: the first 12 hex digits of its UUID. */
+export function backupFileId(backupId: string): string {
+  return backupId.replace(/-/g, '').slice(0, 12);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backupObjectPath } from './backup-naming.js';
+import { backupObjectPath } from './naming.js';
 
 describe('backupObjectPath', () => {
   it('follows the documented layout', () => {
