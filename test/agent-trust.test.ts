@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { backupFileId, backupObjectPath, type TargetSpec, targetDbName } from '@dbbackup/proto';
 import {
   type Adversary,
@@ -430,5 +431,60 @@ describe('the agent session', () => {
     expect(closed.reason).toMatch(/messages/);
     await a.connect();
     expect(await a.event({ type: 'log', level: 'info', message: 'still heard' })).toBeGreaterThan(0);
+  });
+});
+
+describe('whoever can write to the bucket', () => {
+  async function put(key: string, body: string) {
+    const client = new S3Client({
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }));
+    client.destroy();
+  }
+
+  it('cannot rescan a forged, altered or unsigned meta.json into the catalogue; a genuine one is rebuilt', async () => {
+    const dir = path.posix.dirname(backupB.objectKey);
+    const forgedId = randomUUID();
+    const forgedKey = `${dir}/planted_${backupFileId(forgedId)}.sql.zst.enc`;
+    // B's signed meta.json moved to a new id and key (the signature no longer matches).
+    await put(
+      `${forgedKey}.meta.json`,
+      JSON.stringify({
+        ...metaB,
+        backupId: forgedId,
+        objectKey: forgedKey,
+        startTime: new Date(Date.now() + 3600_000).toISOString(),
+      }),
+    );
+    // The same without a signature, and a file that is not JSON at all.
+    const unsignedId = randomUUID();
+    const unsignedKey = `${dir}/unsigned_${backupFileId(unsignedId)}.sql.zst.enc`;
+    const { signature: _s, ...unsigned } = metaB;
+    await put(
+      `${unsignedKey}.meta.json`,
+      JSON.stringify({ ...unsigned, backupId: unsignedId, objectKey: unsignedKey }),
+    );
+    await put(`${dir}/junk.meta.json`, '{ not json');
+
+    await query(cp.databaseUrl, 'DELETE FROM backups WHERE id = $1', [backupB.id]);
+    const r = await cp.api<{ found: number; added: number; skipped: { key: string; reason: string }[] }>(
+      'POST',
+      `/api/v1/storage/${storageId}/rescan`,
+    );
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.added).toBe(1);
+    const reasons = Object.fromEntries(r.body.skipped.map((x) => [path.posix.basename(x.key), x.reason]));
+    expect(reasons[path.posix.basename(`${forgedKey}.meta.json`)]).toMatch(/signature is not agent/);
+    expect(reasons[path.posix.basename(`${unsignedKey}.meta.json`)]).toMatch(/not signed/);
+    expect(reasons['junk.meta.json']).toMatch(/not JSON/);
+    expect((await cp.api('GET', `/api/v1/backups/${forgedId}`)).status).toBe(404);
+    expect((await cp.api('GET', `/api/v1/backups/${unsignedId}`)).status).toBe(404);
+    const again = await cp.api<Backup>('GET', `/api/v1/backups/${backupB.id}`);
+    expect(again.status).toBe(200);
+    expect(again.body.sha256).toBe(backupB.sha256);
   });
 });

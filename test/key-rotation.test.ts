@@ -13,6 +13,7 @@ import {
   trackDir,
   waitFor,
 } from '@dbbackup/testkit';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbUrl, runBackup, smallPgTarget, waitJob } from './backup-support.js';
 import { controlPlane, getAgent } from './support.js';
@@ -54,7 +55,9 @@ function cli(args: string[]) {
 }
 
 beforeAll(async () => {
-  cp = await controlPlane({ env: { DBBACKUP_KEY_ROTATION_INTERVAL_MS: '200' } });
+  cp = await controlPlane({
+    env: { DBBACKUP_KEY_ROTATION_INTERVAL_MS: '200', DBBACKUP_KEY_RETIRE_GRACE_MS: '0' },
+  });
   store = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-rotate-')));
   agent = await startAgent(cp);
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
@@ -106,10 +109,16 @@ describe('key rotation', () => {
     expect((await waitJob(cp, job.body.id)).state).toBe('succeeded');
     expect(await query(dbUrl(into), 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 500 }]);
 
-    // The old private key is gone now that nothing needs it; new backups wrap to the new key.
-    const old = await cp.api<{ detail: string }>('POST', `/api/v1/keys/kek/export?kid=${oldKid}`);
-    expect(old.status).toBe(409);
-    expect(old.body.detail).toMatch(/retired/);
+    // The old private key goes once nothing needs it (every meta.json rewritten, the agent's
+    // configuration acknowledged, no backup in flight); new backups wrap to the new key.
+    const old = await waitFor(
+      async () => {
+        const e = await cp.api<{ detail: string }>('POST', `/api/v1/keys/kek/export?kid=${oldKid}`);
+        return e.status === 409 ? e : undefined;
+      },
+      { what: 'the old key retired' },
+    );
+    expect(old.value.body.detail).toMatch(/retired/);
     const after = await runBackup(cp, targetId);
     expect((after.backup as unknown as { meta: { kekId: string } }).meta.kekId).toBe(done.toKid);
     backupIds.push((after.backup as { id: string }).id);
@@ -161,7 +170,7 @@ describe('key rotation', () => {
     expect((await waitJob(cp, v.body.id)).state).toBe('succeeded');
   });
 
-  it('refuses bad input: unknown rotation or key, and a meta.rewrite for a meta.json that is not that backup', async () => {
+  it('refuses bad input: unknown rotation or key, and a raw meta.rewrite', async () => {
     expect((await cp.api('GET', '/api/v1/keys/rotations/not-a-uuid')).status).toBe(404);
     expect((await cp.api('GET', '/api/v1/keys/rotations/00000000-0000-4000-8000-000000000000')).status).toBe(
       404,
@@ -180,6 +189,7 @@ describe('key rotation', () => {
       f.endsWith(`${path.basename(b.meta.objectKey)}.meta.json`),
     ) as string;
     const before = readFileSync(metaFile, 'utf8');
+    // The raw command API does not take meta.rewrite at all (only ping and probe).
     const cmd = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
       command: {
         kind: 'meta.rewrite',
@@ -191,21 +201,109 @@ describe('key rotation', () => {
         kekId: 'kek-forged',
       },
     });
-    expect(cmd.status).toBe(202);
+    expect(cmd.status).toBe(422);
+    expect(readFileSync(metaFile, 'utf8')).toBe(before);
+  });
+
+  /** The finished rotation, waiting for it. */
+  async function rotated(id: string) {
     const { value } = await waitFor(
       async () => {
-        const c = (
-          await cp.api<{ state: string; error: { code: string; message: string } | null }>(
+        const v = (
+          await cp.api<{ state: string; toKid: string; lastError: string | null }>(
             'GET',
-            `/api/v1/commands/${cmd.body.id}`,
+            `/api/v1/keys/rotations/${id}`,
           )
         ).body;
-        return ['succeeded', 'failed'].includes(c.state) ? c : undefined;
+        return v.state === 'succeeded' ? v : undefined;
       },
-      { what: 'meta.rewrite answered' },
+      { timeoutMs: 30_000, what: 'rotation finished' },
     );
-    expect(value.state).toBe('failed');
-    expect(value.error?.code).toBe('meta-mismatch');
-    expect(readFileSync(metaFile, 'utf8')).toBe(before);
+    return value;
+  }
+  const exportStatus = async (kid: string) =>
+    (await cp.api('POST', `/api/v1/keys/kek/export?kid=${kid}`)).status;
+
+  it('never retires a key a backup still in flight was sealed to: after both finish it verifies and restores', async () => {
+    const oldKid = (await cp.api<{ kid: string }>('GET', '/api/v1/keys/kek')).body.kid;
+    // Hold the backup mid-flight: pg_dump waits for a lock on its table.
+    const db = (
+      await query<{ d: string }>(cp.databaseUrl, 'SELECT connection->>$2 AS d FROM targets WHERE id = $1', [
+        targetId,
+        'database',
+      ])
+    )[0]?.d as string;
+    const holder = new pg.Client({ connectionString: dbUrl(db) });
+    await holder.connect();
+    await holder.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;');
+    const job = await cp.api<{ id: string }>('POST', `/api/v1/targets/${targetId}/backups`);
+    expect(job.status).toBe(202);
+    await waitFor(
+      async () =>
+        (await cp.api<{ state: string }>('GET', `/api/v1/jobs/${job.body.id}`)).body.state === 'running',
+      { what: 'backup running' },
+    );
+    const rot = await cp.api<{ id: string; toKid: string }>('POST', '/api/v1/keys/kek/rotate');
+    expect(rot.status).toBe(202);
+    await rotated(rot.body.id);
+    // The rotation is done with the catalogue, but the key the running backup seals to stays.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await exportStatus(oldKid)).toBe(200);
+
+    await holder.query('COMMIT');
+    await holder.end();
+    const done = await waitJob(cp, job.body.id);
+    expect(done.state, JSON.stringify(done.error)).toBe('succeeded');
+    const backupId = (done.result as { backupId: string }).backupId;
+    // Arrived under the old key: re-wrapped on receipt, its meta.json rewritten, then the old key goes.
+    await waitFor(async () => (await exportStatus(oldKid)) === 409, {
+      timeoutMs: 30_000,
+      what: 'old key retired',
+    });
+    const b = (
+      await cp.api<{ meta: { kekId: string; objectKey: string } }>('GET', `/api/v1/backups/${backupId}`)
+    ).body;
+    expect(b.meta.kekId).toBe(rot.body.toKid);
+    const metaFile = metaFiles().find((f) =>
+      f.endsWith(`${path.basename(b.meta.objectKey)}.meta.json`),
+    ) as string;
+    expect(JSON.parse(readFileSync(metaFile, 'utf8')).kekId).toBe(rot.body.toKid);
+    const v = await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/verify`);
+    expect((await waitJob(cp, v.body.id)).state).toBe('succeeded');
+    const into = `held_${Date.now()}`;
+    const r = await cp.api<{ id: string }>('POST', `/api/v1/backups/${backupId}/restore`, {
+      database: into,
+      conflict: 'create',
+    });
+    expect((await waitJob(cp, r.body.id)).state).toBe('succeeded');
+    expect(await query(dbUrl(into), 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 500 }]);
+  });
+
+  it('with a revoked agent’s backups: finishes, keeps the old key for their meta.json, and takes the next rotation', async () => {
+    const other = await startAgent(cp);
+    await waitFor(async () => (await getAgent(cp, other.id)).status === 'online', { what: 'online' });
+    const t = await smallPgTarget(cp, other.id, storageId, 'revoked-one', 10);
+    const { job } = await runBackup(cp, t);
+    expect(job.state).toBe('succeeded');
+    expect((await cp.api('DELETE', `/api/v1/agents/${other.id}`)).status).toBe(204);
+    const oldKid = (await cp.api<{ kid: string }>('GET', '/api/v1/keys/kek')).body.kid;
+
+    const rot = await cp.api<{ id: string; toKid: string }>('POST', '/api/v1/keys/kek/rotate');
+    expect(rot.status).toBe(202);
+    const done = await rotated(rot.body.id);
+    expect(done.lastError).toMatch(/1 meta\.json .* still name an older key/);
+    // Every catalogue entry opens with the new key; the revoked agent's meta.json still needs the old one.
+    const stale = await query(
+      cp.databaseUrl,
+      "SELECT id FROM backups WHERE meta->>'kekId' <> $1 AND deleted_at IS NULL",
+      [rot.body.toKid],
+    );
+    expect(stale).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await exportStatus(oldKid)).toBe(200);
+    // The next rotation is accepted.
+    const next = await cp.api<{ id: string }>('POST', '/api/v1/keys/kek/rotate');
+    expect(next.status).toBe(202);
+    await rotated(next.body.id);
   });
 });

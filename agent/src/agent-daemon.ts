@@ -1,3 +1,4 @@
+import { type KeyObject, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@dbbackup/logger';
 import { redactText } from '@dbbackup/logger';
@@ -34,6 +35,8 @@ export interface DaemonOptions {
   stableAfterMs: number;
   /** Fault injection for tests: die with SIGKILL at this point. */
   crashPoint?: string | undefined;
+  /** Fault injection for tests: `job-events-full` fails every job log/progress write with SQLITE_FULL. */
+  fault?: string | undefined;
 }
 
 const TOOLS_TTL_MS = 10 * 60_000;
@@ -56,6 +59,8 @@ export class AgentDaemon {
   #toolsPending: Promise<DumpTool[]> | undefined;
   #revoked: ((reason: string) => void) | undefined;
   #agentId = '';
+  readonly #jobFaults = new Map<string, Error>();
+  #signingKey: KeyObject | undefined;
   readonly #discovery: DiscoveryCache;
   #scheduler!: Scheduler;
   #daily: NodeJS.Timeout | undefined;
@@ -79,6 +84,7 @@ export class AgentDaemon {
       log.warn({ commands: interrupted }, 'commands interrupted by a restart were marked failed');
     await this.#store.pruneInbox();
     this.#agentId = identity.agentId;
+    this.#signingKey = identity.signingKey;
     await this.#abortUnfinishedUploads();
     const ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
     this.#link = new AgentLink({
@@ -122,7 +128,10 @@ export class AgentDaemon {
       'agent starting',
     );
     await this.#scheduler.start();
-    this.#daily = setInterval(() => void this.#dailyRetention(), 86_400_000);
+    this.#daily = setInterval(
+      () => void this.#dailyRetention().catch((err) => log.warn({ err }, 'daily retention did not run')),
+      86_400_000,
+    );
     this.#daily.unref();
     this.#link.start();
     this.#worker = Promise.all([
@@ -211,8 +220,9 @@ export class AgentDaemon {
           },
         });
         if (next.kind === 'backup') await this.#retentionAfterBackup(JSON.parse(next.payload));
-        await this.#store.finishCommand(next.command_id, { ok: true, result });
+        await this.#record(() => this.#store.finishCommand(next.command_id, { ok: true, result }), clog);
         clog.info('command succeeded');
+        this.#jobFaults.delete((JSON.parse(next.payload) as { jobId?: string }).jobId ?? '');
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         const codeStr =
@@ -223,21 +233,46 @@ export class AgentDaemon {
               : 'error';
         const message = err instanceof Error ? err.message : String(err);
         const payload = JSON.parse(next.payload) as { jobId?: string };
+        if (payload.jobId) this.#jobFaults.delete(payload.jobId);
         if (payload.jobId)
-          await this.#store.appendEvent({
-            type: 'job.log',
-            jobId: payload.jobId,
-            level: 'error',
-            message: redactText(message).slice(0, 8000),
-          });
-        await this.#store.finishCommand(next.command_id, {
-          ok: false,
-          code: codeStr,
-          message: redactText(message),
-        });
+          await this.#store
+            .appendEvent({
+              type: 'job.log',
+              jobId: payload.jobId,
+              level: 'error',
+              message: redactText(message).slice(0, 8000),
+            })
+            .catch(() => {});
+        await this.#record(
+          () =>
+            this.#store.finishCommand(next.command_id, {
+              ok: false,
+              code: codeStr,
+              message: redactText(message),
+            }),
+          clog,
+        );
         clog.warn({ code: codeStr, message }, 'command failed');
       }
       void this.#link.flush();
+    }
+  }
+
+  /**
+   * Record a command's outcome, retrying while the state directory cannot take the
+   * write (a full disk): the agent stays up and reports it as soon as it can.
+   */
+  async #record(write: () => Promise<unknown>, clog: { error: (o: object, m: string) => void }) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (err) {
+        if (this.#stopping) throw err;
+        if (attempt === 1)
+          clog.error({ err: (err as Error).message }, 'cannot record the outcome yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * attempt)));
+      }
     }
   }
 
@@ -245,18 +280,27 @@ export class AgentDaemon {
     const store = this.#store;
     const flush = () => void this.#link.flush();
     const log = this.#o.log.child({ jobId });
+    // A job's log and progress are recorded in the background; a failure to record them
+    // (the state directory's disk is full) is kept for the job, which fails before it commits.
+    const faulty = this.#o.fault === 'job-events-full';
+    const record = (body: Parameters<AgentStore['appendEvent']>[0]) => {
+      (faulty ? Promise.reject(sqliteFull()) : store.appendEvent(body)).then(flush, (err: Error) => {
+        if (!this.#jobFaults.has(jobId)) log.error({ err: err.message }, 'could not record job events');
+        this.#jobFaults.set(jobId, err);
+      });
+    };
     return {
       agentId: this.#agentId,
       encryptionKey: () => loadEncryptionKey(this.#o.stateDir),
+      sign: (data) => sign(null, data, this.#signingKey!).toString('base64url'),
       log: (level, message) => {
         log[level]({ job: true }, message);
-        void store
-          .appendEvent({ type: 'job.log', jobId, level, message: redactText(message).slice(0, 8000) })
-          .then(flush);
+        record({ type: 'job.log', jobId, level, message: redactText(message).slice(0, 8000) });
       },
       progress: (phase, bytesIn, bytesOut) => {
-        void store.appendEvent({ type: 'job.progress', jobId, phase, bytesIn, bytesOut }).then(flush);
+        record({ type: 'job.progress', jobId, phase, bytesIn, bytesOut });
       },
+      storageFault: () => this.#jobFaults.get(jobId),
       recordUpload: (storage, key, uploadId) => store.recordUpload(jobId, storage, key, uploadId),
       clearUpload: () => store.clearUpload(jobId),
     };
@@ -352,4 +396,9 @@ export class AgentDaemon {
     await this.#link.stop();
     await this.#store.close();
   }
+}
+
+/** The error better-sqlite3 throws when the disk (or the database's page limit) is full. */
+function sqliteFull(): Error {
+  return Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
 }

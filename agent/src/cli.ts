@@ -200,6 +200,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         backoffCapMs: intOpt(flags, 'backoff-cap-ms', env, 60_000, 10, 3_600_000),
         stableAfterMs: intOpt(flags, 'stable-after-ms', env, 30_000, 0, 3_600_000),
         crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
+        fault: env.DBBACKUP_TEST_FAULT,
         env,
         discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
         scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
@@ -221,6 +222,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         };
         process.on('SIGTERM', () => stop('SIGTERM'));
         process.on('SIGINT', () => stop('SIGINT'));
+        // Every expected failure is handled where it happens; one that is not is logged and
+        // ends the process cleanly (systemd starts it again), never silently.
+        process.on('unhandledRejection', (reason) => {
+          log.fatal({ err: reason }, 'unexpected rejection; stopping');
+          stop('unhandledRejection');
+          setTimeout(() => process.exit(1), 5000).unref();
+        });
         void daemon.revoked.then(async () => {
           await daemon.stop(1000).catch(() => {});
           resolve(3);

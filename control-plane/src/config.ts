@@ -59,6 +59,8 @@ const Schema = z
     DBBACKUP_NOTIFY_MAX_ATTEMPTS: int(1, 50).default(6),
     DBBACKUP_NOTIFY_INTERVAL_MS: int(50, 60_000).default(1000),
     DBBACKUP_KEY_ROTATION_INTERVAL_MS: int(50, 600_000).default(2000),
+    DBBACKUP_KEY_RETIRE_GRACE_MS: int(0, 30 * 86_400_000).default(3_600_000),
+    DBBACKUP_KEY_ROTATION_MAX_WAIT_MS: int(1000, 365 * 86_400_000).default(7 * 86_400_000),
     DBBACKUP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .strict();
@@ -92,6 +94,8 @@ export type Config = Readonly<{
   notifyMaxAttempts: number;
   notifyIntervalMs: number;
   keyRotationIntervalMs: number;
+  keyRetireGraceMs: number;
+  keyRotationMaxWaitMs: number;
 }>;
 
 export class ConfigError extends Error {
@@ -163,5 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     notifyMaxAttempts: c.DBBACKUP_NOTIFY_MAX_ATTEMPTS,
     notifyIntervalMs: c.DBBACKUP_NOTIFY_INTERVAL_MS,
     keyRotationIntervalMs: c.DBBACKUP_KEY_ROTATION_INTERVAL_MS,
+    keyRetireGraceMs: c.DBBACKUP_KEY_RETIRE_GRACE_MS,
+    keyRotationMaxWaitMs: c.DBBACKUP_KEY_ROTATION_MAX_WAIT_MS,
   });
 }

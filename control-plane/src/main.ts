@@ -1,5 +1,6 @@
 import { createLogger } from '@dbbackup/logger';
 import { ConfigError, loadConfig } from './config.js';
+import { MasterKeyError } from './crypto/secret-box.js';
 import { startControlPlane } from './server.js';
 import { CONTROL_PLANE_VERSION } from './version.js';
 
@@ -23,6 +24,11 @@ async function main() {
   try {
     cp = await startControlPlane(config, log);
   } catch (err) {
+    if (err instanceof MasterKeyError) {
+      process.stderr.write(`dbbackup-control-plane: ${err.message}\n`);
+      log.fatal({ err: err.message }, 'control plane refused to start');
+      process.exit(2);
+    }
     log.fatal({ err }, 'control plane failed to start');
     process.exit(1);
   }

@@ -33,6 +33,24 @@ export interface RunningControlPlane {
   stop(): Promise<void>;
 }
 
+/** One value the database holds sealed with the master key, if any (the KEK's private half, or storage credentials). */
+async function sealedSample(db: Db): Promise<string | undefined> {
+  const k = await db
+    .selectFrom('keys')
+    .select('private_enc')
+    .where('private_enc', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
+  if (k?.private_enc) return k.private_enc;
+  const s = await db
+    .selectFrom('storage_profiles')
+    .select('secret_enc')
+    .where('secret_enc', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
+  return s?.secret_enc ?? undefined;
+}
+
 /** Start the control plane: database (embedded when none is configured), migrations, HTTP + agent gateway, sweepers. */
 export async function startControlPlane(config: Config, log: Logger): Promise<RunningControlPlane> {
   // Parents get the usual 0755; the data directory itself is owner-only.
@@ -51,7 +69,11 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   if (migration.applied.length) log.info({ applied: migration.applied }, 'migrations applied');
 
   const clusterId = await ensureClusterId(db);
-  const box = await SecretBox.load({ masterKey: config.masterKey, dataDir: config.dataDir });
+  const box = await SecretBox.load({
+    masterKey: config.masterKey,
+    dataDir: config.dataDir,
+    sealedSample: await sealedSample(db),
+  });
   await ensureKek(db, box);
   const kek = new KekSource(db);
   await bootstrapAdminToken(db, config.dataDir, log);
@@ -66,7 +88,12 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     hydrate: (c, agentId) =>
       c.kind === 'config.sync'
-        ? buildAgentConfig(db, box, kek, agentId).then((config) => ({ ...c, config }))
+        ? buildAgentConfig(db, box, kek, agentId, (schedules) =>
+            log.warn(
+              { agentId, schedules },
+              'schedules left out of the configuration: their storage is gone',
+            ),
+          ).then((config) => ({ ...c, config }))
         : hydrateCommand(db, box, c),
   });
   bus.onSignal((s) => {
@@ -86,6 +113,8 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   const rotator = new KeyRotator(db, box, bus, log, {
     intervalMs: config.keyRotationIntervalMs,
     commandTimeoutMs: 60_000,
+    retireGraceMs: config.keyRetireGraceMs,
+    maxWaitMs: config.keyRotationMaxWaitMs,
   });
   rotator.start();
   const app = createApp({

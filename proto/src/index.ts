@@ -2,6 +2,7 @@ export * from './codec.js';
 export * from './commands.js';
 export * from './key-binding.js';
 export * from './messages.js';
+export * from './meta-signature.js';
 export * from './naming.js';
 export * from './results.js';
 export * from './retention.js';

@@ -191,6 +191,8 @@ export const BackupMeta = z
     tables: z.array(z.object({ table: z.string(), rows: z.number(), exact: z.boolean() })),
     /** What an engine needs to recreate the source faithfully (MySQL: the database's character set and collation). */
     engineMeta: z.record(z.string(), z.string()).optional(),
+    /** The agent's Ed25519 signature over the rest (meta-signature.ts); absent before 0.1.2. */
+    signature: z.string().max(256).optional(),
   })
   .loose();
 export type BackupMeta = z.infer<typeof BackupMeta>;

@@ -7,6 +7,7 @@ import {
   backupFileId,
   backupObjectPath,
   type Command,
+  metaSigningInput,
   summariseMeta,
   targetDbName,
 } from '@dbbackup/proto';
@@ -169,6 +170,18 @@ export async function runBackup(
     tables,
     ...(dump.engineMeta ? { engineMeta: dump.engineMeta } : {}),
   };
+  // A job whose events could not be recorded is not committed: the agent could not report it.
+  const fault = ctx.storageFault?.();
+  if (fault) {
+    await store.delete(objectKey).catch(() => {});
+    await ctx.clearUpload().catch(() => {});
+    throw new JobError(
+      'state-dir-full',
+      `the agent could not record this job in its state directory (${fault.message}); free space there. The backup was not committed.`,
+    );
+  }
+  // Signed, so that a meta.json planted in the bucket cannot be rescanned into the catalogue.
+  meta.signature = ctx.sign(metaSigningInput(meta));
   // The commit marker, last.
   await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
   await ctx.clearUpload();

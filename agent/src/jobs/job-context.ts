@@ -6,11 +6,15 @@ export interface JobContext {
   agentId: string;
   /** The agent's own X25519 private key, to unwrap data keys re-wrapped to it. */
   encryptionKey: () => Promise<JWK>;
+  /** An Ed25519 signature (base64url) with the agent's enrolled signing key (a meta.json's). */
+  sign: (data: Buffer) => string;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
   progress: (phase: string, bytesIn: number, bytesOut: number) => void;
   /** Remember an unfinished upload so that a restart can abort it; forget it once committed or aborted. */
   recordUpload: (storage: StorageSpec, key: string, uploadId?: string) => Promise<void>;
   clearUpload: () => Promise<void>;
+  /** Set when the job's events could not be recorded (the state directory is full). */
+  storageFault?: () => Error | undefined;
 }
 
 export class JobError extends Error {

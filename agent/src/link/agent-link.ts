@@ -210,7 +210,11 @@ export class AgentLink extends EventEmitter<LinkEvents> {
         recentCommandIds: await this.#o.store.recentCommandIds(100),
         configVersion: JSON.parse((await this.#o.store.getMeta('config')) ?? '{"version":0}').version ?? 0,
       });
-    })();
+    })().catch((err) => {
+      // The state directory could not be read: try again on a fresh connection.
+      this.#o.log.error({ err }, 'could not say hello');
+      ws.terminate();
+    });
     this.#timer(15_000, () => {
       if (this.#state === 'handshaking' && this.#ws === ws) {
         this.#o.log.warn('no welcome within 15 s; reconnecting');

@@ -73,8 +73,9 @@ async function ensureKekExisting(db: Db): Promise<Kek> {
 
 export async function kekPrivateJwk(db: Db, box: SecretBox, kid: string): Promise<JWK> {
   const row = await db.selectFrom('keys').select('private_enc').where('kid', '=', kid).executeTakeFirst();
-  if (!row) throw new Error(`unknown key-encryption key ${kid}`);
-  if (!row.private_enc) throw new Error(`key-encryption key ${kid} was retired after a key rotation`);
+  if (!row) throw new KeyUnavailable(`unknown key-encryption key ${kid}`);
+  if (!row.private_enc)
+    throw new KeyUnavailable(`key-encryption key ${kid} was retired after a key rotation`);
   return JSON.parse(box.open(row.private_enc)) as JWK;
 }
 
@@ -88,6 +89,11 @@ export interface CataloguedKey {
   kekId: string;
   /** False only for backups catalogued before data keys were bound to their backup. */
   keyBound: boolean;
+}
+
+/** The key-encryption key a data key is wrapped to is not held (unknown, or retired). */
+export class KeyUnavailable extends Error {
+  override name = 'KeyUnavailable';
 }
 
 /** A data key that is not bound to the backup it is offered for. */

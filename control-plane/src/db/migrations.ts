@@ -376,6 +376,12 @@ const migrations: Record<string, Migration> = {
         ALTER TABLE agent_events ADD COLUMN rejected_reason text;
         CREATE INDEX agent_events_rejected ON agent_events (agent_id, seq) WHERE rejected_reason IS NOT NULL;
         ALTER TABLE backups ADD COLUMN key_bound boolean NOT NULL DEFAULT false;
+        -- The key-encryption key the bucket's meta.json names (the catalogue's copy may be newer).
+        ALTER TABLE backups ADD COLUMN meta_kid text;
+        UPDATE backups SET meta_kid = meta->>'kekId';
+        -- When a key stopped being the active one (its retirement waits from then).
+        ALTER TABLE keys ADD COLUMN deactivated_at timestamptz;
+        UPDATE keys SET deactivated_at = now() WHERE NOT active;
         ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
         ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
           CHECK (kind IN ('backup_missed','job_stalled','agent_event_rejected','key_unavailable'));

@@ -112,6 +112,7 @@ export interface KeysTable {
   active: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: GeneratedTimestamp;
   retired_at: NullableTimestamp;
+  deactivated_at: NullableTimestamp;
 }
 
 export interface KeyRotationsTable {
@@ -169,6 +170,7 @@ export interface BackupsTable {
   deleted_at: NullableTimestamp;
   deleted_reason: ColumnType<string | null, string | null | undefined, string | null>;
   key_bound: ColumnType<boolean, boolean | undefined, boolean>;
+  meta_kid: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: GeneratedTimestamp;
 }
 

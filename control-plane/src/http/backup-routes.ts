@@ -11,6 +11,7 @@ import {
   TargetOptions,
 } from '@dbbackup/proto';
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { type KekSource, kekPrivateJwk } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -257,6 +258,12 @@ export function backupRoutes(d: BackupRouteDeps) {
     const id = uuidParam(c, 'id', 'storage profile');
     const used = await db.selectFrom('targets').select('id').where('storage_id', '=', id).executeTakeFirst();
     if (used) throw conflict('storage profile is used by a target');
+    const scheduled = await db
+      .selectFrom('schedules')
+      .select('id')
+      .where(sql<boolean>`options->>'storageId' = ${id}`)
+      .executeTakeFirst();
+    if (scheduled) throw conflict(`storage profile is used by schedule ${scheduled.id}`, 'storage-in-use');
     const b = await db.selectFrom('backups').select('id').where('storage_id', '=', id).executeTakeFirst();
     if (b) throw conflict('storage profile holds catalogued backups');
     const r = await db.deleteFrom('storage_profiles').where('id', '=', id).executeTakeFirst();

@@ -19,6 +19,7 @@ export async function buildAgentConfig(
   box: SecretBox,
   kekSource: KekSource,
   agentId: string,
+  onSkipped?: (scheduleIds: string[]) => void,
 ): Promise<AgentConfig> {
   const kek = await kekSource.current();
   const agent = await db
@@ -44,27 +45,40 @@ export async function buildAgentConfig(
         .orderBy('created_at')
         .execute()
     : [];
-  const storages = new Map<string, Awaited<ReturnType<typeof storageSpecFor>>>();
+  const storages = new Map<string, Awaited<ReturnType<typeof storageSpecFor>> | undefined>();
+  // A storage profile that cannot be resolved leaves its schedules out; it never stops the configuration.
   const storage = async (id: string) => {
-    if (!storages.has(id)) storages.set(id, await storageSpecFor(db, box, id));
-    return storages.get(id)!;
+    if (!storages.has(id)) storages.set(id, await storageSpecFor(db, box, id).catch(() => undefined));
+    return storages.get(id);
   };
   const out: AgentConfig['targets'] = [];
+  const skipped: string[] = [];
   for (const t of targets) {
-    const target = targetSpecFromRow(t);
+    let target: ReturnType<typeof targetSpecFromRow>;
+    try {
+      target = targetSpecFromRow(t);
+    } catch {
+      continue;
+    }
     const mine: AgentSchedule[] = [];
     for (const s of schedules.filter((x) => x.target_id === t.id)) {
+      const into = await storage(s.options.storageId ?? t.storage_id);
+      if (!into) {
+        skipped.push(s.id);
+        continue;
+      }
       mine.push({
         id: s.id,
         cron: s.cron,
         timezone: s.timezone,
         enabled: s.enabled,
-        storage: await storage(s.options.storageId ?? t.storage_id),
+        storage: into,
         ...(s.options.compression ? { compression: s.options.compression } : {}),
       });
     }
     out.push({ target, schedules: mine });
   }
+  if (skipped.length) onSkipped?.(skipped);
   return {
     version: agent.config_version,
     naming: { env: (agent.labels as Record<string, string>).env ?? 'default', agentName: agent.hostname },

@@ -101,11 +101,13 @@ export async function checkBackupResult(db: Db, result: unknown, e: ExpectedBack
   if (e.kekId && m.kekId !== e.kekId) reject(`the data key is wrapped to ${m.kekId}, not ${e.kekId}`);
   const kek = await db
     .selectFrom('keys')
-    .select('kid')
+    .select(['kid', 'private_enc'])
     .where('kid', '=', m.kekId)
     .where('purpose', '=', 'kek')
     .executeTakeFirst();
   if (!kek) reject(`the data key is wrapped to an unknown key-encryption key ${m.kekId}`);
+  if (!kek.private_enc)
+    reject(`the data key is wrapped to ${m.kekId}, which was retired: this backup could never be opened`);
   const header = jweProtectedHeader(m.wrappedKey);
   if (header?.kid !== m.kekId)
     reject('the wrapped data key does not name the key-encryption key of the metadata');

@@ -10,12 +10,18 @@ import {
   targetDbName,
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
-import { type KekSource, KeyBindingRefused, rewrapForAgent } from '../crypto/key-encryption-key.js';
+import {
+  type KekSource,
+  KeyBindingRefused,
+  KeyUnavailable,
+  rewrapForAgent,
+} from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../http/problem.js';
 import { checkBackupResult, reject } from './agent-reports.js';
+import { fireAlert } from './alerts.js';
 import { createCommand } from './commands.js';
 import { jobFinished } from './job-finished.js';
 
@@ -255,6 +261,16 @@ export async function startRestoreOrVerify(
   } catch (err) {
     if (err instanceof KeyBindingRefused)
       throw conflict(`this backup's data key is not its own: ${err.message}`, 'key-binding');
+    if (err instanceof KeyUnavailable) {
+      await fireAlert(db, {
+        kind: 'key_unavailable',
+        subject: `backup:${b.id}`,
+        message: `backup ${b.id} cannot be opened: ${err.message}`,
+        targetId: b.target_id,
+        details: { backupId: b.id, kekId: meta.kekId },
+      });
+      throw conflict(`this backup cannot be opened: ${err.message}`, 'key-unavailable');
+    }
     throw err;
   }
   const wrappedKeyForAgent = rewrapped.jwe;
@@ -397,6 +413,7 @@ async function recordBackup(
       schedule_id: extra.scheduleId ?? null,
       run_while_disconnected: extra.runWhileDisconnected ?? false,
       key_bound: true,
+      meta_kid: r.meta.kekId,
     })
     .onConflict((oc) => oc.doNothing())
     .execute();

@@ -14,13 +14,26 @@ import { periodic } from './periodic.js';
 
 /**
  * Key rotation. A new key-encryption key becomes the active one at once (new
- * backups and agents' schedules wrap to it); a background worker then re-wraps
- * every catalogued backup's data key to it — unwrapped and re-wrapped in this
- * process's memory only — and has the agent that made the backup rewrite its
- * meta.json (`meta.rewrite`); no data object is read or rewritten. Progress is
- * the catalogue itself (backups whose meta names the new kid), so the job
- * resumes after a restart. Old keys stay until every backup is re-wrapped;
- * then their private halves are deleted.
+ * backups and agents' schedules wrap to it). A background worker then:
+ *
+ * 1. re-wraps every catalogued backup's data key to it — unwrapped and re-wrapped
+ *    in this process's memory only, keeping the key's binding to its backup —
+ *    which needs no agent, so revoked and offline agents never hold a rotation up;
+ * 2. has the agent that made each backup rewrite its meta.json (`meta.rewrite`),
+ *    so the bucket opens with a key that still exists (`meta_kid` tracks what the
+ *    meta.json names); no data object is read or rewritten;
+ * 3. declares the rotation finished once every meta.json of an agent that is not
+ *    revoked names the new key, or once DBBACKUP_KEY_ROTATION_MAX_WAIT_MS has passed
+ *    (it then says how many meta.json still name an older key);
+ * 4. deletes an old key's private half only when nothing can still need it: no
+ *    backup's catalogue entry or meta.json names it, no unfinished backup job was
+ *    started before its agent acknowledged a configuration with the new key, every
+ *    agent that is not revoked has acknowledged one, and DBBACKUP_KEY_RETIRE_GRACE_MS
+ *    has passed since it stopped being active. A revoked agent's meta.json keeps its
+ *    old key alive until those backups are deleted (the README says so).
+ *
+ * A backup that arrives after a rotation, wrapped to an older key, is re-wrapped in
+ * the catalogue on receipt and its meta.json rewritten by step 2.
  */
 export interface RotationView {
   id: string;
@@ -48,7 +61,12 @@ export async function startRotation(
   const id = randomUUID();
   try {
     await db.transaction().execute(async (tx) => {
-      await tx.updateTable('keys').set({ active: false }).where('purpose', '=', 'kek').execute();
+      await tx
+        .updateTable('keys')
+        .set({ active: false, deactivated_at: new Date() })
+        .where('purpose', '=', 'kek')
+        .where('active', '=', true)
+        .execute();
       const k = await insertKek(tx, box, true);
       await tx
         .insertInto('key_rotations')
@@ -82,6 +100,25 @@ export async function rotationView(db: Db, id: string): Promise<RotationView> {
   };
 }
 
+type CatalogueRow = {
+  id: string;
+  agent_id: string;
+  storage_id: string;
+  meta_key: string;
+  sha256: string;
+  key_bound: boolean;
+  meta: Record<string, unknown>;
+};
+
+const catalogued = (b: CatalogueRow) => ({
+  backupId: b.id,
+  agentId: b.agent_id,
+  targetId: String(b.meta.targetId),
+  wrappedKey: String(b.meta.wrappedKey),
+  kekId: String(b.meta.kekId),
+  keyBound: b.key_bound,
+});
+
 export class KeyRotator {
   #worker: { stop(): Promise<void> } | undefined;
   constructor(
@@ -89,7 +126,7 @@ export class KeyRotator {
     readonly box: SecretBox,
     readonly bus: NotifyBus,
     readonly log: Logger,
-    readonly o: { intervalMs: number; commandTimeoutMs: number },
+    readonly o: { intervalMs: number; commandTimeoutMs: number; retireGraceMs: number; maxWaitMs: number },
   ) {}
 
   start() {
@@ -101,94 +138,112 @@ export class KeyRotator {
   }
 
   async tick() {
+    const active = await this.db
+      .selectFrom('keys')
+      .select(['kid', 'public_jwk'])
+      .where('purpose', '=', 'kek')
+      .where('active', '=', true)
+      .executeTakeFirst();
+    if (!active) return;
+    const to = { kid: active.kid, publicJwk: active.public_jwk as unknown as JWK };
+    let lastError: string | null = null;
+    const note = (b: { id: string }, err: unknown, what: string) => {
+      lastError = `backup ${b.id}: ${(err as Error).message}`.slice(0, 500);
+      this.log.warn({ backupId: b.id, err: (err as Error).message }, `key rotation: ${what}`);
+    };
+    // 1. The catalogue: every entry wrapped to the active key (no agent needed).
+    const stale = await this.db
+      .selectFrom('backups')
+      .select(['id', 'agent_id', 'storage_id', 'meta_key', 'sha256', 'key_bound', 'meta'])
+      .where('deleted_at', 'is', null)
+      .where(sql<boolean>`meta->>'kekId' IS DISTINCT FROM ${to.kid}`)
+      .orderBy('finished_at')
+      .limit(100)
+      .execute();
+    for (const b of stale) {
+      try {
+        await this.rewrapCatalogue(b, to);
+      } catch (err) {
+        note(b, err, 'catalogue entry not re-wrapped yet');
+      }
+    }
+    // 2. The bucket: each meta.json rewritten by its (online) agent to what the catalogue holds.
+    const metas = await this.db
+      .selectFrom('backups as b')
+      .innerJoin('agents as a', 'a.id', 'b.agent_id')
+      .select(['b.id', 'b.agent_id', 'b.storage_id', 'b.meta_key', 'b.sha256', 'b.key_bound', 'b.meta'])
+      .where('b.deleted_at', 'is', null)
+      .where(sql<boolean>`b.meta_kid IS DISTINCT FROM b.meta->>'kekId'`)
+      .where('a.status', '=', 'online')
+      .orderBy('b.finished_at')
+      .limit(20)
+      .execute();
+    for (const b of metas) {
+      try {
+        await this.rewriteMeta(b);
+      } catch (err) {
+        note(b, err, 'meta.json not rewritten yet');
+      }
+    }
+    // 3. Old keys nothing can need any more lose their private half.
+    await this.retireKeys();
+    // 4. The running rotation's progress, and its end.
     const rot = await this.db
       .selectFrom('key_rotations')
       .selectAll()
       .where('state', '=', 'running')
       .executeTakeFirst();
     if (!rot) return;
-    const key = await this.db
-      .selectFrom('keys')
-      .select('public_jwk')
-      .where('kid', '=', rot.to_kid)
-      .executeTakeFirstOrThrow();
-    // Backups still wrapped to another key whose agent is online, a few at a time.
-    const todo = await this.db
-      .selectFrom('backups as b')
-      .innerJoin('agents as a', 'a.id', 'b.agent_id')
-      .select(['b.id', 'b.agent_id', 'b.storage_id', 'b.meta_key', 'b.sha256', 'b.key_bound', 'b.meta'])
-      .where('b.deleted_at', 'is', null)
-      .where(sql<boolean>`b.meta->>'kekId' IS DISTINCT FROM ${rot.to_kid}`)
-      .where('a.status', '=', 'online')
-      .orderBy('b.finished_at')
-      .limit(20)
-      .execute();
-    let lastError: string | null = null;
-    for (const b of todo) {
-      try {
-        await this.rewrapOne(b, rot.to_kid, key.public_jwk as unknown as JWK);
-      } catch (err) {
-        lastError = `backup ${b.id}: ${(err as Error).message}`.slice(0, 500);
-        this.log.warn(
-          { backupId: b.id, err: (err as Error).message },
-          'key rotation: backup not re-wrapped yet',
-        );
-      }
-    }
-    const counts = await sql<{ total: number; done: number }>`
-      SELECT count(*)::int AS total, count(*) FILTER (WHERE meta->>'kekId' = ${rot.to_kid})::int AS done
-      FROM backups WHERE deleted_at IS NULL`.execute(this.db);
-    const { total, done } = counts.rows[0] as { total: number; done: number };
-    const finished = done === total;
+    const counts = await sql<{ total: number; done: number; pending: number }>`
+      SELECT count(*)::int AS total,
+             count(*) FILTER (WHERE b.meta->>'kekId' = ${rot.to_kid} AND b.meta_kid = ${rot.to_kid})::int AS done,
+             count(*) FILTER (WHERE (b.meta->>'kekId' IS DISTINCT FROM ${rot.to_kid} OR b.meta_kid IS DISTINCT FROM ${rot.to_kid})
+                                AND a.status <> 'revoked')::int AS pending
+      FROM backups b JOIN agents a ON a.id = b.agent_id WHERE b.deleted_at IS NULL`.execute(this.db);
+    const { total, done, pending } = counts.rows[0] as { total: number; done: number; pending: number };
+    const timedOut = Date.now() - new Date(rot.created_at).getTime() > this.o.maxWaitMs;
+    const finished = pending === 0 || timedOut;
+    const leftOver = total - done;
     await this.db
       .updateTable('key_rotations')
       .set({
         total,
         done,
         ...(lastError ? { last_error: lastError } : {}),
-        ...(finished ? { state: 'succeeded', finished_at: new Date() } : {}),
+        ...(finished
+          ? {
+              state: 'succeeded',
+              finished_at: new Date(),
+              ...(leftOver
+                ? {
+                    last_error: `${leftOver} meta.json (of revoked or unreachable agents) still name an older key, which is kept for them`,
+                  }
+                : {}),
+            }
+          : {}),
       })
       .where('id', '=', rot.id)
       .execute();
-    if (finished) {
-      // Every backup is wrapped to the new key: the old private keys go.
-      await this.db
-        .updateTable('keys')
-        .set({ private_enc: null, retired_at: new Date() })
-        .where('purpose', '=', 'kek')
-        .where('kid', '!=', rot.to_kid)
-        .where('private_enc', 'is not', null)
-        .execute();
-      this.log.info({ rotationId: rot.id, backups: total }, 'key rotation finished; old keys deleted');
-    }
+    if (finished) this.log.info({ rotationId: rot.id, backups: total, leftOver }, 'key rotation finished');
   }
 
-  async rewrapOne(
-    b: {
-      id: string;
-      agent_id: string;
-      storage_id: string;
-      meta_key: string;
-      sha256: string;
-      key_bound: boolean;
-      meta: Record<string, unknown>;
-    },
-    toKid: string,
-    toPublic: JWK,
-  ) {
-    const wrappedKey = await rewrapToKek(
-      this.db,
-      this.box,
-      {
-        backupId: b.id,
-        agentId: b.agent_id,
-        targetId: String(b.meta.targetId),
-        wrappedKey: b.meta.wrappedKey as string,
-        kekId: b.meta.kekId as string,
-        keyBound: b.key_bound,
-      },
-      { kid: toKid, publicJwk: toPublic },
-    );
+  /** Re-wrap one catalogue entry to the active key, keeping its binding (the meta.json follows in step 2). */
+  async rewrapCatalogue(b: CatalogueRow, to: { kid: string; publicJwk: JWK }) {
+    const wrappedKey = await rewrapToKek(this.db, this.box, catalogued(b), to);
+    await this.db
+      .updateTable('backups')
+      .set({
+        meta: sql`jsonb_set(jsonb_set(meta, '{wrappedKey}', to_jsonb(${wrappedKey}::text)), '{kekId}', to_jsonb(${to.kid}::text))`,
+      })
+      .where('id', '=', b.id)
+      .where(sql<boolean>`meta->>'kekId' = ${b.meta.kekId as string}`)
+      .execute();
+  }
+
+  /** Have the agent rewrite one meta.json to the catalogue's wrapping, and wait for its answer. */
+  async rewriteMeta(b: CatalogueRow) {
+    const wrappedKey = String(b.meta.wrappedKey);
+    const kekId = String(b.meta.kekId);
     const commandId = await createCommand(this.db, {
       agentId: b.agent_id,
       command: {
@@ -198,7 +253,7 @@ export class KeyRotator {
         backupId: b.id,
         sha256: b.sha256,
         wrappedKey,
-        kekId: toKid,
+        kekId,
       },
       ttlSeconds: Math.ceil(this.o.commandTimeoutMs / 1000),
       createdBy: null,
@@ -220,13 +275,51 @@ export class KeyRotator {
       if (Date.now() > deadline) throw new Error('meta.rewrite not answered in time');
       await new Promise((r) => setTimeout(r, 100));
     }
-    // The catalogue follows storage: from now on restores unwrap with the new key.
-    await this.db
-      .updateTable('backups')
-      .set({
-        meta: sql`jsonb_set(jsonb_set(meta, '{wrappedKey}', to_jsonb(${wrappedKey}::text)), '{kekId}', to_jsonb(${toKid}::text))`,
-      })
-      .where('id', '=', b.id)
+    await this.db.updateTable('backups').set({ meta_kid: kekId }).where('id', '=', b.id).execute();
+  }
+
+  /** Delete the private half of every old key that no backup, job or agent can still need. */
+  async retireKeys() {
+    const graceCutoff = new Date(Date.now() - this.o.retireGraceMs);
+    const old = await this.db
+      .selectFrom('keys')
+      .select(['kid', 'deactivated_at'])
+      .where('purpose', '=', 'kek')
+      .where('active', '=', false)
+      .where('private_enc', 'is not', null)
+      .where('deactivated_at', '<=', graceCutoff)
       .execute();
+    for (const k of old) {
+      const since = k.deactivated_at as Date;
+      const { rows } = await sql<{ blocker: string }>`
+        SELECT 'backup ' || id AS blocker FROM backups
+          WHERE deleted_at IS NULL AND (meta->>'kekId' = ${k.kid} OR meta_kid = ${k.kid})
+        UNION ALL
+        SELECT 'command ' || id FROM commands
+          WHERE kind = 'backup' AND state IN ('queued','delivered','acknowledged','running')
+            AND payload->'kek'->>'kid' = ${k.kid}
+        UNION ALL
+        SELECT 'agent ' || a.id FROM agents a
+          WHERE a.status <> 'revoked' AND NOT EXISTS (
+            SELECT 1 FROM commands c WHERE c.agent_id = a.id AND c.kind = 'config.sync'
+              AND c.state = 'succeeded' AND c.delivered_at > ${since})
+        UNION ALL
+        SELECT 'job ' || j.id FROM jobs j
+          WHERE j.type = 'backup' AND j.state IN ('queued','running','stalled')
+            AND j.agent_id NOT IN (SELECT id FROM agents WHERE status = 'revoked')
+            AND j.created_at <= COALESCE((
+              SELECT min(c.finished_at) FROM commands c WHERE c.agent_id = j.agent_id
+                AND c.kind = 'config.sync' AND c.state = 'succeeded' AND c.delivered_at > ${since}),
+              'infinity'::timestamptz)
+        LIMIT 1`.execute(this.db);
+      if (rows.length) continue;
+      await this.db
+        .updateTable('keys')
+        .set({ private_enc: null, retired_at: new Date() })
+        .where('kid', '=', k.kid)
+        .where('private_enc', 'is not', null)
+        .execute();
+      this.log.info({ kid: k.kid }, 'old key-encryption key retired: nothing needs it any more');
+    }
   }
 }

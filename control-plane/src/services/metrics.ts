@@ -144,10 +144,11 @@ export async function observeJobFinished(tx: Db, job: FinishedJob) {
   }
   if (job.type !== 'backup') return;
   backupDuration.observe({ dbtype, result }, seconds);
-  const r = job.result as { meta?: { sizeBytes?: number }; uploadRetries?: number } | null;
+  // A backup job's result is its catalogue summary (jobs.ts recordBackup).
+  const r = job.result as { sizeBytes?: number; uploadRetries?: number } | null;
   if (r?.uploadRetries) backupRetries.inc({ dbtype }, r.uploadRetries);
   if (result !== 'success') return;
-  if (typeof r?.meta?.sizeBytes === 'number') backupSize.observe({ dbtype }, r.meta.sizeBytes);
+  if (typeof r?.sizeBytes === 'number') backupSize.observe({ dbtype }, r.sizeBytes);
   const storageId = (job.params as { storageId?: string }).storageId ?? job.targetStorage;
   const storage = storageId
     ? await tx.selectFrom('storage_profiles').select('kind').where('id', '=', storageId).executeTakeFirst()

@@ -113,13 +113,13 @@ export async function notifyJobFinished(db: Db, j: FinishedJob) {
       });
     }
   } else if (j.state === 'succeeded' && j.type === 'backup') {
-    // The agent's own result: the committed backup's metadata.
-    const meta = (j.result as { meta?: { sizeBytes?: number; backupId?: string } } | null)?.meta;
+    // The job's result: the catalogue entry's summary (jobs.ts recordBackup).
+    const summary = j.result as { sizeBytes?: number; backupId?: string } | null;
     await notify(db, 'backup.succeeded', {
       ...base,
       title: `Backup of ${where} succeeded`,
-      message: `${meta?.sizeBytes ?? '?'} bytes stored`,
-      backupId: meta?.backupId,
+      message: `${summary?.sizeBytes ?? '?'} bytes stored`,
+      backupId: summary?.backupId,
     });
   } else if (j.state === 'failed' && j.type === 'verify') {
     await notify(db, 'verify.failed', {
