@@ -29,7 +29,7 @@ beforeAll(async () => {
     lines.push(`CREATE TABLE t${i} (a int); INSERT INTO t${i} VALUES (${i % 3});`);
   lines.push('COMMIT;');
   writeFileSync(sql, lines.join('\n'));
-  execFileSync('sqlite3', [file, `.read ${sql}`]);
+  execFileSync('sqlite3', [file, `.read ${sql}`], { stdio: 'ignore' });
   const storage = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
     kind: 'local',
     name: 'wide',
@@ -44,7 +44,7 @@ beforeAll(async () => {
   });
   expect(t.status, JSON.stringify(t.body)).toBe(201);
   targetId = t.body.id;
-}, 180_000);
+}, 300_000);
 afterAll(cleanupAll);
 
 describe(`a database of ${TABLES} tables`, () => {
@@ -77,5 +77,5 @@ describe(`a database of ${TABLES} tables`, () => {
         'succeeded',
       { what: 'ping answered' },
     );
-  });
+  }, 300_000);
 });

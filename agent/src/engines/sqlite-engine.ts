@@ -43,10 +43,13 @@ async function checkFile(file: string): Promise<void> {
 
 async function shell(file: string, sql: string, mode: 'rw' | 'ro' = 'rw'): Promise<string[]> {
   const tool = await firstTool(['sqlite3'], 'sqlite');
-  const r = await execa(tool.path, ['-bail', '-batch', '-cmd', '.timeout 30000', uri(file, mode), sql], {
+  // The SQL goes in on stdin: a row-count check of tens of thousands of tables is far
+  // longer than one command-line argument may be.
+  const r = await execa(tool.path, ['-bail', '-batch', '-safe', '-cmd', '.timeout 30000', uri(file, mode)], {
     reject: false,
     timeout: 10 * 60_000,
-    stdin: 'ignore',
+    input: sql,
+    maxBuffer: 256 * 1024 * 1024,
   });
   if (r.exitCode !== 0) throw toolError('sqlite3', r, 'query-failed');
   return r.stdout.split('\n').filter((l) => l.length);
