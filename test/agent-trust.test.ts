@@ -407,6 +407,50 @@ describe('the agent session', () => {
     ]);
   });
 
+  it('a real agent whose success report fails to apply six times in a row loses nothing and duplicates nothing', async () => {
+    await query(
+      cp.databaseUrl,
+      `CREATE SEQUENCE fail_six;
+       CREATE FUNCTION fail_six() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.type = 'command.succeeded' AND NEW.agent_id = '${agentB.id}' AND nextval('fail_six') <= 6 THEN
+           RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure';
+         END IF;
+         RETURN NEW;
+       END $$;
+       CREATE TRIGGER fail_six BEFORE INSERT ON agent_events FOR EACH ROW EXECUTE FUNCTION fail_six();`,
+    );
+    try {
+      const { job, backup } = await runBackup(cp, targetB);
+      expect(job.state, await jobLogs(cp, job.id)).toBe('succeeded');
+      const failures = await query<{ n: string }>(cp.databaseUrl, 'SELECT last_value AS n FROM fail_six');
+      expect(Number(failures[0]?.n)).toBeGreaterThanOrEqual(7);
+      const rows = await query<{ id: string }>(cp.databaseUrl, 'SELECT id FROM backups WHERE id = $1', [
+        backup!.id,
+      ]);
+      expect(rows).toHaveLength(1);
+      const seqs = (
+        await query<{ seq: string }>(
+          cp.databaseUrl,
+          'SELECT seq FROM agent_events WHERE agent_id = $1 ORDER BY seq',
+          [agentB.id],
+        )
+      ).map((r) => Number(r.seq));
+      expect(seqs).toEqual(seqs.map((_, i) => (seqs[0] ?? 1) + i));
+      const succeeded = await query(
+        cp.databaseUrl,
+        "SELECT seq FROM agent_events WHERE agent_id = $1 AND type = 'command.succeeded' AND body->>'commandId' = (SELECT command_id::text FROM jobs WHERE id = $2)",
+        [agentB.id, job.id],
+      );
+      expect(succeeded).toHaveLength(1);
+    } finally {
+      await query(
+        cp.databaseUrl,
+        'DROP TRIGGER fail_six ON agent_events; DROP FUNCTION fail_six(); DROP SEQUENCE fail_six;',
+      );
+    }
+  });
+
   it('closes a session that skips a sequence number, applying nothing past the hole', async () => {
     const first = a.seq;
     await a.event({ type: 'log', level: 'info', message: 'one' });
