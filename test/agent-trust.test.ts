@@ -328,6 +328,37 @@ describe('an operator', () => {
   });
 });
 
+describe('a storage profile', () => {
+  it('that a schedule uses cannot be deleted (409), and the agent keeps getting its configuration', async () => {
+    const other = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+      kind: 'local',
+      name: 'scheduled-only',
+      directory: path.join(work, 'other'),
+    });
+    expect(other.status).toBe(201);
+    const sch = await cp.api<{ id: string }>('POST', `/api/v1/targets/${targetB}/schedules`, {
+      cron: '0 3 * * *',
+      timezone: 'UTC',
+      storageId: other.body.id,
+    });
+    expect(sch.status, JSON.stringify(sch.body)).toBe(201);
+    const del = await cp.api<{ detail: string }>('DELETE', `/api/v1/storage/${other.body.id}`);
+    expect(del.status).toBe(409);
+    expect(del.body.detail).toMatch(new RegExp(`schedule ${sch.body.id}`));
+    expect((await cp.api('GET', `/api/v1/storage/${other.body.id}`)).status).toBe(200);
+    // The configuration still builds and reaches the agent.
+    const syncs = () =>
+      query<{ state: string }>(
+        cp.databaseUrl,
+        "SELECT state FROM commands WHERE agent_id = $1 AND kind = 'config.sync' ORDER BY created_at DESC LIMIT 1",
+        [agentB.id],
+      );
+    await waitFor(async () => (await syncs())[0]?.state === 'succeeded', { what: 'config delivered' });
+    expect((await cp.api('DELETE', `/api/v1/targets/${targetB}/schedules/${sch.body.id}`)).status).toBe(204);
+    expect((await cp.api('DELETE', `/api/v1/storage/${other.body.id}`)).status).toBe(204);
+  });
+});
+
 describe('a viewer', () => {
   it('sees no wrapped or re-wrapped key in commands, events, jobs or backups', async () => {
     const r = await cp.api<Job>('POST', `/api/v1/backups/${backupB.id}/verify`);
