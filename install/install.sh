@@ -14,7 +14,7 @@
 {
 set -eu
 
-installer_version='0.1.1'
+installer_version='0.1.2'
 # Filled in by the control plane that serves this script.
 default_server='@@DBBACKUP_SERVER@@'
 
