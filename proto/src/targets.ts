@@ -53,6 +53,19 @@ export function connectionProblem(engine: EngineId, c: Connection): string | und
 }
 
 /**
+ * A database name an operator gives is an identifier, never a connection string or
+ * a tool option: letters, digits, `_`, `$`, `-` and `.`, not starting with `-` or `.`,
+ * at most 63 characters (so no `=`, no spaces, no `/`, no `:`).
+ */
+export const DATABASE_NAME = /^[A-Za-z0-9_$][A-Za-z0-9_$.-]{0,62}$/;
+
+export function databaseNameProblem(name: string): string | undefined {
+  return DATABASE_NAME.test(name)
+    ? undefined
+    : 'database must be a plain name: letters, digits, _ $ . - (not first: - or .), at most 63 characters; no =, spaces, / or :';
+}
+
+/**
  * What a restore names as its destination, per engine: a database name
  * (PostgreSQL, MySQL, MongoDB), an absolute path that is a new file (SQLite) or a
  * directory (files); Redis restores into the target's own instance and takes none.
@@ -66,9 +79,7 @@ export function restoreDestinationProblem(
     case 'mysql':
     case 'mongodb':
       if (!database) return `database is required to restore ${engine}`;
-      if (database.length > 64 || database.includes('\0') || /[/\\]/.test(database))
-        return 'database must be a name of at most 64 characters without / or \\';
-      return undefined;
+      return databaseNameProblem(database);
     case 'sqlite':
     case 'files':
       if (!database?.startsWith('/') || database.split('/').includes('..'))

@@ -101,6 +101,46 @@ describe('files restore refuses every entry that would land outside the destinat
       'same',
     ],
     [
+      'a chain of symlinks: l -> . then x -> l/.. (lexically inside, really the parent)',
+      [
+        { name: 'l', type: 'symlink', linkname: '.' },
+        { name: 'x', type: 'symlink', linkname: 'l/..' },
+      ],
+      'x',
+    ],
+    [
+      'a longer chain: a -> b, b -> c, c -> ., then y -> a/../outside',
+      [
+        { name: 'c', type: 'symlink', linkname: '.' },
+        { name: 'b', type: 'symlink', linkname: 'c' },
+        { name: 'a', type: 'symlink', linkname: 'b' },
+        { name: 'y', type: 'symlink', linkname: 'a/../outside' },
+      ],
+      'y',
+    ],
+    [
+      '.. through a link in a subdirectory: d/up -> .. then z -> d/up/..',
+      [
+        { name: 'd', type: 'directory' },
+        { name: 'd/up', type: 'symlink', linkname: '..' },
+        { name: 'z', type: 'symlink', linkname: 'd/up/..' },
+      ],
+      'z',
+    ],
+    [
+      'a chain through a link to an absolute path is refused at the first link',
+      [
+        { name: 'abs', type: 'symlink', linkname: '/tmp' },
+        { name: 'via', type: 'symlink', linkname: 'abs/x' },
+      ],
+      'abs',
+    ],
+    [
+      "'..' after a path not extracted yet (a later link could turn it into a way out)",
+      [{ name: 'later', type: 'symlink', linkname: 'notyet/..' }],
+      'later',
+    ],
+    [
       'a hard link to a symlink (a way to reach what it points at)',
       [
         { name: 'ok', type: 'symlink', linkname: 'x' },
@@ -128,8 +168,20 @@ describe('files restore refuses every entry that would land outside the destinat
       { name: 'dir/link', type: 'symlink', linkname: 'a.txt' },
       { name: 'dir/hard', type: 'link', linkname: 'dir/a.txt' },
       { name: 'empty', type: 'directory' },
+      { name: 'dir/same', type: 'symlink', linkname: '.' },
+      { name: 'chain', type: 'symlink', linkname: 'dir/same/link' },
+      { name: 'empty/back', type: 'symlink', linkname: '../dir/a.txt' },
     ]);
     expect(r.err).toBeUndefined();
-    expect(tree(r.dest).sort()).toEqual(['dir', 'dir/a.txt', 'dir/hard', 'dir/link', 'empty']);
+    expect(tree(r.dest).sort()).toEqual([
+      'chain',
+      'dir',
+      'dir/a.txt',
+      'dir/hard',
+      'dir/link',
+      'dir/same',
+      'empty',
+      'empty/back',
+    ]);
   });
 });

@@ -126,6 +126,46 @@ async function packTree(
   }
 }
 
+/**
+ * Where a symlink made in `dir` (relative to `root`) pointing at `to` really leads,
+ * resolved against the links already extracted: a reason when it leaves `root`
+ * (`l -> .` then `x -> l/..`), else undefined. A `..` after a component that does not
+ * exist yet is refused too: a link extracted later could turn it into a way out.
+ */
+export async function linkEscape(root: string, dir: string, to: string): Promise<string | undefined> {
+  const stack = dir.split('/').filter((p) => p !== '' && p !== '.');
+  let pending = to.split('/');
+  let hops = 0;
+  let unresolved = false;
+  while (pending.length) {
+    const p = pending.shift() as string;
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (unresolved) return `'..' after a path not extracted yet`;
+      if (!stack.length) return 'it climbs above the destination';
+      stack.pop();
+      continue;
+    }
+    if (unresolved) {
+      stack.push(p);
+      continue;
+    }
+    const at = path.join(root, ...stack, p);
+    const st = await lstat(at).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++hops > 40) return 'too many links';
+      const next = await readlink(at);
+      if (path.isAbsolute(next))
+        return `it goes through ${path.relative(root, at)}, a link to an absolute path`;
+      pending = [...next.split('/'), ...pending];
+      continue;
+    }
+    if (!st) unresolved = true;
+    stack.push(p);
+  }
+  return undefined;
+}
+
 /** The checks that keep an entry inside `root`; returns the path to write, or throws naming the entry. */
 async function safePath(root: string, name: string): Promise<string | undefined> {
   const refuse = (why: string) => new EngineError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
@@ -202,6 +242,8 @@ async function extractInto(root: string, input: Readable, log: (m: string) => vo
           const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), to));
           if (resolved === '..' || resolved.startsWith('../'))
             throw refuse(`symlink pointing outside (${to})`);
+          const why = await linkEscape(root, path.posix.dirname(name), to);
+          if (why) throw refuse(`symlink pointing outside (${to}): ${why}`);
           if (existing) throw refuse('a file, directory or link of that name is already there');
           await symlink(to, target);
           await lutimes(target, mtime, mtime).catch(() => {});

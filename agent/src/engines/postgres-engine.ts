@@ -322,7 +322,14 @@ export const postgresEngine: Engine = {
       }
     }
     const tool = await toolFor(t, 'pg_restore', serverMajor);
-    const args = ['--no-password', '--exit-on-error', '--single-transaction', `--dbname=${o.database}`];
+    // libpq reads a --dbname holding '=' or a URI as a connection string: the name goes
+    // in as the one quoted value of a connection string built here.
+    const args = [
+      '--no-password',
+      '--exit-on-error',
+      '--single-transaction',
+      `--dbname=${conninfoDbname(o.database)}`,
+    ];
     if (o.conflict === 'clean') args.push('--clean', '--if-exists');
     for (const tbl of o.tables ?? []) {
       const [schema, name] = tbl.includes('.') ? tbl.split('.', 2) : [undefined, tbl];
@@ -330,7 +337,7 @@ export const postgresEngine: Engine = {
       args.push(`--table=${name}`);
     }
     log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
-    const env = { ...libpqEnv(t), PGDATABASE: o.database };
+    const env = libpqEnv(t);
     if (typeof input === 'function') {
       const child = spawn(tool.path, args, {
         env: { ...process.env, ...env },
@@ -376,3 +383,8 @@ export const postgresEngine: Engine = {
     }
   },
 };
+
+/** `dbname='…'` with libpq's quoting: the value can never be read as more parameters. */
+export function conninfoDbname(name: string): string {
+  return `dbname='${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}

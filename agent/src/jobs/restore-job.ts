@@ -2,7 +2,13 @@ import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { Readable, type Stream, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BackupMeta, type BackupMetaSummary, type Command, forAgentBindingProblem } from '@dbbackup/proto';
+import {
+  BackupMeta,
+  type BackupMetaSummary,
+  type Command,
+  forAgentBindingProblem,
+  restoreDestinationProblem,
+} from '@dbbackup/proto';
 import { engineFor } from '../engines/registry.js';
 import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
@@ -239,6 +245,9 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
  */
 export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
+  // The agent checks the destination itself: a name is an identifier, never an option.
+  const destination = restoreDestinationProblem(cmd.target.engine, cmd.database);
+  if (destination) throw new JobError('bad-destination', destination);
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
   const key = await commandDataKey(cmd, ctx);

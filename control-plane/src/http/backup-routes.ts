@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { type KekSource, kekPrivateJwk } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import { bumpAgentConfig } from '../services/agent-config.js';
 import { rescanS3 } from '../services/catalog-rescan.js';
 import { createCommand, getCommand, TERMINAL } from '../services/commands.js';
 import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../services/jobs.js';
@@ -61,6 +62,17 @@ const TargetFields = z
     options: TargetOptions.default({ compression: 'zstd' }),
   })
   .strict();
+/** PATCH /targets/:id: every field optional and without defaults; options as a merge patch. */
+const TargetPatch = z
+  .object({
+    name: Name.optional(),
+    connection: Connection.optional(),
+    secretRef: SecretRef.optional(),
+    storageId: z.uuid().optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
 const TargetBody = TargetFields.superRefine((t, ctx) => {
   const p = connectionProblem(t.engine, t.connection);
   if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
@@ -473,15 +485,38 @@ export function backupRoutes(d: BackupRouteDeps) {
     const id = uuidParam(c, 'id', 'target');
     const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('target');
-    const patch = await parseJson(c, TargetFields.partial().omit({ engine: true }));
-    const merged = TargetBody.parse({
+    // Only what the body names changes (no schema defaults fill in what it leaves out);
+    // options merge key by key, a null removing one (JSON merge patch).
+    const patch = await parseJson(c, TargetPatch);
+    const options: Record<string, unknown> = { ...(row.options as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(patch.options ?? {})) {
+      if (v === null) delete options[k];
+      else options[k] = v;
+    }
+    const parsed = TargetBody.safeParse({
       engine: row.engine,
       name: patch.name ?? row.name,
       connection: patch.connection ?? row.connection,
       secretRef: patch.secretRef ?? row.secret_ref,
       storageId: patch.storageId ?? row.storage_id,
-      options: patch.options ?? row.options,
+      options,
     });
+    if (!parsed.success) {
+      const errors = parsed.error.issues.map((i) => ({
+        path: i.path.join('.') || '(body)',
+        message: i.message,
+      }));
+      throw new ProblemError(
+        422,
+        'Unprocessable Content',
+        errors.map((e) => `${e.path}: ${e.message}`).join('; '),
+        {
+          type: 'validation',
+          extra: { errors },
+        },
+      );
+    }
+    const merged = parsed.data;
     const tested = await testTarget(row.agent_id, { ...merged, id }, c.get('principal').tokenId);
     await db
       .updateTable('targets')
@@ -496,6 +531,8 @@ export function backupRoutes(d: BackupRouteDeps) {
       })
       .where('id', '=', id)
       .execute();
+    // The agent runs this target's schedules on its own clock: it gets the change now.
+    await bumpAgentConfig(db, d.bus, row.agent_id, c.get('principal').tokenId);
     return c.json(
       targetView(await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()),
     );
@@ -509,8 +546,10 @@ export function backupRoutes(d: BackupRouteDeps) {
       .where('state', 'in', ['queued', 'running'])
       .executeTakeFirst();
     if (active) throw conflict('the target has a queued or running job');
-    const r = await db.deleteFrom('targets').where('id', '=', id).executeTakeFirst();
-    if (Number(r.numDeletedRows) === 0) throw notFound('target');
+    const r = await db.deleteFrom('targets').where('id', '=', id).returning('agent_id').executeTakeFirst();
+    if (!r) throw notFound('target');
+    // The agent stops backing it up on its own clock with the next configuration.
+    await bumpAgentConfig(db, d.bus, r.agent_id, c.get('principal').tokenId);
     return c.body(null, 204);
   });
 

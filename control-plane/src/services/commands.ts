@@ -6,6 +6,7 @@ import type { CommandState, CommandsTable } from '../db/schema.js';
 import { EventRejected, reject } from './agent-reports.js';
 import { fireAlert } from './alerts.js';
 import { appendAudit } from './audit.js';
+import { jobFinished } from './job-finished.js';
 import { onCommandEvent, onJobEvent, onScheduledEvent } from './jobs.js';
 import { dispatchLatency } from './metrics.js';
 
@@ -146,27 +147,59 @@ export async function markDelivered(db: Db, id: string) {
 }
 
 export async function expireCommands(db: Db): Promise<number> {
-  const r = await db
-    .updateTable('commands')
-    .set({ state: 'expired', updated_at: new Date(), finished_at: new Date() })
-    .where('state', 'in', FROM.expired)
-    .where('expires_at', '<=', new Date())
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows);
+  return db.transaction().execute(async (tx) => {
+    const rows = await tx
+      .updateTable('commands')
+      .set({ state: 'expired', updated_at: new Date(), finished_at: new Date() })
+      .where('state', 'in', FROM.expired)
+      .where('expires_at', '<=', new Date())
+      .returning('id')
+      .execute();
+    await failJobsOf(
+      tx as unknown as Db,
+      rows.map((r) => r.id),
+      { code: 'expired', message: 'the agent did not take the command before it expired' },
+    );
+    return rows.length;
+  });
 }
 
 export async function cancelAgentCommands(db: Db, agentId: string, reason: string) {
-  await db
-    .updateTable('commands')
-    .set({
-      state: 'cancelled',
-      updated_at: new Date(),
-      finished_at: new Date(),
-      error: json({ code: 'cancelled', message: reason }),
-    })
-    .where('agent_id', '=', agentId)
-    .where('state', 'in', FROM.cancelled)
+  await db.transaction().execute(async (tx) => {
+    const rows = await tx
+      .updateTable('commands')
+      .set({
+        state: 'cancelled',
+        updated_at: new Date(),
+        finished_at: new Date(),
+        error: json({ code: 'cancelled', message: reason }),
+      })
+      .where('agent_id', '=', agentId)
+      .where('state', 'in', FROM.cancelled)
+      .returning('id')
+      .execute();
+    await failJobsOf(
+      tx as unknown as Db,
+      rows.map((r) => r.id),
+      { code: 'cancelled', message: `the command was cancelled: ${reason}` },
+    );
+  });
+}
+
+/**
+ * A job ends when its command can no longer run: in the same transaction as the
+ * command's expiry or cancellation, so the target takes new backups at once.
+ */
+async function failJobsOf(tx: Db, commandIds: string[], error: { code: string; message: string }) {
+  if (!commandIds.length) return;
+  const jobs = await tx
+    .updateTable('jobs')
+    .set({ state: 'failed', finished_at: new Date(), error: json(error) })
+    .where('command_id', 'in', commandIds)
+    .where('state', 'in', ['queued', 'running'])
+    .returning('id')
     .execute();
+  for (const j of jobs) await jobFinished(tx, j.id);
 }
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'rejected';
