@@ -17,9 +17,55 @@ export interface AppDeps extends RouteDeps, InstallDeps {
   metricsToken?: string | undefined;
 }
 
+/** How much of an unread request body is read and discarded before an early error is sent. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+/** Read and discard what is left of a request body, up to `limit` bytes or `ms`. */
+async function drain(body: ReadableStream<Uint8Array>, limit: number, ms: number): Promise<void> {
+  const reader = body.getReader();
+  const deadline = Date.now() + ms;
+  let seen = 0;
+  try {
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0 || seen > limit) break;
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        reader.read(),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!r || r.done) break;
+      seen += r.value.byteLength;
+    }
+  } catch {
+    // The client went away: nothing left to drain.
+  } finally {
+    reader.releaseLock();
+  }
+}
+
 /** The REST surface. Every error leaves through `onError` as problem+json. */
 export function createApp(d: AppDeps) {
   const app = new Hono();
+
+  // An error answered before the request body was read leaves unread bytes on the
+  // connection; a pooled client reusing it would see its next request fail. Such a
+  // response says Connection: close, so the client opens a fresh one.
+  app.use('*', async (c, next) => {
+    await next();
+    const length = c.req.header('content-length');
+    const hasBody =
+      (length !== undefined && length !== '0') || c.req.header('transfer-encoding') !== undefined;
+    if (c.res.status < 400 || !hasBody) return;
+    // The body is drained first (up to DRAIN_LIMIT bytes, 10 s), so a client still sending
+    // it reads the answer instead of a broken pipe.
+    const body = c.req.raw.bodyUsed ? null : c.req.raw.body;
+    if (body && !body.locked && Number(length ?? 0) <= DRAIN_LIMIT) await drain(body, DRAIN_LIMIT, 10_000);
+    c.res.headers.set('connection', 'close');
+  });
 
   app.use(
     '*',
