@@ -28,15 +28,21 @@ type Received = { path: string; headers: http.IncomingHttpHeaders; body: string;
 
 function httpReceiver() {
   const got: Received[] = [];
-  const state = { failNext: 0 };
+  // Fail the next N deliveries of one event only: other events (an agent flapping
+  // online/offline under load) must not use up the failures meant for it.
+  const state = { fail: {} as Record<string, number> };
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => {
       body += c;
     });
     req.on('end', () => {
-      if (state.failNext > 0) {
-        state.failNext--;
+      let event = '';
+      try {
+        event = String((JSON.parse(body) as { event?: unknown }).event ?? '');
+      } catch {}
+      if ((state.fail[event] ?? 0) > 0) {
+        state.fail[event] = (state.fail[event] ?? 0) - 1;
         res.writeHead(500).end('receiver down');
         return;
       }
@@ -150,7 +156,7 @@ afterAll(cleanupAll);
 
 describe('notifications', () => {
   it('a failed backup reaches the webhook (signed), Slack and email; the webhook is retried until it answers', async () => {
-    hook.state.failNext = 2;
+    hook.state.fail['backup.failed'] = 2;
     const t = await sqliteTarget('doomed');
     rmSync(t.file);
     expect((await runBackup(cp, t.id)).job.state).toBe('failed');
