@@ -109,7 +109,7 @@ async function sqliteTarget(name: string) {
     connection: { path: db },
     storageId,
   });
-  expect(t.status).toBe(201);
+  expect(t.status, JSON.stringify(t.body)).toBe(201);
   return { id: t.body.id, file: db };
 }
 

@@ -14,6 +14,7 @@ import { DiscoveryCache, discoveryConfig } from './discovery.js';
 import { discoverTools, hostFacts } from './host-facts.js';
 import { loadEncryptionKey, loadIdentity } from './identity.js';
 import type { JobContext } from './jobs/job-context.js';
+import { removeUncommitted, sweepOrphans } from './jobs/orphan-sweep.js';
 import { AgentLink } from './link/agent-link.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { openStore } from './storage/object-store.js';
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   stableAfterMs: number;
   /** Fault injection for tests: die with SIGKILL at this point. */
   crashPoint?: string | undefined;
+  /** How old a data object with no meta.json must be before the sweep removes it. */
+  orphanGraceMs?: number | undefined;
   /** Fault injection for tests: `job-events-full` fails every job log/progress write with SQLITE_FULL. */
   fault?: string | undefined;
 }
@@ -219,7 +222,10 @@ export class AgentDaemon {
             });
           },
         });
-        if (next.kind === 'backup') await this.#retentionAfterBackup(JSON.parse(next.payload));
+        if (next.kind === 'backup') {
+          await this.#retentionAfterBackup(JSON.parse(next.payload));
+          await this.#sweepAfterBackup(JSON.parse(next.payload));
+        }
         await this.#record(() => this.#store.finishCommand(next.command_id, { ok: true, result }), clog);
         clog.info('command succeeded');
         this.#jobFaults.delete((JSON.parse(next.payload) as { jobId?: string }).jobId ?? '');
@@ -301,6 +307,7 @@ export class AgentDaemon {
         record({ type: 'job.progress', jobId, phase, bytesIn, bytesOut });
       },
       storageFault: () => this.#jobFaults.get(jobId),
+      crashPoint: this.#o.crashPoint,
       recordUpload: (storage, key, uploadId) => store.recordUpload(jobId, storage, key, uploadId),
       clearUpload: () => store.clearUpload(jobId),
     };
@@ -320,6 +327,31 @@ export class AgentDaemon {
     if (!policy) return;
     const ctx = this.#jobContext(c.jobId);
     await this.#runRetention(c.target, c.storage, c.naming, (level, m) => ctx.log(level, m));
+  }
+
+  /**
+   * After a good backup, data objects of that target with no meta.json (an upload that
+   * completed for a job interrupted before its commit marker) and older than the grace
+   * period are removed, each reported on the job's log and as an agent event.
+   */
+  async #sweepAfterBackup(c: {
+    jobId: string;
+    target: TargetSpec;
+    storage: StorageSpec;
+    naming: { env: string; agentName: string };
+  }) {
+    const ctx = this.#jobContext(c.jobId);
+    try {
+      const inFlight = new Set((await this.#store.unfinishedUploads()).map((u) => u.object_key));
+      const removed = await sweepOrphans({ ...c, graceMs: this.#o.orphanGraceMs ?? 6 * 3_600_000, inFlight });
+      for (const r of removed) {
+        const m = `removed ${r.key} (${r.size} bytes, ${Math.round(r.ageMs / 60_000)} min old): a data object with no meta.json is not a backup`;
+        ctx.log('warn', m);
+        await this.#store.appendEvent({ type: 'log', level: 'warn', message: m }).catch(() => {});
+      }
+    } catch (err) {
+      this.#o.log.warn({ err, targetId: c.target.id }, 'orphan sweep did not run to the end');
+    }
   }
 
   async #runRetention(
@@ -366,13 +398,20 @@ export class AgentDaemon {
   async #abortUnfinishedUploads() {
     for (const u of await this.#store.unfinishedUploads()) {
       try {
-        const n = await (await openStore(StorageSpec.parse(JSON.parse(u.storage)))).cleanupUnfinished(
-          u.object_key,
-        );
+        const storage = StorageSpec.parse(JSON.parse(u.storage));
+        const n = await (await openStore(storage)).cleanupUnfinished(u.object_key);
+        // The upload may have completed before the crash, the commit marker not: the object goes.
+        const removed = await removeUncommitted(storage, u.object_key);
         this.#o.log.warn(
-          { jobId: u.job_id, key: u.object_key, aborted: n },
-          'aborted the unfinished upload of an interrupted job',
+          { jobId: u.job_id, key: u.object_key, aborted: n, removedObject: removed },
+          'cleaned up after an interrupted job: unfinished upload aborted, uncommitted object removed',
         );
+        if (removed)
+          await this.#store.appendEvent({
+            type: 'log',
+            level: 'warn',
+            message: `removed ${u.object_key}: its job was interrupted before the backup was committed`,
+          });
         await this.#store.clearUpload(u.job_id);
       } catch (err) {
         this.#o.log.error(

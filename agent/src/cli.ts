@@ -31,6 +31,7 @@ Options (each also an environment variable):
   --stable-after-ms N    DBBACKUP_STABLE_AFTER_MS  uptime after which backoff resets, default 30000
   --discovery-interval-ms N  DBBACKUP_DISCOVERY_INTERVAL_MS  how often local databases are looked for, default 300000
   --schedule-grace-ms N  DBBACKUP_SCHEDULE_GRACE_MS  a run missed while the agent was down runs once at start if at most this old, default 3600000
+  --orphan-grace-ms N    DBBACKUP_ORPHAN_GRACE_MS    a data object with no meta.json older than this is removed after a backup of its target, default 21600000
                          DBBACKUP_DISCOVERY=off, DBBACKUP_DISCOVER_PG_SOCKET_DIRS, DBBACKUP_DISCOVER_MYSQL_SOCKETS,
                          DBBACKUP_DISCOVER_REDIS (host:port,...), DBBACKUP_DISCOVER_SQLITE_PATHS: what discovery looks at
                          DBBACKUP_ALLOWED_COMMANDS  commands (one per line) a Redis restore may run to start the server
@@ -53,6 +54,7 @@ const ENV: Record<string, string> = {
   'stable-after-ms': 'DBBACKUP_STABLE_AFTER_MS',
   'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
   'schedule-grace-ms': 'DBBACKUP_SCHEDULE_GRACE_MS',
+  'orphan-grace-ms': 'DBBACKUP_ORPHAN_GRACE_MS',
 };
 
 function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -114,6 +116,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       'stable-after-ms': { type: 'string' },
       'discovery-interval-ms': { type: 'string' },
       'schedule-grace-ms': { type: 'string' },
+      'orphan-grace-ms': { type: 'string' },
       force: { type: 'boolean' },
       key: { type: 'string' },
       meta: { type: 'string' },
@@ -204,6 +207,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         env,
         discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
         scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
+        orphanGraceMs: intOpt(flags, 'orphan-grace-ms', env, 6 * 3_600_000, 0, 30 * 86_400_000),
       });
       await daemon.start();
       const code = await new Promise<number>((resolve) => {

@@ -182,8 +182,15 @@ export async function runBackup(
   }
   // Signed, so that a meta.json planted in the bucket cannot be rescanned into the catalogue.
   meta.signature = ctx.sign(metaSigningInput(meta));
-  // The commit marker, last.
-  await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
+  if (ctx.crashPoint === 'before-meta') process.kill(process.pid, 'SIGKILL');
+  // The commit marker, last. Without it the data object is no backup: it goes.
+  try {
+    await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
+  } catch (err) {
+    await store.delete(objectKey).catch(() => {});
+    await ctx.clearUpload().catch(() => {});
+    throw err;
+  }
   await ctx.clearUpload();
   ctx.log(
     'info',

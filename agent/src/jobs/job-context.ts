@@ -13,6 +13,8 @@ export interface JobContext {
   /** Remember an unfinished upload so that a restart can abort it; forget it once committed or aborted. */
   recordUpload: (storage: StorageSpec, key: string, uploadId?: string) => Promise<void>;
   clearUpload: () => Promise<void>;
+  /** Fault injection for the tests (DBBACKUP_TEST_CRASH_POINT): `before-meta` kills the agent between the data object and its commit marker. */
+  crashPoint?: string | undefined;
   /** Set when the job's events could not be recorded (the state directory is full). */
   storageFault?: () => Error | undefined;
 }

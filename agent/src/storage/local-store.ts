@@ -122,14 +122,16 @@ export class LocalStore implements ObjectStore {
 
   async list(prefix: string) {
     const root = this.#dir;
-    const out: { key: string; size: number }[] = [];
+    const out: { key: string; size: number; modifiedAt: Date }[] = [];
     const walk = async (rel: string) => {
       for (const e of await readdir(path.join(root, rel), { withFileTypes: true })) {
         const r = rel ? `${rel}/${e.name}` : e.name;
         if (e.isDirectory()) {
           if (r.startsWith(prefix) || prefix.startsWith(`${r}/`)) await walk(r);
-        } else if (r.startsWith(prefix) && !r.endsWith(PARTIAL))
-          out.push({ key: r, size: (await stat(path.join(root, r))).size });
+        } else if (r.startsWith(prefix) && !r.endsWith(PARTIAL)) {
+          const st = await stat(path.join(root, r));
+          out.push({ key: r, size: st.size, modifiedAt: st.mtime });
+        }
       }
     };
     const top = await stat(root).catch(() => undefined);

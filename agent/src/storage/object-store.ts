@@ -39,7 +39,7 @@ export interface ObjectStore {
    * Every committed object under a key prefix, with its size. Throws when the listing
    * fails or comes back truncated: a caller deciding what to delete must see all of it.
    */
-  list(prefix: string): Promise<{ key: string; size: number }[]>;
+  list(prefix: string): Promise<{ key: string; size: number; modifiedAt: Date }[]>;
   delete(key: string): Promise<void>;
 }
 

@@ -145,14 +145,16 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string) {
-    const out: { key: string; size: number }[] = [];
+    const out: { key: string; size: number; modifiedAt: Date }[] = [];
     let token: string | undefined;
     for (let page = 0; ; page++) {
       if (page > 100_000) throw new Error('S3 listing did not end');
       const r = await this.#client.send(
         new ListObjectsV2Command({ Bucket: this.#spec.bucket, Prefix: prefix, ContinuationToken: token }),
       );
-      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: Number(o.Size ?? 0) });
+      for (const o of r.Contents ?? [])
+        if (o.Key)
+          out.push({ key: o.Key, size: Number(o.Size ?? 0), modifiedAt: o.LastModified ?? new Date(0) });
       if (!r.IsTruncated) break;
       if (!r.NextContinuationToken)
         throw new Error(
