@@ -249,6 +249,7 @@ render_env() {
   printf "DBBACKUP_SERVER='%s'\n" "$server"
   printf "DBBACKUP_STATE_DIR='%s'\n" "$state_dir"
   printf "DBBACKUP_NODE='%s'\n" "$node_bin"
+  printf "DBBACKUP_SECRETS_FILE='%s'\n" "$config_dir/secrets.json"
   if [ -n "$proxy" ]; then
     printf "HTTPS_PROXY='%s'\nHTTP_PROXY='%s'\n" "$proxy" "$proxy"
   fi
@@ -538,6 +539,8 @@ do_install() {
       wait_online
     fi
   fi
+  say "a database password for targets is declared here, bound to where it may go:"
+  say "  $prefix/bin/dbbackup-agent secret add NAME --allow 127.0.0.1:5432 --secrets-file $config_dir/secrets.json < password-file"
 }
 
 # ---------------------------------------------------------------- uninstall

@@ -97,7 +97,7 @@ async function main() {
   }
   const agentLog = createWriteStream(path.join(data, 'agent.log'), { flags: 'a' });
   const agent = spawn(agentBin, ['run', '--state-dir', agentDir], {
-    env: process.env,
+    env: { ...process.env, DBBACKUP_SECRETS_FILE: path.join(data, 'agent-secrets.json') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   agent.stdout?.pipe(agentLog);
@@ -135,15 +135,19 @@ async function main() {
   );
   let targetId = targets.body.items.find((t) => t.name === 'control-plane')?.id;
   if (!targetId) {
-    // The embedded server's password, as a libpq password file the agent reads on this host.
+    // The embedded server's password, declared on this host as a secret bound to that server.
     const pw = readFileSync(path.join(cpDir, 'postgres.password'), 'utf8').trim();
-    const passfile = path.join(agentDir, 'control-plane.pgpass');
-    writeFileSync(passfile, `127.0.0.1:${pgPort}:*:postgres:${pw}\n`, { mode: 0o600 });
+    const secrets = path.join(data, 'agent-secrets.json');
+    writeFileSync(
+      secrets,
+      `${JSON.stringify({ 'control-plane-db': { password: pw, allow: [`127.0.0.1:${pgPort}`] } }, null, 2)}\n`,
+      { mode: 0o600 },
+    );
     const t = await api<{ id: string; detail?: string }>('POST', `/api/v1/agents/${agentId}/targets`, token, {
       engine: 'postgresql',
       name: 'control-plane',
       connection: { host: '127.0.0.1', port: pgPort, database: 'dbbackup', user: 'postgres' },
-      secretRef: { kind: 'passfile', path: passfile },
+      secretRef: { kind: 'secret', name: 'control-plane-db' },
       storageId,
     });
     if (t.status !== 201) {

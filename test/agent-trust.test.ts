@@ -353,9 +353,13 @@ describe('a storage profile', () => {
         "SELECT state FROM commands WHERE agent_id = $1 AND kind = 'config.sync' ORDER BY created_at DESC LIMIT 1",
         [agentB.id],
       );
-    await waitFor(async () => (await syncs())[0]?.state === 'succeeded', { what: 'config delivered' }).catch(async (e) => {
-      throw new Error(`${e.message}: ${JSON.stringify(await query(cp.databaseUrl, "SELECT kind, state, error, payload->>'version' AS v, created_at FROM commands WHERE agent_id = $1 ORDER BY created_at", [agentB.id]))}`);
-    });
+    await waitFor(async () => (await syncs())[0]?.state === 'succeeded', { what: 'config delivered' }).catch(
+      async (e) => {
+        throw new Error(
+          `${e.message}: ${JSON.stringify(await query(cp.databaseUrl, "SELECT kind, state, error, payload->>'version' AS v, created_at FROM commands WHERE agent_id = $1 ORDER BY created_at", [agentB.id]))}`,
+        );
+      },
+    );
     expect((await cp.api('DELETE', `/api/v1/targets/${targetB}/schedules/${sch.body.id}`)).status).toBe(204);
     expect((await cp.api('DELETE', `/api/v1/storage/${other.body.id}`)).status).toBe(204);
   });

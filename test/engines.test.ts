@@ -79,7 +79,7 @@ async function expectVerified(backupId: string) {
 const mariaTcp = (database: string) => ({
   engine: 'mysql',
   connection: { host: '127.0.0.1', port: maria.port, database, user: 'dbb' },
-  secretRef: { kind: 'env', name: 'MARIA_PW' },
+  secretRef: { kind: 'secret', name: 'maria' },
 });
 
 beforeAll(async () => {
@@ -95,9 +95,13 @@ beforeAll(async () => {
   );
   agent = await startAgent(cp, {
     env: {
-      MARIA_PW: MARIADB_PASSWORD,
-      REDIS_PW: REDIS_PASSWORD,
-      WRONG_PW: 'not-the-password',
+      // Secrets declared on the agent's host, each bound to where it may be sent.
+      DBBACKUP_SECRET_MARIA: MARIADB_PASSWORD,
+      DBBACKUP_SECRET_MARIA_ALLOW: `127.0.0.1:${maria.port}`,
+      DBBACKUP_SECRET_REDIS: REDIS_PASSWORD,
+      DBBACKUP_SECRET_REDIS_ALLOW: `127.0.0.1:${redisA.port},127.0.0.1:${redisB.port}`,
+      DBBACKUP_SECRET_WRONG: 'not-the-password',
+      DBBACKUP_SECRET_WRONG_ALLOW: `127.0.0.1:${maria.port},127.0.0.1:${redisA.port}`,
       DBBACKUP_ALLOWED_COMMANDS: `${redisB.startCommand.join(' ')}\n`,
     },
   });
@@ -204,7 +208,7 @@ describe('Redis', () => {
       engine: 'redis',
       name: 'cache',
       connection: { host: '127.0.0.1', port: redisA.port },
-      secretRef: { kind: 'env', name: 'REDIS_PW' },
+      secretRef: { kind: 'secret', name: 'redis' },
     });
     const b = await backupOf(t);
     expect(b.meta.tables).toEqual([
@@ -306,7 +310,7 @@ describe('targets that cannot be reached are refused with the engine’s own mes
       'mariadb wrong password',
       {
         ...{ engine: 'mysql', connection: { host: '127.0.0.1', port: 0, database: 'shop', user: 'dbb' } },
-        secretRef: { kind: 'env', name: 'WRONG_PW' },
+        secretRef: { kind: 'secret', name: 'wrong' },
       },
       /Access denied for user 'dbb'/,
     ],
@@ -320,7 +324,7 @@ describe('targets that cannot be reached are refused with the engine’s own mes
       {
         engine: 'redis',
         connection: { host: '127.0.0.1', port: 0 },
-        secretRef: { kind: 'env', name: 'WRONG_PW' },
+        secretRef: { kind: 'secret', name: 'wrong' },
       },
       /WRONGPASS|NOAUTH/,
     ],

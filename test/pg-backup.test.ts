@@ -50,8 +50,8 @@ async function target(
     engine: 'postgresql',
     name,
     connection: { host: '127.0.0.1', port: pgPort(), database, user: 'postgres' },
-    // Trust auth ignores it, but the agent reads it from its own environment: a planted secret.
-    secretRef: { kind: 'env', name: 'SOURCE_DB_PASSWORD' },
+    // Trust auth ignores it, but the agent sends it: a planted secret, declared on its host.
+    secretRef: { kind: 'secret', name: 'source-db' },
     storageId,
     ...extra,
   });
@@ -68,7 +68,13 @@ async function restore(backupId: string, body: Record<string, unknown>) {
 beforeAll(async () => {
   cp = await controlPlane();
   s3 = await startS3();
-  agent = await startAgent(cp, { env: { SOURCE_DB_PASSWORD: PLANTED_DB_PASSWORD }, labels: { env: 'test' } });
+  agent = await startAgent(cp, {
+    env: {
+      DBBACKUP_SECRET_SOURCE_DB: PLANTED_DB_PASSWORD,
+      DBBACKUP_SECRET_SOURCE_DB_ALLOW: `127.0.0.1:${pgPort()}`,
+    },
+    labels: { env: 'test' },
+  });
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
   source = await createDb();
   await seedDatabase(source, 5);

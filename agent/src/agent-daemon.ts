@@ -1,10 +1,12 @@
 import { type KeyObject, sign } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from '@dbbackup/logger';
 import { redactText } from '@dbbackup/logger';
 import {
   AgentConfig,
   type DumpTool,
+  destinationOf,
   type ServerPayload,
   StorageSpec,
   type TargetSpec,
@@ -17,6 +19,7 @@ import type { JobContext } from './jobs/job-context.js';
 import { removeUncommitted, sweepOrphans } from './jobs/orphan-sweep.js';
 import { AgentLink } from './link/agent-link.js';
 import { Scheduler } from './schedule/scheduler.js';
+import { HostSecrets, setHostSecrets } from './secrets/host-secrets.js';
 import { openStore } from './storage/object-store.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
@@ -36,6 +39,8 @@ export interface DaemonOptions {
   stableAfterMs: number;
   /** Fault injection for tests: die with SIGKILL at this point. */
   crashPoint?: string | undefined;
+  /** The host's secrets file (DBBACKUP_SECRETS_FILE). */
+  secretsFile?: string | undefined;
   /** How old a data object with no meta.json must be before the sweep removes it. */
   orphanGraceMs?: number | undefined;
   /** Fault injection for tests: `job-events-full` fails every job log/progress write with SQLITE_FULL. */
@@ -88,6 +93,14 @@ export class AgentDaemon {
     await this.#store.pruneInbox();
     this.#agentId = identity.agentId;
     this.#signingKey = identity.signingKey;
+    setHostSecrets(
+      new HostSecrets({
+        file: this.#o.secretsFile ?? '/etc/dbbackup/secrets.json',
+        env: this.#o.env ?? process.env,
+        stateDir: this.#o.stateDir,
+        legacyBindings: await this.#legacyBindings(),
+      }),
+    );
     await this.#abortUnfinishedUploads();
     const ca = this.#o.caFile ? await readFile(this.#o.caFile) : undefined;
     this.#link = new AgentLink({
@@ -392,6 +405,34 @@ export class AgentDaemon {
           this.#o.log[level]({ targetId: target.id }, m),
         );
     }
+  }
+
+  /**
+   * Secret references from before 0.1.2 (a file path or an environment variable the
+   * control plane named) keep working for the targets that had them when this version
+   * first started, bound to the destination each had then; recorded once, in the state
+   * directory (metadata, never a secret).
+   */
+  async #legacyBindings(): Promise<Record<string, string | null>> {
+    const file = path.join(this.#o.stateDir, 'legacy-secret-bindings.json');
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as Record<string, string | null>;
+    } catch {}
+    const raw = await this.#store.getMeta('config');
+    const bindings: Record<string, string | null> = {};
+    if (raw) {
+      const parsed = AgentConfig.safeParse(JSON.parse(raw));
+      for (const { target } of parsed.success ? parsed.data.targets : [])
+        if (target.secretRef.kind === 'env' || target.secretRef.kind === 'passfile')
+          bindings[target.id] = destinationOf(target) ?? null;
+    }
+    await writeFile(file, `${JSON.stringify(bindings, null, 2)}\n`, { mode: 0o600 });
+    if (Object.keys(bindings).length)
+      this.#o.log.warn(
+        { targets: Object.keys(bindings) },
+        'bound the secret references of existing targets to their current destinations; declare named secrets to change them',
+      );
+    return bindings;
   }
 
   /** After a crash: abort the uploads of jobs that were interrupted, so no multipart upload is left behind. */

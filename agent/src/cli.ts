@@ -14,6 +14,8 @@ Usage:
   dbbackup-agent enroll --server URL --token TOKEN [--label k=v ...] [--force]
   dbbackup-agent run
   dbbackup-agent status
+  dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH]   (else the password on stdin)
+                         declare a secret targets may name, bound to where it may be sent: a unix socket path or host:port
   dbbackup-agent decrypt --key KEK.json --meta FILE.meta.json --in FILE [--out DUMP]   (no control plane needed)
                          [--legacy-zero-key]  for a backup an agent before 0.1.1 sealed under an all-zero key
   dbbackup-agent --version
@@ -31,6 +33,7 @@ Options (each also an environment variable):
   --stable-after-ms N    DBBACKUP_STABLE_AFTER_MS  uptime after which backoff resets, default 30000
   --discovery-interval-ms N  DBBACKUP_DISCOVERY_INTERVAL_MS  how often local databases are looked for, default 300000
   --schedule-grace-ms N  DBBACKUP_SCHEDULE_GRACE_MS  a run missed while the agent was down runs once at start if at most this old, default 3600000
+  --secrets-file FILE    DBBACKUP_SECRETS_FILE     declared secrets, default /etc/dbbackup/secrets.json (0600; never in the state directory)
   --orphan-grace-ms N    DBBACKUP_ORPHAN_GRACE_MS    a data object with no meta.json older than this is removed after a backup of its target, default 21600000
                          DBBACKUP_DISCOVERY=off, DBBACKUP_DISCOVER_PG_SOCKET_DIRS, DBBACKUP_DISCOVER_MYSQL_SOCKETS,
                          DBBACKUP_DISCOVER_REDIS (host:port,...), DBBACKUP_DISCOVER_SQLITE_PATHS: what discovery looks at
@@ -55,6 +58,7 @@ const ENV: Record<string, string> = {
   'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
   'schedule-grace-ms': 'DBBACKUP_SCHEDULE_GRACE_MS',
   'orphan-grace-ms': 'DBBACKUP_ORPHAN_GRACE_MS',
+  'secrets-file': 'DBBACKUP_SECRETS_FILE',
 };
 
 function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -117,6 +121,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       'discovery-interval-ms': { type: 'string' },
       'schedule-grace-ms': { type: 'string' },
       'orphan-grace-ms': { type: 'string' },
+      'secrets-file': { type: 'string' },
+      allow: { type: 'string' },
+      'from-env': { type: 'string' },
+      'from-file': { type: 'string' },
       force: { type: 'boolean' },
       key: { type: 'string' },
       meta: { type: 'string' },
@@ -204,6 +212,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         stableAfterMs: intOpt(flags, 'stable-after-ms', env, 30_000, 0, 3_600_000),
         crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
         fault: env.DBBACKUP_TEST_FAULT,
+        secretsFile: opt(flags, 'secrets-file', env),
         env,
         discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
         scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
@@ -240,6 +249,38 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       });
       log.info({ code }, 'agent stopped');
       return code;
+    }
+    case 'secret': {
+      // dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH] (else stdin)
+      if (positionals[1] !== 'add' || !positionals[2]) {
+        process.stderr.write(
+          'usage: dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH]\n',
+        );
+        return 2;
+      }
+      const { addSecret } = await import('./secrets/secret-file.js');
+      const file = opt(flags, 'secrets-file', env) ?? '/etc/dbbackup/secrets.json';
+      try {
+        const r = await addSecret({
+          file,
+          stateDir,
+          name: positionals[2],
+          allow: (opt(flags, 'allow', env) ?? '')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean),
+          fromEnv: opt(flags, 'from-env', env),
+          fromFile: opt(flags, 'from-file', env),
+          stdin: process.stdin,
+        });
+        process.stdout.write(
+          `secret ${r.name} ${r.replaced ? 'replaced' : 'added'} in ${file}, bound to ${r.allow.join(', ')}\n`,
+        );
+        return 0;
+      } catch (err) {
+        process.stderr.write(`dbbackup-agent: ${(err as Error).message}\n`);
+        return 2;
+      }
     }
     case 'status': {
       const e = await readEnrollment(stateDir);

@@ -39,7 +39,20 @@ describe('target specs per engine', () => {
 
   it('checks a restore destination per engine', () => {
     expect(restoreDestinationProblem('postgresql', undefined)).toMatch(/required/);
-    expect(restoreDestinationProblem('mysql', 'a/b')).toMatch(/without \//);
+    // A name is an identifier: never a path, a connection string or an option.
+    for (const bad of [
+      'a/b',
+      'dbname=prod',
+      'host=x dbname=prod',
+      '-dprod',
+      '--init-command=x',
+      'postgresql://h/p',
+      'a b',
+      '.hidden',
+    ])
+      expect(restoreDestinationProblem('mysql', bad), bad).toMatch(/plain name/);
+    for (const good of ['prod', 'prod_copy', 'shop-2026', 'a.b', 'x$1'])
+      expect(restoreDestinationProblem('postgresql', good), good).toBeUndefined();
     expect(restoreDestinationProblem('sqlite', 'relative.db')).toMatch(/absolute path/);
     expect(restoreDestinationProblem('files', '/srv/../etc')).toMatch(/'\.\.'/);
     expect(restoreDestinationProblem('files', '/srv/restore')).toBeUndefined();

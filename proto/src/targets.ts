@@ -8,11 +8,45 @@ import { RetentionPolicy } from './retention.js';
 export const SecretRef = z.discriminatedUnion('kind', [
   /** Peer or trust authentication, e.g. over a unix socket. */
   z.object({ kind: z.literal('none') }),
-  /** A libpq-style password file on the agent host. */
+  /**
+   * A secret declared on the agent's host by name (`dbbackup-agent secret add`), bound
+   * there to the destinations it may be sent to (protocol 1.4).
+   */
+  z.object({ kind: z.literal('secret'), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/) }),
+  /** Before 0.1.2: a password file on the agent host. Existing targets only (bound at upgrade). */
   z.object({ kind: z.literal('passfile'), path: z.string().min(1).max(4096) }),
-  /** An environment variable of the agent process. */
+  /** Before 0.1.2: an environment variable of the agent process. Existing targets only. */
   z.object({ kind: z.literal('env'), name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/) }),
 ]);
+
+/** What an operator may name for a new or changed target: a declared secret, or none. */
+export const OperatorSecretRef = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('none') }),
+  z.object({ kind: z.literal('secret'), name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/) }),
+]);
+
+/**
+ * Where a target's connection leads, as a secret's binding names it: a unix socket
+ * path (a directory for PostgreSQL), or `host:port` with the engine's default port.
+ */
+export function destinationOf(t: { engine: EngineId; connection: Connection }): string | undefined {
+  const c = t.connection;
+  if (t.engine === 'sqlite' || t.engine === 'files') return undefined;
+  if (c.host?.startsWith('/')) return c.host.replace(/\/+$/, '');
+  // libpq with no host uses its unix socket directory (Debian's).
+  if (!c.host && t.engine === 'postgresql') return '/var/run/postgresql';
+  const port = c.port ?? DEFAULT_PORTS[t.engine];
+  return `${c.host ?? '127.0.0.1'}:${port}`;
+}
+
+const DEFAULT_PORTS: Record<EngineId, number> = {
+  postgresql: 5432,
+  mysql: 3306,
+  redis: 6379,
+  mongodb: 27017,
+  sqlite: 0,
+  files: 0,
+};
 export type SecretRef = z.infer<typeof SecretRef>;
 
 /** A name people give things (targets, storage profiles): safe in paths and logs. */
@@ -114,6 +148,7 @@ export const TargetOptions = z
       .string()
       .max(4096)
       .regex(/^(\/[^\0]*\/)?(pg_dump|ysql_dump)$/, 'pg_dump or ysql_dump, by name or absolute path')
+      .refine((p) => !p.split('/').includes('..'), "no '..' in the dumpTool path")
       .optional(),
     /** MongoDB: only these collections (`db.collection`). */
     collections: z.array(z.string().min(1).max(255)).max(1000).optional(),

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import type { ChildExit } from '../pipeline/child-exit.js';
+import { hostSecrets, SecretRefused } from '../secrets/host-secrets.js';
 import { EngineError } from './engine.js';
 import { feedTool } from './tool-feed.js';
 
@@ -163,4 +165,18 @@ export async function clientHas(toolPath: string, option: string): Promise<boole
     helpCache.set(toolPath, help);
   }
   return (await help).includes(option);
+}
+
+/**
+ * The password a target's secret reference gives, checked by the host's own
+ * declarations (bound destinations; legacy references only as bound at upgrade).
+ * A refusal is an EngineError, raised before anything connects anywhere.
+ */
+export function secretPassword(t: TargetSpec): string | undefined {
+  try {
+    return hostSecrets().passwordFor(t);
+  } catch (err) {
+    if (err instanceof SecretRefused) throw new EngineError('secret-refused', err.message);
+    throw err;
+  }
 }

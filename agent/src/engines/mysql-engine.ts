@@ -4,7 +4,7 @@ import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import { childExit, retained } from '../pipeline/child-exit.js';
 import { type DumpHandle, type Engine, EngineError, type Mismatch, type TableStat } from './engine.js';
-import { clientHas, DumpScanner, feedInto, firstTool, toolError } from './engine-support.js';
+import { clientHas, DumpScanner, feedInto, firstTool, secretPassword, toolError } from './engine-support.js';
 
 /**
  * MySQL and MariaDB through their own clients: `mariadb-dump`/`mysqldump` with
@@ -26,6 +26,9 @@ export function mysqlArgs(t: TargetSpec): { args: string[]; env: Record<string, 
   const args: string[] = [];
   const env: Record<string, string> = {};
   const s = t.secretRef;
+  // The host decides: a declared secret only to a destination it is bound to.
+  const password = secretPassword(t);
+  if (password !== undefined) env.MYSQL_PWD = password;
   // --defaults-extra-file must come first.
   if (s.kind === 'passfile') args.push(`--defaults-extra-file=${s.path}`);
   if (s.kind === 'env') {

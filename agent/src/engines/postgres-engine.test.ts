@@ -57,3 +57,26 @@ describe('pickTool and a pg_dump that changes', () => {
     await expect(pickTool('pg_dump', 77)).resolves.toMatchObject({ major: 78 });
   });
 });
+
+describe('a dumpTool a target names', () => {
+  it('runs only from a directory the host allows, judged by where its path really leads', async () => {
+    const { allowedTool } = await import('./postgres-engine.js');
+    const { mkdtempSync, symlinkSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const d = mkdtempSync(path.join(tmpdir(), 'dbb-tooldir-'));
+    const tool = path.join(d, 'bin', 'pg_dump');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(path.dirname(tool));
+    writeFileSync(tool, '#!/bin/sh\n', { mode: 0o755 });
+    expect(allowedTool(tool, [path.join(d, 'bin')])).toBe(tool);
+    expect(() => allowedTool(tool, ['/usr/bin'])).toThrow(/not in a directory this host allows/);
+    // A link from an allowed directory to elsewhere is judged by its target.
+    const allowed = path.join(d, 'allowed');
+    mkdirSync(allowed);
+    symlinkSync(tool, path.join(allowed, 'pg_dump'));
+    expect(() => allowedTool(path.join(allowed, 'pg_dump'), [allowed])).toThrow(/not in a directory/);
+    expect(() => allowedTool('/nonexistent/pg_dump', ['/nonexistent'])).toThrow(/does not exist/);
+    expect(allowedTool('pg_dump', [])).toBe('pg_dump');
+  });
+});

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Stream } from 'node:stream';
@@ -14,7 +15,7 @@ import {
   type RestoreOptions,
   type TableStat,
 } from './engine.js';
-import { feedInto, toolError } from './engine-support.js';
+import { feedInto, secretPassword, toolError } from './engine-support.js';
 import { feedTool } from './tool-feed.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
@@ -35,6 +36,9 @@ function libpqEnv(t: TargetSpec): Record<string, string> {
   if (c.port) env.PGPORT = String(c.port);
   if (c.user) env.PGUSER = c.user;
   const s = t.secretRef;
+  // The host decides: a declared secret only to a destination it is bound to.
+  const password = secretPassword(t);
+  if (password !== undefined) env.PGPASSWORD = password;
   if (s.kind === 'passfile') env.PGPASSFILE = s.path;
   if (s.kind === 'env') {
     const v = process.env[s.name];
@@ -112,12 +116,41 @@ async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
 }
 
 /**
+ * A dump tool a target names by path runs only from a directory this host allows
+ * (DBBACKUP_TOOL_DIRS, colon-separated; default /usr/bin, /usr/local/bin,
+ * /usr/lib/postgresql, /opt), judged by where the path really leads.
+ */
+export function allowedTool(named: string, dirs = toolDirs()): string {
+  if (!named.startsWith('/')) return named;
+  let real: string;
+  try {
+    real = realpathSync(named);
+  } catch {
+    throw new EngineError('tool-missing', `${named} (the target's dumpTool) does not exist`);
+  }
+  const ok = dirs.some((d) => real.startsWith(`${d.replace(/\/+$/, '')}/`));
+  if (!ok)
+    throw new EngineError(
+      'tool-not-allowed',
+      `${named} (the target's dumpTool) is not in a directory this host allows for tools (${dirs.join(':')}; DBBACKUP_TOOL_DIRS)`,
+    );
+  return real;
+}
+
+function toolDirs(): string[] {
+  return (process.env.DBBACKUP_TOOL_DIRS ?? '/usr/bin:/usr/local/bin:/usr/lib/postgresql:/opt')
+    .split(':')
+    .filter((d) => d.startsWith('/'));
+}
+
+/**
  * The dump tool a target names itself (options.dumpTool, e.g. YugabyteDB's ysql_dump),
  * else the matching pg_dump/pg_restore.
  */
 async function toolFor(t: TargetSpec, name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
-  const own = name === 'pg_dump' ? t.options.dumpTool : undefined;
-  if (!own) return pickTool(name, serverMajor);
+  const named = name === 'pg_dump' ? t.options.dumpTool : undefined;
+  if (!named) return pickTool(name, serverMajor);
+  const own = allowedTool(named);
   const r = await execa(own, ['--version'], { reject: false, timeout: 5000 });
   if (r.exitCode !== 0)
     throw new EngineError(

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { childExit } from '../pipeline/child-exit.js';
 import { Crc64 } from './crc64.js';
 import { type DumpHandle, type Engine, EngineError, type TableStat } from './engine.js';
-import { firstTool, toolError } from './engine-support.js';
+import { firstTool, secretPassword, toolError } from './engine-support.js';
 
 /**
  * Redis: an RDB snapshot streamed from the server by `redis-cli --rdb -` (the
@@ -41,6 +41,9 @@ function cliArgs(t: TargetSpec): string[] {
 /** The password reaches redis-cli as REDISCLI_AUTH in its environment, never on its command line. */
 async function cliEnv(t: TargetSpec): Promise<Record<string, string>> {
   const s = t.secretRef;
+  // The host decides: a declared secret only to a destination it is bound to.
+  const declared = secretPassword(t);
+  if (declared !== undefined) return { REDISCLI_AUTH: declared };
   if (s.kind === 'env') {
     const v = process.env[s.name];
     if (v === undefined)

@@ -246,7 +246,9 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
 export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   const { meta } = cmd;
   // The agent checks the destination itself: a name is an identifier, never an option.
-  const destination = restoreDestinationProblem(cmd.target.engine, cmd.database);
+  // (Redis restores into the target's own instance: the control plane names it itself.)
+  const destination =
+    cmd.target.engine === 'redis' ? undefined : restoreDestinationProblem(cmd.target.engine, cmd.database);
   if (destination) throw new JobError('bad-destination', destination);
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);

@@ -5,6 +5,7 @@ import {
   type DiscoveredDb,
   EngineId,
   LocalStorageSpec,
+  OperatorSecretRef,
   ResourceName,
   S3StorageSpec,
   SecretRef,
@@ -52,12 +53,14 @@ const StorageBody = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+// An operator names a secret the agent's host declared, or none: never a file or an
+// environment variable (those older kinds stay valid only on targets that had them).
 const TargetFields = z
   .object({
     engine: EngineId,
     name: Name,
     connection: Connection,
-    secretRef: SecretRef.default({ kind: 'none' }),
+    secretRef: OperatorSecretRef.default({ kind: 'none' }),
     storageId: z.uuid(),
     options: TargetOptions.default({ compression: 'zstd' }),
   })
@@ -67,13 +70,18 @@ const TargetPatch = z
   .object({
     name: Name.optional(),
     connection: Connection.optional(),
-    secretRef: SecretRef.optional(),
+    secretRef: OperatorSecretRef.optional(),
     storageId: z.uuid().optional(),
     options: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
 const TargetBody = TargetFields.superRefine((t, ctx) => {
+  const p = connectionProblem(t.engine, t.connection);
+  if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+});
+/** A target after a PATCH: it may keep an older secret reference it already had. */
+const PatchedTarget = TargetFields.extend({ secretRef: SecretRef }).superRefine((t, ctx) => {
   const p = connectionProblem(t.engine, t.connection);
   if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
 });
@@ -287,7 +295,7 @@ export function backupRoutes(d: BackupRouteDeps) {
   /** Ask the agent to connect to the target before saving it. */
   async function testTarget(
     agentId: string,
-    target: z.infer<typeof TargetBody> & { id: string },
+    target: z.infer<typeof PatchedTarget> & { id: string },
     createdBy: string,
   ) {
     const agent = await db
@@ -441,7 +449,7 @@ export function backupRoutes(d: BackupRouteDeps) {
         .object({
           name: Name,
           storageId: z.uuid(),
-          secretRef: SecretRef.optional(),
+          secretRef: OperatorSecretRef.optional(),
           options: TargetOptions.optional(),
         })
         .strict(),
@@ -493,7 +501,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       if (v === null) delete options[k];
       else options[k] = v;
     }
-    const parsed = TargetBody.safeParse({
+    const parsed = PatchedTarget.safeParse({
       engine: row.engine,
       name: patch.name ?? row.name,
       connection: patch.connection ?? row.connection,

@@ -12,7 +12,7 @@ or what \`dbbackup login\` saved (owner-only file under ~/.config/dbbackup/).
   agents ls | show AGENT | revoke AGENT
   enroll-token create [--label k=v ...] [--ttl SECONDS]   prints the install one-liner
   targets ls [--agent AGENT] | add --agent AGENT --engine E --name N --storage S
-          [--host H --port P --database D --user U --path P --secret-env VAR | --secret-file F]
+          [--host H --port P --database D --user U --path P --secret NAME]
         | discover AGENT
   backup TARGET [--wait]                  run a backup now (progress bar with --wait)
   restore BACKUP [--to DB] [--tables a,b] [--on-conflict fail|clean|create] [--wait]
@@ -52,8 +52,7 @@ const OPTIONS = {
   database: { type: 'string' },
   user: { type: 'string' },
   path: { type: 'string' },
-  'secret-env': { type: 'string' },
-  'secret-file': { type: 'string' },
+  secret: { type: 'string' },
   to: { type: 'string' },
   tables: { type: 'string' },
   'on-conflict': { type: 'string' },
@@ -369,11 +368,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Out): Pro
         const connection: Record<string, unknown> = {};
         for (const k of ['host', 'database', 'user', 'path'] as const) if (flags[k]) connection[k] = flags[k];
         if (flags.port) connection.port = Number(flags.port);
-        const secretRef = flags['secret-env']
-          ? { kind: 'env', name: flags['secret-env'] }
-          : flags['secret-file']
-            ? { kind: 'file', path: flags['secret-file'] }
-            : undefined;
+        // A secret declared on the agent's host (dbbackup-agent secret add NAME --allow ...).
+        const secretRef = flags.secret ? { kind: 'secret', name: flags.secret } : undefined;
         const t = await api.post<Target>(`/api/v1/agents/${a.id}/targets`, {
           engine: need(flags.engine, '--engine'),
           name: need(flags.name, '--name'),
