@@ -5,6 +5,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HostSecrets, setHostSecrets } from '../secrets/host-secrets.js';
 import {
   mongoAuth,
   mongodbEngine,
@@ -66,17 +67,33 @@ describe('MongoDB command construction (MongoDB is not in Debian: no server runs
   });
 
   it('puts a password in a 0600 config file for the tool, never on its command line, and removes it', async () => {
-    process.env.MONGO_TEST_PW = 'pw-with-"quotes"';
-    const { args, cleanup } = await mongoAuth(target({ secretRef: { kind: 'env', name: 'MONGO_TEST_PW' } }));
+    // A secret declared on the host, bound to this target's destination.
+    setHostSecrets(
+      new HostSecrets({
+        file: '/nonexistent/secrets.json',
+        env: { DBBACKUP_SECRET_MONGO: 'pw-with-"quotes"', DBBACKUP_SECRET_MONGO_ALLOW: '127.0.0.1:27017' },
+        stateDir: tmpdir(),
+      }),
+    );
+    const { args, cleanup } = await mongoAuth(target({ secretRef: { kind: 'secret', name: 'mongo' } }));
     expect(args.join(' ')).not.toContain('pw-with');
     const file = args.find((a) => a.startsWith('--config='))!.slice('--config='.length);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8')).toBe('password: "pw-with-\\"quotes\\""\n');
     await cleanup();
     expect(() => statSync(file)).toThrow();
-    await expect(mongoAuth(target({ secretRef: { kind: 'env', name: 'NOT_SET_ANYWHERE' } }))).rejects.toThrow(
-      /NOT_SET_ANYWHERE is not set/,
+    await expect(mongoAuth(target({ secretRef: { kind: 'secret', name: 'not-declared' } }))).rejects.toThrow(
+      /no secret named not-declared/,
     );
+    // Elsewhere than its binding, it is refused before anything connects.
+    await expect(
+      mongoAuth(
+        target({
+          connection: { host: '10.0.0.1', port: 27017, database: 'shop' },
+          secretRef: { kind: 'secret', name: 'mongo' },
+        }),
+      ),
+    ).rejects.toThrow(/may not be sent to 10.0.0.1:27017/);
   });
 
   it('reads document counts from the tools’ reports', () => {
