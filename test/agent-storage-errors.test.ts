@@ -5,7 +5,7 @@ import path from 'node:path';
 import { type ControlPlane, cleanupAll, startAgent, trackDir, waitFor } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobLogs, runBackup } from './backup-support.js';
-import { controlPlane, getAgent } from './support.js';
+import { controlPlane, getAgent, pingAnswered } from './support.js';
 
 // The agent's state directory on a full disk: SQLite answers SQLITE_FULL to the job's
 // event writes (injected with DBBACKUP_TEST_FAULT=job-events-full, since a real full
@@ -55,14 +55,6 @@ describe('an agent whose state directory is full', () => {
 
     // The agent is still up and answering.
     expect(agent.proc.child.exitCode).toBeNull();
-    const ping = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
-      command: { kind: 'ping' },
-    });
-    await waitFor(
-      async () =>
-        (await cp.api<{ state: string }>('GET', `/api/v1/commands/${ping.body.id}`)).body.state ===
-        'succeeded',
-      { what: 'ping answered' },
-    );
+    await pingAnswered(cp, agent.id);
   });
 });

@@ -6,7 +6,7 @@ import { MAX_SUMMARY_TABLES } from '@dbbackup/proto';
 import { type ControlPlane, cleanupAll, startAgent, trackDir, waitFor } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Job, jobLogs, runBackup, waitJob } from './backup-support.js';
-import { controlPlane, getAgent } from './support.js';
+import { controlPlane, getAgent, pingAnswered } from './support.js';
 
 // A database with tens of thousands of tables must not make a result or a command
 // outgrow the 1 MiB frame: results and commands carry a bounded summary, meta.json the
@@ -68,14 +68,6 @@ describe(`a database of ${TABLES} tables`, () => {
     expect(restored.result).toMatchObject({ tablesChecked: TABLES });
 
     // The stream was not jammed: a command sent afterwards is answered.
-    const ping = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/commands`, {
-      command: { kind: 'ping' },
-    });
-    await waitFor(
-      async () =>
-        (await cp.api<{ state: string }>('GET', `/api/v1/commands/${ping.body.id}`)).body.state ===
-        'succeeded',
-      { what: 'ping answered' },
-    );
+    await pingAnswered(cp, agent.id);
   }, 300_000);
 });

@@ -101,6 +101,9 @@ const ofEvent = (r: Received[], event: string) => r.filter((x) => JSON.parse(x.b
 const slackWith = (text: RegExp) => slack.got.filter((x) => text.test(JSON.parse(x.body).text));
 
 async function sqliteTarget(name: string) {
+  // A target is tested through its agent, which must be online (it may have been marked
+  // offline for a moment on a loaded machine).
+  await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'agent online' });
   const db = path.join(work, `${name}.db`);
   execFileSync('sqlite3', [db, 'CREATE TABLE t(v); INSERT INTO t VALUES (1);']);
   const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
@@ -116,7 +119,8 @@ async function sqliteTarget(name: string) {
 beforeAll(async () => {
   [hook, slack, smtp] = await Promise.all([httpReceiver(), httpReceiver(), smtpReceiver()]);
   cp = await controlPlane({
-    heartbeatIntervalMs: 300,
+    // Short enough for the offline test, long enough that a busy machine does not flap the agent.
+    heartbeatIntervalMs: 1000,
     env: { DBBACKUP_NOTIFY_RETRY_BASE_MS: '200', DBBACKUP_NOTIFY_INTERVAL_MS: '100' },
   });
   work = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-notify-')));
@@ -205,18 +209,21 @@ describe('notifications', () => {
   });
 
   it('tells when an agent goes offline and when it is back', async () => {
+    // Counted from here: a busy machine may have flapped the agent earlier.
+    const offlineBefore = ofEvent(hook.got, 'agent.offline').length;
+    const onlineBefore = ofEvent(hook.got, 'agent.online').length;
     await agent.proc.kill('SIGKILL');
-    await waitFor(async () => ofEvent(hook.got, 'agent.offline').length === 1, {
+    await waitFor(async () => ofEvent(hook.got, 'agent.offline').length > offlineBefore, {
       timeoutMs: 15_000,
       what: 'offline',
     });
     await waitFor(async () => smtp.mails.some((m) => /is offline/.test(m.data)), { what: 'offline mail' });
     agent.restart();
-    await waitFor(async () => ofEvent(hook.got, 'agent.online').length === 1, {
+    await waitFor(async () => ofEvent(hook.got, 'agent.online').length > onlineBefore, {
       timeoutMs: 15_000,
       what: 'online',
     });
-    const online = JSON.parse(ofEvent(hook.got, 'agent.online')[0]?.body ?? '{}');
+    const online = JSON.parse(ofEvent(hook.got, 'agent.online').at(-1)?.body ?? '{}');
     expect(online).toMatchObject({ agentId: agent.id, title: expect.stringMatching(/back online/) });
   });
 

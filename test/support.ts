@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type ControlPlane, createEnrollmentToken, query, startControlPlane } from '@dbbackup/testkit';
+import {
+  type ControlPlane,
+  createEnrollmentToken,
+  query,
+  startControlPlane,
+  waitFor,
+} from '@dbbackup/testkit';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -137,4 +143,17 @@ export async function startedCount(cp: ControlPlane, commandId: string): Promise
     [commandId],
   );
   return Number(rows[0]?.n ?? 0);
+}
+
+/** Send a ping through the raw command API and wait until the agent has answered it. */
+export async function pingAnswered(cp: ControlPlane, agentId: string) {
+  const ping = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agentId}/commands`, {
+    command: { kind: 'ping' },
+  });
+  if (ping.status !== 202) throw new Error(`ping: ${ping.status} ${JSON.stringify(ping.body)}`);
+  await waitFor(
+    async () =>
+      (await cp.api<{ state: string }>('GET', `/api/v1/commands/${ping.body.id}`)).body.state === 'succeeded',
+    { what: 'ping answered' },
+  );
 }

@@ -281,17 +281,7 @@ async function recordRejected(
     const txDb = tx as unknown as Db;
     const last = await lockAgentSeq(txDb, agentId);
     if (event.seq <= last) return { outcome: 'duplicate' as const, upTo: last };
-    await tx
-      .insertInto('agent_events')
-      .values({
-        agent_id: agentId,
-        seq: event.seq,
-        type: event.body.type,
-        body: json(redactEventBody(event.body)),
-        rejected_reason: reason,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+    await insertEvent(txDb, agentId, event, reason);
     await tx.updateTable('agents').set({ last_event_seq: event.seq }).where('id', '=', agentId).execute();
     const agent = await tx
       .selectFrom('agents')
@@ -316,6 +306,21 @@ async function recordRejected(
   });
   if (r.outcome === 'rejected') h.onRejected?.(event.seq, event.body.type, reason);
   return r;
+}
+
+/** Keep an event (with no wrapped key in it), applied or rejected with its reason. */
+async function insertEvent(tx: Db, agentId: string, event: AgentEvent, rejectedReason: string | null) {
+  await tx
+    .insertInto('agent_events')
+    .values({
+      agent_id: agentId,
+      seq: event.seq,
+      type: event.body.type,
+      body: json(redactEventBody(event.body)),
+      rejected_reason: rejectedReason,
+    })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
 }
 
 /** An event body as the API may show it: no wrapped keys. */
@@ -350,16 +355,7 @@ async function applyOnce(
     // (restored from an older backup). Refusing would wedge the agent forever; accept and
     // say so. Within a session the gateway closes on a gap instead (agent-session.ts).
     if (event.seq !== last + 1) h.onGap(last + 1, event.seq);
-    await tx
-      .insertInto('agent_events')
-      .values({
-        agent_id: agentId,
-        seq: event.seq,
-        type: event.body.type,
-        body: json(redactEventBody(event.body)),
-      })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+    await insertEvent(txDb, agentId, event, null);
     const b = event.body;
     switch (b.type) {
       case 'command.started':
