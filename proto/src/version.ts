@@ -17,9 +17,13 @@
  *   1.3  command config.sync (schedules run by the agent's own clock); events
  *        scheduled.started / scheduled.finished; hello.configVersion.
  *   1.4  command meta.rewrite (key rotation re-wraps a backup's data key in its meta.json).
+ *   1.5  secretRef kind `secret` (declared on the agent's host); data keys bound to their
+ *        backup in the JWE header (bid/aid/tid), re-wrapped keys to backup, agent, use and
+ *        expiry; backup results a schema (BackupResult) with bounded table counts
+ *        (tablesTotal); meta.json signed by its agent.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 4;
+export const PROTOCOL_MINOR = 5;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */
