@@ -8,10 +8,10 @@
  */
 export const META_UNSIGNED_FIELDS = ['signature', 'wrappedKey', 'kekId'] as const;
 
-/** JSON with object keys sorted at every level: the same value always gives the same bytes. */
+/** JSON with object keys sorted at every level: the same value always gives the same bytes (dates as ISO strings). */
 export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') {
+  if (v && typeof v === 'object' && !(v instanceof Date)) {
     const o = v as Record<string, unknown>;
     return `{${Object.keys(o)
       .sort()
@@ -19,7 +19,7 @@ export function canonicalJson(v: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
       .join(',')}}`;
   }
-  return JSON.stringify(v) ?? 'null';
+  return JSON.stringify(v instanceof Date ? v.toISOString() : v) ?? 'null';
 }
 
 /** The bytes an agent signs for a meta.json. */

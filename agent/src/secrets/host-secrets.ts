@@ -109,11 +109,6 @@ export class HostSecrets {
     return undefined;
   }
 
-  /** A legacy password file path, if the target may still use it (checks as passwordFor). */
-  legacyCheck(t: TargetSpec): void {
-    if (t.secretRef.kind === 'passfile' || t.secretRef.kind === 'env') this.passwordFor(t);
-  }
-
   #read(name: string, e: SecretEntry): string {
     if (e.password !== undefined) return e.password;
     if (e.env !== undefined) {

@@ -24,7 +24,15 @@ import { startBackupJob, startRestoreOrVerify, storageSpecFor } from '../service
 import { rotationView, startRotation } from '../services/key-rotation.js';
 import type { NotifyBus } from '../services/notify-bus.js';
 import type { AuthEnv } from './auth.js';
-import { conflict, notFound, ProblemError, parseJson, uuidParam, uuidQuery } from './problem.js';
+import {
+  conflict,
+  notFound,
+  ProblemError,
+  parseJson,
+  uuidParam,
+  uuidQuery,
+  validationProblem,
+} from './problem.js';
 
 export interface BackupRouteDeps {
   db: Db;
@@ -509,21 +517,7 @@ export function backupRoutes(d: BackupRouteDeps) {
       storageId: patch.storageId ?? row.storage_id,
       options,
     });
-    if (!parsed.success) {
-      const errors = parsed.error.issues.map((i) => ({
-        path: i.path.join('.') || '(body)',
-        message: i.message,
-      }));
-      throw new ProblemError(
-        422,
-        'Unprocessable Content',
-        errors.map((e) => `${e.path}: ${e.message}`).join('; '),
-        {
-          type: 'validation',
-          extra: { errors },
-        },
-      );
-    }
+    if (!parsed.success) throw validationProblem(parsed.error);
     const merged = parsed.data;
     const tested = await testTarget(row.agent_id, { ...merged, id }, c.get('principal').tokenId);
     await db

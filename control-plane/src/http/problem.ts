@@ -74,19 +74,22 @@ export async function parseJson<S extends z.ZodType>(c: Context, schema: S): Pro
     throw badRequest('request body is not valid JSON');
   }
   const r = schema.safeParse(body);
-  if (!r.success) {
-    const errors = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-    throw new ProblemError(
-      422,
-      'Unprocessable Content',
-      errors.map((e) => `${e.path}: ${e.message}`).join('; '),
-      {
-        type: 'validation',
-        extra: { errors },
-      },
-    );
-  }
+  if (!r.success) throw validationProblem(r.error);
   return r.data;
+}
+
+/** A body of the wrong shape: 422 listing every issue by field. */
+export function validationProblem(error: z.ZodError): ProblemError {
+  const errors = error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+  return new ProblemError(
+    422,
+    'Unprocessable Content',
+    errors.map((e) => `${e.path}: ${e.message}`).join('; '),
+    {
+      type: 'validation',
+      extra: { errors },
+    },
+  );
 }
 
 /** A query string of the wrong shape: 400 naming each parameter. */

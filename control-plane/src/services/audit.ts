@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '@dbbackup/proto';
 import { type Selectable, sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AuditLogTable, AuditOutcome } from '../db/schema.js';
@@ -26,19 +27,8 @@ export type AuditRow = Selectable<AuditLogTable>;
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_LOCK = 727002;
 
-/** JSON with object keys sorted at every level: the same value always hashes the same (jsonb reorders keys). */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object' && !(v instanceof Date)) {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v instanceof Date ? v.toISOString() : v) ?? 'null';
-}
+// The same value always hashes the same (jsonb reorders keys): one canonical form for the wire and the trail.
+export { canonicalJson } from '@dbbackup/proto';
 
 export function auditHash(prev: string, r: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
   // The id as text: the driver may hand bigint back as a number.

@@ -240,9 +240,8 @@ export async function applyAgentEvent(
   db: Db,
   agentId: string,
   event: AgentEvent,
-  hooks: ApplyHooks | ((expected: number, got: number) => void),
+  h: ApplyHooks,
 ): Promise<{ outcome: ApplyOutcome; upTo: number }> {
-  const h: ApplyHooks = typeof hooks === 'function' ? { onGap: hooks } : hooks;
   for (let attempt = 1; ; attempt++) {
     try {
       return await applyOnce(db, agentId, event, h);
