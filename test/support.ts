@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { agentConnectUrl } from '@dbbackup/proto';
 import {
   type ControlPlane,
   createEnrollmentToken,
@@ -73,7 +74,7 @@ export type UpgradeResult =
 /** Open the agent WebSocket with a given bearer token and report the HTTP outcome of the upgrade. */
 export function connectWs(cp: ControlPlane, jwt: string | undefined): Promise<UpgradeResult> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${cp.port}/v1/agent/connect`, {
+    const ws = new WebSocket(agentConnectUrl(`http://127.0.0.1:${cp.port}`), {
       headers: jwt ? { authorization: `Bearer ${jwt}` } : {},
     });
     ws.on('open', () => resolve({ ok: true, ws }));

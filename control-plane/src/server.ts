@@ -17,11 +17,9 @@ import { purgeExpiredJtis } from './gateway/agent-auth.js';
 import { AgentGateway } from './gateway/agent-gateway.js';
 import { createApp } from './http/app.js';
 import { createApiToken } from './http/auth.js';
-import { buildAgentConfig } from './services/agent-config.js';
 import { sweepStaleAgents } from './services/agent-status.js';
 import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
-import { expireCommands } from './services/commands.js';
-import { hydrateCommand } from './services/jobs.js';
+import { expireCommands } from './services/command-state.js';
 import { KeyRotator } from './services/key-rotation.js';
 import { bindMetricsDb } from './services/metrics.js';
 import { Notifier } from './services/notifications.js';
@@ -86,15 +84,8 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     maxAgeSeconds: config.agentTokenMaxAgeSeconds,
     clockSkewSeconds: config.clockSkewSeconds,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
-    hydrate: (c, agentId) =>
-      c.kind === 'config.sync'
-        ? buildAgentConfig(db, box, kek, agentId, (schedules) =>
-            log.warn(
-              { agentId, schedules },
-              'schedules left out of the configuration: their storage is gone',
-            ),
-          ).then((config) => ({ ...c, config }))
-        : hydrateCommand(db, box, c),
+    box,
+    kek,
   });
   bus.onSignal((s) => {
     if (s.kind === 'commands') gateway.dispatch(s.agentId);
@@ -138,14 +129,9 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
       loginLockoutSeconds: config.loginLockoutSeconds,
       loginRateLimitPerMinute: config.loginRateLimitPerMinute,
     },
-    backups: {
-      db,
-      box,
-      kek,
-      bus,
-      commandTtlSeconds: config.commandTtlSeconds,
-      targetTestTimeoutMs: config.targetTestTimeoutMs,
-    },
+    box,
+    kek,
+    targetTestTimeoutMs: config.targetTestTimeoutMs,
   });
 
   const server = await new Promise<Server>((resolve, reject) => {

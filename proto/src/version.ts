@@ -29,6 +29,14 @@ export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 /** Largest WebSocket frame either side accepts, in bytes. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/** The WebSocket path agents connect to, on the control plane's HTTP port. */
+export const AGENT_CONNECT_PATH = '/v1/agent/connect';
+
+/** The WebSocket URL of a control plane given by its base URL (http(s) or ws(s)). */
+export function agentConnectUrl(server: string): string {
+  return `${server.replace(/\/+$/, '').replace(/^http/i, 'ws')}${AGENT_CONNECT_PATH}`;
+}
+
 /** WebSocket close codes used by both sides (4000-4999 are application codes). */
 export const CloseCode = {
   normal: 1000,

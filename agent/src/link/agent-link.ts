@@ -4,6 +4,7 @@ import type { Logger } from '@dbbackup/logger';
 import {
   type AgentMessageType,
   type AgentPayload,
+  agentConnectUrl,
   CloseCode,
   decodeServerMessage,
   encodeAgentMessage,
@@ -128,8 +129,7 @@ export class AgentLink extends EventEmitter<LinkEvents> {
   }
 
   #url() {
-    const base = this.#o.identity.server.replace(/\/+$/, '').replace(/^http/i, 'ws');
-    return `${base}/v1/agent/connect`;
+    return agentConnectUrl(this.#o.identity.server);
   }
 
   async #connect() {

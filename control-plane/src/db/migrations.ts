@@ -388,6 +388,22 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0012_job_storage': {
+    async up(db: Kysely<unknown>) {
+      // The storage a job writes to or reads from, in one column (it was found in the command's
+      // payload, the scheduled run's params, or guessed from the target). No foreign key: a job's
+      // history outlives the profile.
+      await sql`
+        ALTER TABLE jobs ADD COLUMN storage_id uuid;
+        UPDATE jobs j SET storage_id = (c.payload->'storage'->>'id')::uuid
+          FROM commands c WHERE j.command_id = c.id AND c.payload->'storage'->>'id' IS NOT NULL;
+        UPDATE jobs SET storage_id = (params->>'storageId')::uuid
+          WHERE storage_id IS NULL AND params->>'storageId' IS NOT NULL;
+        UPDATE jobs j SET storage_id = b.storage_id
+          FROM backups b WHERE j.storage_id IS NULL AND j.backup_id = b.id;
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -213,6 +213,8 @@ export interface JobsTable {
   origin: ColumnType<'api' | 'schedule', 'api' | 'schedule' | undefined, 'api' | 'schedule'>;
   schedule_id: ColumnType<string | null, string | null | undefined, string | null>;
   run_while_disconnected: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The storage the job writes to (backup) or reads from (restore, verify). */
+  storage_id: ColumnType<string | null, string | null | undefined, string | null>;
   params: ColumnType<Record<string, unknown>, string | undefined, string>;
   progress: ColumnType<Record<string, unknown>, string | undefined, string>;
   result: NullableJson;

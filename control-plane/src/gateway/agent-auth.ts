@@ -1,6 +1,6 @@
 import { decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
 import type { Db } from '../db/database.js';
-import { ProblemError, unauthorized } from '../http/problem.js';
+import { ProblemError, unauthorized } from '../problem.js';
 
 export interface AgentAuthOptions {
   db: Db;

@@ -1,21 +1,22 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@dbbackup/logger';
-import { CloseCode, type Command, MAX_FRAME_BYTES } from '@dbbackup/proto';
+import { AGENT_CONNECT_PATH, CloseCode, MAX_FRAME_BYTES } from '@dbbackup/proto';
 import { WebSocketServer } from 'ws';
+import type { KekSource } from '../crypto/key-encryption-key.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
-import { ProblemError, problemBody } from '../http/problem.js';
+import { ProblemError, problemBody } from '../problem.js';
 import { setAgentStatus } from '../services/agent-status.js';
 import { type AgentAuthOptions, authenticateAgent } from './agent-auth.js';
 import { AgentSession } from './agent-session.js';
 
-export const AGENT_CONNECT_PATH = '/v1/agent/connect';
-
 export interface GatewayOptions extends AgentAuthOptions {
-  hydrate: (c: Command, agentId: string) => Promise<Command>;
   log: Logger;
   heartbeatIntervalMs: number;
   db: Db;
+  box: SecretBox;
+  kek: KekSource;
 }
 
 /**
@@ -74,9 +75,10 @@ export class AgentGateway {
         ws,
         {
           db: this.#o.db,
+          box: this.#o.box,
+          kek: this.#o.kek,
           log: this.#o.log,
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
-          hydrate: this.#o.hydrate,
         },
         (s) => this.#closed(s),
       );

@@ -2,7 +2,6 @@ import type { Logger } from '@dbbackup/logger';
 import {
   type AgentMessage,
   CloseCode,
-  type Command,
   decodeAgentMessage,
   encodeServerMessage,
   PROTOCOL_MAJOR,
@@ -11,22 +10,19 @@ import {
   type ServerPayload,
 } from '@dbbackup/proto';
 import type { WebSocket } from 'ws';
-import { type Db, json } from '../db/database.js';
+import { json } from '../db/database.js';
+import { applyAgentEvent } from '../services/agent-events.js';
 import { setAgentStatus } from '../services/agent-status.js';
+import { type HydrationDeps, hydrateCommand } from '../services/command-hydration.js';
 import {
-  applyAgentEvent,
   createCommand,
   markDelivered,
   pendingCommands,
   toWireCommand,
   transition,
-} from '../services/commands.js';
+} from '../services/command-state.js';
 
-export interface SessionDeps {
-  /** Completes a stored command for the wire (e.g. storage credentials, which command rows never hold). */
-  hydrate: (c: Command, agentId: string) => Promise<Command>;
-  db: Db;
-  log: Logger;
+export interface SessionDeps extends HydrationDeps {
   heartbeatIntervalMs: number;
 }
 
@@ -173,7 +169,7 @@ export class AgentSession {
     for (const row of await pendingCommands(db, this.agentId)) {
       const sent = this.send('command', {
         commandId: row.id,
-        command: await this.#deps.hydrate(toWireCommand(row), this.agentId),
+        command: await hydrateCommand(this.#deps, this.agentId, toWireCommand(row)),
         expiresAt: new Date(row.expires_at).toISOString(),
       });
       if (!sent) return;

@@ -1,13 +1,13 @@
 import type { Logger } from '@dbbackup/logger';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { ProblemError, problemBody } from '../problem.js';
 import { registry } from '../services/metrics.js';
 import { auditTrail } from './audit-trail.js';
 import { hashToken, sameHash } from './auth.js';
 import { docsRoutes } from './docs.js';
 import { type InstallDeps, installRoutes } from './install-routes.js';
-import { ProblemError, renderProblem } from './problem.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
 
 export interface AppDeps extends RouteDeps, InstallDeps {
@@ -45,6 +45,14 @@ async function drain(body: ReadableStream<Uint8Array>, limit: number, ms: number
   } finally {
     reader.releaseLock();
   }
+}
+
+function renderProblem(c: Context, p: ProblemError): Response {
+  return c.body(JSON.stringify(problemBody(p, c.req.path)), p.status, {
+    'content-type': 'application/problem+json',
+    // The unread rest of an oversized body must not be parsed as the next request.
+    ...(p.status === 413 ? { connection: 'close' } : {}),
+  });
 }
 
 /** The REST surface. Every error leaves through `onError` as problem+json. */

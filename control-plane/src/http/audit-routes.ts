@@ -3,9 +3,9 @@ import { stream } from 'hono/streaming';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../db/database.js';
+import { invalidQuery } from '../problem.js';
 import { type AuditRow, verifyAuditChain } from '../services/audit.js';
 import type { AuthEnv } from './auth.js';
-import { invalidQuery } from './problem.js';
 
 const Filters = z.object({
   actor: z.string().max(200).optional(),

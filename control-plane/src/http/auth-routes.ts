@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Db } from '../db/database.js';
+import { conflict, notFound, ProblemError, unauthorized } from '../problem.js';
 import { burnPasswordTime, hashPassword, verifyPassword } from '../services/users.js';
 import { sourceIp } from './audit-trail.js';
 import {
@@ -13,8 +14,8 @@ import {
   newSecretToken,
   type Principal,
 } from './auth.js';
+import { parseJson, uuidParam } from './input.js';
 import { PERMISSIONS, ROLES, roleRank } from './permissions.js';
-import { conflict, notFound, ProblemError, parseJson, unauthorized, uuidParam } from './problem.js';
 
 export interface AuthSettings {
   jwtKey: Uint8Array;

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import { jwtVerify } from 'jose';
 import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
-import { unauthorized } from './problem.js';
+import { unauthorized } from '../problem.js';
 
 export type Principal = { tokenId: string; name: string; role: Role; kind?: 'token' | 'user' };
 export type AuthEnv = {

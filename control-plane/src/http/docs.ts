@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Hono } from 'hono';
+import { ProblemError } from '../problem.js';
 import { openApiDocument } from './openapi.js';
-import { ProblemError } from './problem.js';
 
 const require = createRequire(import.meta.url);
 /** Swagger UI's files come from the swagger-ui-dist package: /docs works with no internet access. */

@@ -5,8 +5,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type Context, Hono } from 'hono';
 import { SAFE_URL } from '../config.js';
+import { ProblemError } from '../problem.js';
 import { latestBundle, listBundles, PLATFORM, VERSION } from '../services/agent-bundles.js';
-import { ProblemError } from './problem.js';
 
 /** install/install.sh in a checkout (and in the image). */
 export const INSTALLER_PATH = fileURLToPath(new URL('../../../install/install.sh', import.meta.url));

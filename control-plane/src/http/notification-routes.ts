@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import { conflict, invalidQuery, notFound } from '../problem.js';
 import {
   ChannelConfig,
   DEFAULT_EVENTS,
@@ -11,7 +12,7 @@ import {
   notify,
 } from '../services/notifications.js';
 import type { AuthEnv } from './auth.js';
-import { conflict, invalidQuery, notFound, parseJson, uuidParam, uuidQuery } from './problem.js';
+import { parseJson, uuidParam, uuidQuery } from './input.js';
 
 const Events = z.array(z.enum(NOTIFY_EVENTS)).min(1).max(NOTIFY_EVENTS.length);
 const Name = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, '1-64 of letters, digits, _ . -');

@@ -1,8 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { Role } from '../db/schema.js';
+import { forbidden } from '../problem.js';
 import type { AuthEnv } from './auth.js';
-import { forbidden } from './problem.js';
 
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 export const roleRank = (r: Role) => ROLES.indexOf(r);

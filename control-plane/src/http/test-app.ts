@@ -23,14 +23,9 @@ export function inertApp() {
       loginLockoutSeconds: 60,
       loginRateLimitPerMinute: 10,
     },
-    backups: {
-      db: inert,
-      box: inert,
-      kek: inert,
-      bus: inert,
-      commandTtlSeconds: 60,
-      targetTestTimeoutMs: 1000,
-    },
+    box: inert,
+    kek: inert,
+    targetTestTimeoutMs: 1000,
   });
 }
 

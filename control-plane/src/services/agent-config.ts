@@ -2,9 +2,10 @@ import type { AgentConfig, AgentSchedule, Command } from '@dbbackup/proto';
 import type { KekSource } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
-import { createCommand } from './commands.js';
-import { storageSpecFor, targetSpecFromRow } from './jobs.js';
+import { createCommand } from './command-state.js';
 import type { NotifyBus } from './notify-bus.js';
+import { storageSpecFor } from './storage-specs.js';
+import { targetSpecFromRow } from './target-specs.js';
 
 /** How long a config.sync waits for an agent that is away (it is superseded by any newer one anyway). */
 const CONFIG_TTL_SECONDS = 90 * 86_400;

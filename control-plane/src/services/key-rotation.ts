@@ -5,12 +5,12 @@ import { sql } from 'kysely';
 import { insertKek, rewrapToKek } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
-import { conflict, notFound } from '../http/problem.js';
+import { conflict, notFound } from '../problem.js';
 import { bumpAgentConfig } from './agent-config.js';
-import { createCommand } from './commands.js';
-import { storageRefFor } from './jobs.js';
+import { createCommand } from './command-state.js';
 import type { NotifyBus } from './notify-bus.js';
 import { periodic } from './periodic.js';
+import { storageRefFor } from './storage-specs.js';
 
 /**
  * Key rotation. A new key-encryption key becomes the active one at once (new
@@ -248,7 +248,7 @@ export class KeyRotator {
       agentId: b.agent_id,
       command: {
         kind: 'meta.rewrite',
-        storage: await storageRefFor(this.db, this.box, b.storage_id),
+        storage: await storageRefFor(this.db, b.storage_id),
         metaKey: b.meta_key,
         backupId: b.id,
         sha256: b.sha256,

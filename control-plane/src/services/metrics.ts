@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import client from 'prom-client';
 import type { Db } from '../db/database.js';
-import type { FinishedJob } from './job-finished.js';
+import type { FinishedJob } from './finished-job.js';
 
 /**
  * Prometheus metrics (`GET /metrics`). Job outcomes are observed as the agent's
@@ -132,7 +132,7 @@ export function bindMetricsDb(db: Db) {
 }
 
 /** Observe a finished backup or restore job (job-finished.ts calls it where its terminal state is applied). */
-export async function observeJobFinished(tx: Db, job: FinishedJob) {
+export function observeJobFinished(job: FinishedJob) {
   if (!job.finished_at) return;
   const start = job.started_at ?? job.created_at;
   const seconds = Math.max(0, (new Date(job.finished_at).getTime() - new Date(start).getTime()) / 1000);
@@ -144,14 +144,10 @@ export async function observeJobFinished(tx: Db, job: FinishedJob) {
   }
   if (job.type !== 'backup') return;
   backupDuration.observe({ dbtype, result }, seconds);
-  // A backup job's result is its catalogue summary (jobs.ts recordBackup).
+  // A backup job's result is its catalogue summary (catalogue.ts recordBackup).
   const r = job.result as { sizeBytes?: number; uploadRetries?: number } | null;
   if (r?.uploadRetries) backupRetries.inc({ dbtype }, r.uploadRetries);
   if (result !== 'success') return;
   if (typeof r?.sizeBytes === 'number') backupSize.observe({ dbtype }, r.sizeBytes);
-  const storageId = (job.params as { storageId?: string }).storageId ?? job.targetStorage;
-  const storage = storageId
-    ? await tx.selectFrom('storage_profiles').select('kind').where('id', '=', storageId).executeTakeFirst()
-    : undefined;
-  uploadDuration.observe({ provider: storage?.kind ?? 'unknown' }, seconds);
+  uploadDuration.observe({ provider: job.storageKind ?? 'unknown' }, seconds);
 }

@@ -5,7 +5,7 @@ import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
-import type { FinishedJob } from './job-finished.js';
+import type { FinishedJob } from './finished-job.js';
 import { periodic } from './periodic.js';
 
 /**
@@ -113,7 +113,7 @@ export async function notifyJobFinished(db: Db, j: FinishedJob) {
       });
     }
   } else if (j.state === 'succeeded' && j.type === 'backup') {
-    // The job's result: the catalogue entry's summary (jobs.ts recordBackup).
+    // The job's result: the catalogue entry's summary (catalogue.ts recordBackup).
     const summary = j.result as { sizeBytes?: number; backupId?: string } | null;
     await notify(db, 'backup.succeeded', {
       ...base,

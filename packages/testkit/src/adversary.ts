@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { agentConnectUrl } from '@dbbackup/proto';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { createEnrollmentToken, waitFor } from './agent.js';
@@ -77,7 +78,7 @@ export async function enrolAdversary(cp: ControlPlane, hostname = 'adversary'): 
         .sign(signing.privateKey);
       a.inbox = [];
       seen.clear();
-      const sock = new WebSocket(`ws://127.0.0.1:${cp.port}/v1/agent/connect`, {
+      const sock = new WebSocket(agentConnectUrl(`http://127.0.0.1:${cp.port}`), {
         headers: { authorization: `Bearer ${jwt}` },
       });
       ws = sock;
