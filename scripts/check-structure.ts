@@ -4,8 +4,8 @@
  * 1. No import circle inside any workspace package (type-only imports count: a circle of types is
  *    still two files that cannot be read apart).
  * 2. Layers: nothing in control-plane/src/services or control-plane/src/gateway imports control-plane/src/http.
- * 3. No source file over 400 lines, except data-like ones (migrations, the OpenAPI table).
- * 4. No function over 80 lines.
+ * 3. No source file over 400 lines, except data-like ones (the migrations).
+ * 4. No function over 80 lines (the migrations' SQL excepted).
  *
  * It prints every finding and exits 1 if there is one. It reads the files with TypeScript's own parser,
  * so a string that looks like an import is not one.
@@ -26,10 +26,7 @@ const sourceDirs = [
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 80;
 /** Data-like files: long by nature, not by mixing concepts. */
-const longFileAllowed = new Set([
-  'control-plane/src/db/migrations.ts',
-  'control-plane/src/http/openapi-spec.ts',
-]);
+const longFileAllowed = new Set(['control-plane/src/db/migrations.ts']);
 /** Layer rules: files under `from` may not import files under `to`. */
 const forbidden: Array<{ from: string; to: string }> = [
   { from: 'control-plane/src/services/', to: 'control-plane/src/http/' },
@@ -84,7 +81,7 @@ for (const file of files) {
       const target = resolveImport(file, node.arguments[0].text);
       if (target) imports.push(target);
     }
-    if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body && !longFileAllowed.has(rel(file))) {
       const lines = lineOf(node.end) - lineOf(node.getStart(source)) + 1;
       if (lines > MAX_FUNCTION_LINES) {
         const name = node.name && ts.isIdentifier(node.name) ? node.name.text : '(anonymous)';

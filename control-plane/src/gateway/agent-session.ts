@@ -1,6 +1,7 @@
 import type { Logger } from '@dbbackup/logger';
 import {
   type AgentMessage,
+  type AgentPayload,
   CloseCode,
   decodeAgentMessage,
   encodeServerMessage,
@@ -179,105 +180,107 @@ export class AgentSession {
   }
 
   async #handle(msg: AgentMessage) {
-    const { db } = this.#deps;
     if (!this.#ready && msg.type !== 'hello') {
       this.close(CloseCode.policyViolation, 'hello expected first');
       return;
     }
     switch (msg.type) {
-      case 'hello': {
-        const p = msg.payload;
-        if (this.#ready) return this.close(CloseCode.policyViolation, 'duplicate hello');
-        if (p.agentId !== this.agentId)
-          return this.close(CloseCode.policyViolation, 'hello agentId does not match token');
-        if (p.protocol.major !== PROTOCOL_MAJOR) {
-          return this.close(
-            CloseCode.unsupportedVersion,
-            `unsupported protocol ${p.protocol.major}.${p.protocol.minor}; server speaks ${PROTOCOL_MAJOR}.x`,
-          );
-        }
-        const agent = await db
-          .updateTable('agents')
-          .set({ last_seen_at: new Date(), agent_version: p.agentVersion })
-          .where('id', '=', this.agentId)
-          .returning(['last_event_seq', 'config_version', 'status'])
-          .executeTakeFirst();
-        if (!agent || agent.status === 'revoked') return this.close(CloseCode.revoked, 'agent revoked');
-        this.#ready = true;
-        this.send('welcome', {
-          serverTime: new Date().toISOString(),
-          heartbeatIntervalMs: this.#deps.heartbeatIntervalMs,
-          configVersion: agent.config_version,
-          eventsAckedUpTo: agent.last_event_seq,
-          protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
-        });
-        await setAgentStatus(db, this.agentId, 'online', 'connected');
-        this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
-        // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
-        if (p.configVersion !== undefined && p.configVersion < agent.config_version) {
-          const pending = await db
-            .selectFrom('commands')
-            .select('id')
-            .where('agent_id', '=', this.agentId)
-            .where('kind', '=', 'config.sync')
-            .where('state', 'in', ['queued', 'delivered'])
-            .executeTakeFirst();
-          if (!pending)
-            await createCommand(db, {
-              agentId: this.agentId,
-              command: { kind: 'config.sync', version: agent.config_version },
-              ttlSeconds: 90 * 86_400,
-              createdBy: null,
-            });
-        }
-        await this.#dispatch();
+      case 'hello':
+        return this.#hello(msg.payload);
+      case 'heartbeat':
+        return this.#heartbeat(msg.payload);
+      case 'command.ack':
+        await transition(this.#deps.db, msg.payload.commandId, 'acknowledged', { agentId: this.agentId });
         return;
-      }
-      case 'heartbeat': {
-        await db
-          .updateTable('agents')
-          .set({
-            last_seen_at: new Date(),
-            facts: json(msg.payload.facts),
-            hostname: msg.payload.facts.hostname,
-          })
-          .where('id', '=', this.agentId)
-          .execute();
-        // The sweeper may have marked us offline while a heartbeat was late.
-        await setAgentStatus(db, this.agentId, 'online', 'heartbeat resumed');
-        this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
-        return;
-      }
-      case 'command.ack': {
-        await transition(db, msg.payload.commandId, 'acknowledged', { agentId: this.agentId });
-        return;
-      }
-      case 'event': {
-        const seq = msg.payload.seq;
-        // Within one session events arrive in order with no holes: a hole means one was
-        // skipped, and applying past it would lose it. Close; the agent resends from the mark.
-        if (this.#seq !== undefined && seq > this.#seq + 1) {
-          this.#log.warn({ expected: this.#seq + 1, got: seq }, 'closing: event sequence gap in session');
-          return this.#fail(CloseCode.policyViolation, `event ${seq} sent before event ${this.#seq + 1}`);
-        }
-        const r = await applyAgentEvent(db, this.agentId, msg.payload, {
-          onGap: (expected, got) =>
-            this.#log.warn(
-              { expected, got },
-              'event sequence gap: events acknowledged earlier were lost here',
-            ),
-          onRejected: (rejectedSeq, type, reason) =>
-            this.#log.warn({ seq: rejectedSeq, type, reason }, 'agent event rejected'),
-        });
-        this.#seq = Math.max(this.#seq ?? 0, r.upTo);
-        this.send('event.ack', { upTo: r.upTo });
-        return;
-      }
+      case 'event':
+        return this.#event(msg.payload);
       case 'ping':
         this.send('pong', { t: msg.payload.t });
         return;
       case 'pong':
         return;
     }
+  }
+
+  async #hello(p: AgentPayload<'hello'>) {
+    const { db } = this.#deps;
+    if (this.#ready) return this.close(CloseCode.policyViolation, 'duplicate hello');
+    if (p.agentId !== this.agentId)
+      return this.close(CloseCode.policyViolation, 'hello agentId does not match token');
+    if (p.protocol.major !== PROTOCOL_MAJOR) {
+      return this.close(
+        CloseCode.unsupportedVersion,
+        `unsupported protocol ${p.protocol.major}.${p.protocol.minor}; server speaks ${PROTOCOL_MAJOR}.x`,
+      );
+    }
+    const agent = await db
+      .updateTable('agents')
+      .set({ last_seen_at: new Date(), agent_version: p.agentVersion })
+      .where('id', '=', this.agentId)
+      .returning(['last_event_seq', 'config_version', 'status'])
+      .executeTakeFirst();
+    if (!agent || agent.status === 'revoked') return this.close(CloseCode.revoked, 'agent revoked');
+    this.#ready = true;
+    this.send('welcome', {
+      serverTime: new Date().toISOString(),
+      heartbeatIntervalMs: this.#deps.heartbeatIntervalMs,
+      configVersion: agent.config_version,
+      eventsAckedUpTo: agent.last_event_seq,
+      protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
+    });
+    await setAgentStatus(db, this.agentId, 'online', 'connected');
+    this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
+    // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
+    if (p.configVersion !== undefined && p.configVersion < agent.config_version)
+      await this.#queueConfigSync(agent.config_version);
+    await this.#dispatch();
+  }
+
+  async #queueConfigSync(version: number) {
+    const { db } = this.#deps;
+    const pending = await db
+      .selectFrom('commands')
+      .select('id')
+      .where('agent_id', '=', this.agentId)
+      .where('kind', '=', 'config.sync')
+      .where('state', 'in', ['queued', 'delivered'])
+      .executeTakeFirst();
+    if (!pending)
+      await createCommand(db, {
+        agentId: this.agentId,
+        command: { kind: 'config.sync', version },
+        ttlSeconds: 90 * 86_400,
+        createdBy: null,
+      });
+  }
+
+  async #heartbeat(p: AgentPayload<'heartbeat'>) {
+    const { db } = this.#deps;
+    await db
+      .updateTable('agents')
+      .set({ last_seen_at: new Date(), facts: json(p.facts), hostname: p.facts.hostname })
+      .where('id', '=', this.agentId)
+      .execute();
+    // The sweeper may have marked us offline while a heartbeat was late.
+    await setAgentStatus(db, this.agentId, 'online', 'heartbeat resumed');
+    this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
+  }
+
+  async #event(event: AgentPayload<'event'>) {
+    const seq = event.seq;
+    // Within one session events arrive in order with no holes: a hole means one was
+    // skipped, and applying past it would lose it. Close; the agent resends from the mark.
+    if (this.#seq !== undefined && seq > this.#seq + 1) {
+      this.#log.warn({ expected: this.#seq + 1, got: seq }, 'closing: event sequence gap in session');
+      return this.#fail(CloseCode.policyViolation, `event ${seq} sent before event ${this.#seq + 1}`);
+    }
+    const r = await applyAgentEvent(this.#deps.db, this.agentId, event, {
+      onGap: (expected, got) =>
+        this.#log.warn({ expected, got }, 'event sequence gap: events acknowledged earlier were lost here'),
+      onRejected: (rejectedSeq, type, reason) =>
+        this.#log.warn({ seq: rejectedSeq, type, reason }, 'agent event rejected'),
+    });
+    this.#seq = Math.max(this.#seq ?? 0, r.upTo);
+    this.send('event.ack', { upTo: r.upTo });
   }
 }

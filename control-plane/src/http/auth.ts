@@ -5,6 +5,17 @@ import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
 import { unauthorized } from '../problem.js';
 
+export interface AuthSettings {
+  jwtKey: Uint8Array;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  /** Failed logins in a row that lock an account, and for how long. */
+  loginMaxFailures: number;
+  loginLockoutSeconds: number;
+  /** Login attempts per source address per minute. */
+  loginRateLimitPerMinute: number;
+}
+
 export type Principal = { tokenId: string; name: string; role: Role; kind?: 'token' | 'user' };
 export type AuthEnv = {
   Variables: { principal: Principal; auditDetail?: Record<string, unknown> };

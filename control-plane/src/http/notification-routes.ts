@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
+import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { type Db, json } from '../db/database.js';
+import type { NotificationChannelsTable } from '../db/schema.js';
 import { conflict, invalidQuery, notFound } from '../problem.js';
 import {
   ChannelConfig,
@@ -13,20 +15,29 @@ import {
 } from '../services/notifications.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam, uuidQuery } from './input.js';
+import type { Ctx } from './route-deps.js';
 
 const Events = z.array(z.enum(NOTIFY_EVENTS)).min(1).max(NOTIFY_EVENTS.length);
 const Name = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, '1-64 of letters, digits, _ . -');
 
-type ChannelRow = {
-  id: string;
-  name: string;
-  kind: string;
-  sealed_config: string;
-  events: string[];
-  enabled: boolean;
-  created_at: Date;
-  updated_at: Date;
-};
+const ChannelBody = z.object({
+  name: Name,
+  config: ChannelConfig,
+  events: Events.optional(),
+  enabled: z.boolean().default(true),
+});
+const ChannelPatch = z
+  .object({
+    config: ChannelConfig.optional(),
+    events: Events.optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+const DeliveryQuery = z.object({
+  state: z.enum(['pending', 'delivered', 'failed']).optional(),
+  event: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
 
 /** Enough to recognise a channel, nothing that works as a credential (webhook URLs often are one). */
 function describe(cfg: ChannelConfig) {
@@ -34,10 +45,8 @@ function describe(cfg: ChannelConfig) {
   return { urlHost: new URL(cfg.url).host };
 }
 
-export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifier }) {
-  const { db, box } = d;
-  const r = new Hono<AuthEnv>();
-  const view = (row: ChannelRow) => ({
+function channelView(box: SecretBox, row: Selectable<NotificationChannelsTable>) {
+  return {
     id: row.id,
     name: row.name,
     kind: row.kind,
@@ -46,38 +55,17 @@ export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifi
     settings: describe(JSON.parse(box.open(row.sealed_config)) as ChannelConfig),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
-  });
+  };
+}
 
-  r.post('/notifications/channels', async (c) => {
-    const body = await parseJson(
-      c,
-      z.object({
-        name: Name,
-        config: ChannelConfig,
-        events: Events.optional(),
-        enabled: z.boolean().default(true),
-      }),
-    );
-    const row = await db
-      .insertInto('notification_channels')
-      .values({
-        id: randomUUID(),
-        name: body.name,
-        kind: body.config.kind,
-        sealed_config: box.seal(JSON.stringify(body.config)),
-        events: json(body.events ?? DEFAULT_EVENTS),
-        enabled: body.enabled,
-      })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!row) throw conflict(`a channel named ${body.name} exists`);
-    return c.json(view(row as ChannelRow), 201);
-  });
-
+/** Notification channels (email, webhooks), their deliveries, and a test message. */
+export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifier }) {
+  const { db, box } = d;
+  const r = new Hono<AuthEnv>();
+  r.post('/notifications/channels', (c) => createChannel(c, db, box));
   r.get('/notifications/channels', async (c) => {
     const rows = await db.selectFrom('notification_channels').selectAll().orderBy('name').execute();
-    return c.json({ items: rows.map((x) => view(x as ChannelRow)) });
+    return c.json({ items: rows.map((x) => channelView(box, x)) });
   });
 
   r.get('/notifications/channels/:id', async (c) => {
@@ -88,122 +76,128 @@ export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifi
       .where('id', '=', id)
       .executeTakeFirst();
     if (!row) throw notFound('channel');
-    return c.json(view(row as ChannelRow));
+    return c.json(channelView(box, row));
   });
 
-  r.patch('/notifications/channels/:id', async (c) => {
-    const id = uuidParam(c, 'id', 'channel');
-    const body = await parseJson(
-      c,
-      z
-        .object({
-          config: ChannelConfig.optional(),
-          events: Events.optional(),
-          enabled: z.boolean().optional(),
-        })
-        .strict(),
-    );
-    const set: Record<string, unknown> = { updated_at: new Date() };
-    if (body.config)
-      Object.assign(set, { kind: body.config.kind, sealed_config: box.seal(JSON.stringify(body.config)) });
-    if (body.events) set.events = json(body.events);
-    if (body.enabled !== undefined) set.enabled = body.enabled;
-    const row = await db
-      .updateTable('notification_channels')
-      .set(set)
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirst();
-    if (!row) throw notFound('channel');
-    return c.json(view(row as ChannelRow));
-  });
-
+  r.patch('/notifications/channels/:id', (c) => patchChannel(c, db, box));
   r.delete('/notifications/channels/:id', async (c) => {
     const id = uuidParam(c, 'id', 'channel');
     const res = await db.deleteFrom('notification_channels').where('id', '=', id).executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw notFound('channel');
     return c.body(null, 204);
   });
-
-  r.get('/notifications/deliveries', async (c) => {
-    const q = z
-      .object({
-        state: z.enum(['pending', 'delivered', 'failed']).optional(),
-        event: z.string().max(64).optional(),
-        limit: z.coerce.number().int().min(1).max(500).default(100),
-      })
-      .safeParse(c.req.query());
-    if (!q.success) throw invalidQuery(q.error);
-    let sel = db.selectFrom('notification_deliveries').selectAll();
-    const channel = uuidQuery(c, 'channel');
-    if (channel) sel = sel.where('channel_id', '=', channel);
-    if (q.data.state) sel = sel.where('state', '=', q.data.state);
-    if (q.data.event) sel = sel.where('event', '=', q.data.event);
-    const rows = await sel.orderBy('created_at', 'desc').limit(q.data.limit).execute();
-    return c.json({
-      items: rows.map((x) => ({
-        id: x.id,
-        channelId: x.channel_id,
-        event: x.event,
-        state: x.state,
-        attempts: x.attempts,
-        lastError: x.last_error,
-        nextAttemptAt: x.state === 'pending' ? x.next_attempt_at : null,
-        createdAt: x.created_at,
-        deliveredAt: x.delivered_at,
-        payload: x.payload,
-      })),
-    });
-  });
-
+  r.get('/notifications/deliveries', (c) => listDeliveries(c, db));
   // Send a test message now and answer with the outcome (a failure is retried like any other).
-  r.post('/notifications/test', async (c) => {
-    const body = await parseJson(c, z.object({ channelId: z.uuid() }));
-    const ch = await db
-      .selectFrom('notification_channels')
-      .select(['id', 'name', 'enabled'])
-      .where('id', '=', body.channelId)
-      .executeTakeFirst();
-    if (!ch) throw notFound('channel');
-    if (!ch.enabled) throw conflict(`channel ${ch.name} is disabled; enable it to test it`);
-    const [deliveryId] = await notify(
-      db,
-      'test',
-      { title: `Test message for channel ${ch.name}`, message: 'If you can read this, the channel works.' },
-      ch.id,
-    );
-    // Lease it so the background sender does not pick it up while we send it here.
-    await db
-      .updateTable('notification_deliveries')
-      .set({ next_attempt_at: new Date(Date.now() + 300_000) })
-      .where('id', '=', deliveryId as string)
-      .execute();
-    const row = await db
-      .selectFrom('notification_deliveries')
-      .selectAll()
-      .where('id', '=', deliveryId as string)
-      .executeTakeFirstOrThrow();
-    await d.notifier.deliver({
-      id: row.id,
-      channel_id: row.channel_id,
-      event: row.event,
-      payload: row.payload,
-      attempts: 0,
-    });
-    const after = await db
-      .selectFrom('notification_deliveries')
-      .selectAll()
-      .where('id', '=', row.id)
-      .executeTakeFirstOrThrow();
-    return c.json(
-      {
-        deliveryId: row.id,
-        state: after.state === 'delivered' ? 'delivered' : 'failed',
-        error: after.last_error,
-      },
-      200,
-    );
-  });
-
+  r.post('/notifications/test', (c) => testChannel(c, db, d.notifier));
   return r;
+}
+
+async function createChannel(c: Ctx, db: Db, box: SecretBox) {
+  const body = await parseJson(c, ChannelBody);
+  const row = await db
+    .insertInto('notification_channels')
+    .values({
+      id: randomUUID(),
+      name: body.name,
+      kind: body.config.kind,
+      sealed_config: box.seal(JSON.stringify(body.config)),
+      events: json(body.events ?? DEFAULT_EVENTS),
+      enabled: body.enabled,
+    })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw conflict(`a channel named ${body.name} exists`);
+  return c.json(channelView(box, row), 201);
+}
+
+async function patchChannel(c: Ctx, db: Db, box: SecretBox) {
+  const id = uuidParam(c, 'id', 'channel');
+  const body = await parseJson(c, ChannelPatch);
+  const set: Record<string, unknown> = { updated_at: new Date() };
+  if (body.config)
+    Object.assign(set, { kind: body.config.kind, sealed_config: box.seal(JSON.stringify(body.config)) });
+  if (body.events) set.events = json(body.events);
+  if (body.enabled !== undefined) set.enabled = body.enabled;
+  const row = await db
+    .updateTable('notification_channels')
+    .set(set)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw notFound('channel');
+  return c.json(channelView(box, row));
+}
+
+async function listDeliveries(c: Ctx, db: Db) {
+  const q = DeliveryQuery.safeParse(c.req.query());
+  if (!q.success) throw invalidQuery(q.error);
+  let sel = db.selectFrom('notification_deliveries').selectAll();
+  const channel = uuidQuery(c, 'channel');
+  if (channel) sel = sel.where('channel_id', '=', channel);
+  if (q.data.state) sel = sel.where('state', '=', q.data.state);
+  if (q.data.event) sel = sel.where('event', '=', q.data.event);
+  const rows = await sel.orderBy('created_at', 'desc').limit(q.data.limit).execute();
+  return c.json({
+    items: rows.map((x) => ({
+      id: x.id,
+      channelId: x.channel_id,
+      event: x.event,
+      state: x.state,
+      attempts: x.attempts,
+      lastError: x.last_error,
+      nextAttemptAt: x.state === 'pending' ? x.next_attempt_at : null,
+      createdAt: x.created_at,
+      deliveredAt: x.delivered_at,
+      payload: x.payload,
+    })),
+  });
+}
+
+async function testChannel(c: Ctx, db: Db, notifier: Notifier) {
+  const body = await parseJson(c, z.object({ channelId: z.uuid() }));
+  const ch = await db
+    .selectFrom('notification_channels')
+    .select(['id', 'name', 'enabled'])
+    .where('id', '=', body.channelId)
+    .executeTakeFirst();
+  if (!ch) throw notFound('channel');
+  if (!ch.enabled) throw conflict(`channel ${ch.name} is disabled; enable it to test it`);
+  const [deliveryId] = await notify(
+    db,
+    'test',
+    { title: `Test message for channel ${ch.name}`, message: 'If you can read this, the channel works.' },
+    ch.id,
+  );
+  // Lease it so the background sender does not pick it up while we send it here.
+  await db
+    .updateTable('notification_deliveries')
+    .set({ next_attempt_at: new Date(Date.now() + 300_000) })
+    .where('id', '=', deliveryId as string)
+    .execute();
+  const row = await db
+    .selectFrom('notification_deliveries')
+    .selectAll()
+    .where('id', '=', deliveryId as string)
+    .executeTakeFirstOrThrow();
+  await notifier.deliver({
+    id: row.id,
+    channel_id: row.channel_id,
+    event: row.event,
+    payload: row.payload,
+    attempts: 0,
+  });
+  const after = await db
+    .selectFrom('notification_deliveries')
+    .selectAll()
+    .where('id', '=', row.id)
+    .executeTakeFirstOrThrow();
+  return c.json(
+    {
+      deliveryId: row.id,
+      state: after.state === 'delivered' ? 'delivered' : 'failed',
+      error: after.last_error,
+    },
+    200,
+  );
 }

@@ -4,8 +4,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import type { Notifier } from '../services/notifications.js';
 import type { NotifyBus } from '../services/notify-bus.js';
-import type { AuthEnv } from './auth.js';
-import type { AuthSettings } from './auth-routes.js';
+import type { AuthEnv, AuthSettings } from './auth.js';
 
 /** What the REST routes are built from (server.ts makes it; http/test-app.ts makes an inert one). */
 export interface RouteDeps {

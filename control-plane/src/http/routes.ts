@@ -5,7 +5,6 @@ import { agentRoutes } from './agent-routes.js';
 import { alertRoutes } from './alert-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { type AuthEnv, authenticate } from './auth.js';
-import { publicAuthRoutes, userRoutes } from './auth-routes.js';
 import { backupRoutes } from './backup-routes.js';
 import { enrolmentRoutes, enrolmentTokenRoutes } from './enrolment-routes.js';
 import { jobRoutes } from './job-routes.js';
@@ -15,9 +14,11 @@ import { authorize } from './permissions.js';
 import { retentionRoutes } from './retention-routes.js';
 import type { RouteDeps } from './route-deps.js';
 import { scheduleRoutes } from './schedule-routes.js';
+import { sessionRoutes } from './session-routes.js';
 import { storageRoutes } from './storage-routes.js';
 import { targetRoutes } from './target-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { userRoutes } from './user-routes.js';
 
 export type { RouteDeps } from './route-deps.js';
 
@@ -29,7 +30,7 @@ export type { RouteDeps } from './route-deps.js';
 export function apiRoutes(d: RouteDeps) {
   const api = new Hono<AuthEnv>();
   api.route('/', enrolmentRoutes(d));
-  api.route('/', publicAuthRoutes(d.db, d.auth));
+  api.route('/', sessionRoutes(d.db, d.auth));
   api.use('*', authenticate(d.db, d.auth.jwtKey));
   api.use('*', authorize());
   api.route('/', userRoutes(d.db));

@@ -90,51 +90,9 @@ export async function rescanS3(db: Db, spec: Extract<StorageSpec, { kind: 's3' }
         found++;
         const key = o.Key;
         try {
-          if ((o.Size ?? 0) > META_MAX_BYTES) {
-            skipped.push({ key, reason: `larger than ${META_MAX_BYTES} bytes` });
-            continue;
-          }
-          const body = await client.send(new GetObjectCommand({ Bucket: spec.bucket, Key: key }));
-          const text = await body.Body!.transformToString();
-          if (text.length > META_MAX_BYTES) {
-            skipped.push({ key, reason: `larger than ${META_MAX_BYTES} bytes` });
-            continue;
-          }
-          let raw: unknown;
-          try {
-            raw = JSON.parse(text);
-          } catch {
-            skipped.push({ key, reason: 'not JSON' });
-            continue;
-          }
-          const problem = await rescanProblem(db, key, raw);
-          if (problem) {
-            skipped.push({ key, reason: problem });
-            continue;
-          }
-          const m = BackupMeta.parse(raw);
-          const r = await db
-            .insertInto('backups')
-            .values({
-              id: m.backupId,
-              target_id: m.targetId,
-              agent_id: m.agentId,
-              storage_id: spec.id,
-              object_key: m.objectKey,
-              meta_key: key,
-              filename: m.filename,
-              size_bytes: m.sizeBytes,
-              sha256: m.sha256,
-              status: m.status,
-              started_at: m.startTime,
-              finished_at: m.endTime,
-              meta: json(summariseMeta(m)),
-              key_bound: true,
-              meta_kid: m.kekId,
-            })
-            .onConflict((oc) => oc.doNothing())
-            .executeTakeFirst();
-          added += Number(r.numInsertedOrUpdatedRows ?? 0);
+          const outcome = await importMeta(db, client, spec, key, o.Size ?? 0);
+          if (typeof outcome === 'number') added += outcome;
+          else skipped.push({ key, reason: outcome.skipped });
         } catch (err) {
           skipped.push({ key, reason: `could not be read: ${(err as Error).message}`.slice(0, 300) });
         }
@@ -145,4 +103,49 @@ export async function rescanS3(db: Db, spec: Extract<StorageSpec, { kind: 's3' }
     client.destroy();
   }
   return { found, added, skipped };
+}
+
+/** Read one meta.json and catalogue it if it verifies: the number of rows added, or why it was skipped. */
+async function importMeta(
+  db: Db,
+  client: S3Client,
+  spec: Extract<StorageSpec, { kind: 's3' }>,
+  key: string,
+  size: number,
+): Promise<number | { skipped: string }> {
+  if (size > META_MAX_BYTES) return { skipped: `larger than ${META_MAX_BYTES} bytes` };
+  const body = await client.send(new GetObjectCommand({ Bucket: spec.bucket, Key: key }));
+  const text = await body.Body!.transformToString();
+  if (text.length > META_MAX_BYTES) return { skipped: `larger than ${META_MAX_BYTES} bytes` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { skipped: 'not JSON' };
+  }
+  const problem = await rescanProblem(db, key, raw);
+  if (problem) return { skipped: problem };
+  const m = BackupMeta.parse(raw);
+  const r = await db
+    .insertInto('backups')
+    .values({
+      id: m.backupId,
+      target_id: m.targetId,
+      agent_id: m.agentId,
+      storage_id: spec.id,
+      object_key: m.objectKey,
+      meta_key: key,
+      filename: m.filename,
+      size_bytes: m.sizeBytes,
+      sha256: m.sha256,
+      status: m.status,
+      started_at: m.startTime,
+      finished_at: m.endTime,
+      meta: json(summariseMeta(m)),
+      key_bound: true,
+      meta_kid: m.kekId,
+    })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0);
 }

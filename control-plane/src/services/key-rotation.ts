@@ -188,6 +188,11 @@ export class KeyRotator {
     // 3. Old keys nothing can need any more lose their private half.
     await this.retireKeys();
     // 4. The running rotation's progress, and its end.
+    await this.recordProgress(lastError);
+  }
+
+  /** The running rotation's counts; it ends when nothing of a non-revoked agent is left, or after maxWaitMs. */
+  async recordProgress(lastError: string | null) {
     const rot = await this.db
       .selectFrom('key_rotations')
       .selectAll()
@@ -204,6 +209,7 @@ export class KeyRotator {
     const timedOut = Date.now() - new Date(rot.created_at).getTime() > this.o.maxWaitMs;
     const finished = pending === 0 || timedOut;
     const leftOver = total - done;
+    const leftOverNote = `${leftOver} meta.json (of revoked or unreachable agents) still name an older key, which is kept for them`;
     await this.db
       .updateTable('key_rotations')
       .set({
@@ -211,15 +217,7 @@ export class KeyRotator {
         done,
         ...(lastError ? { last_error: lastError } : {}),
         ...(finished
-          ? {
-              state: 'succeeded',
-              finished_at: new Date(),
-              ...(leftOver
-                ? {
-                    last_error: `${leftOver} meta.json (of revoked or unreachable agents) still name an older key, which is kept for them`,
-                  }
-                : {}),
-            }
+          ? { state: 'succeeded', finished_at: new Date(), ...(leftOver ? { last_error: leftOverNote } : {}) }
           : {}),
       })
       .where('id', '=', rot.id)

@@ -1,0 +1,40 @@
+import type { Logger } from '@dbbackup/logger';
+import type { Config } from './config.js';
+import type { Db } from './db/database.js';
+import { purgeExpiredJtis } from './gateway/agent-auth.js';
+import { sweepStaleAgents } from './services/agent-status.js';
+import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
+import { expireCommands } from './services/command-state.js';
+
+/**
+ * The periodic sweep, every half heartbeat interval: agents without a heartbeat go offline,
+ * expired commands end (and their jobs), queued commands are pushed again (`dispatchQueued`,
+ * behind NOTIFY), stalled jobs are marked; missed backups are looked for every two seconds.
+ * Returns the function that stops it.
+ */
+export function startSweeper(db: Db, config: Config, log: Logger, dispatchQueued: () => Promise<void>) {
+  let lastMissedSweep = 0;
+  const sweeper = setInterval(
+    () => {
+      void (async () => {
+        const offline = await sweepStaleAgents(db, 2 * config.heartbeatIntervalMs + 500);
+        if (offline.length) log.info({ agents: offline }, 'agents marked offline (no heartbeat)');
+        const expired = await expireCommands(db);
+        if (expired) log.info({ expired }, 'commands expired');
+        await purgeExpiredJtis(db);
+        await dispatchQueued();
+        const stalled = await sweepStalledJobs(db, config.jobMaxDurationMs);
+        if (stalled.length) log.warn({ jobs: stalled }, 'jobs marked stalled');
+        // Schedules are looked at every few seconds, not at every heartbeat sweep.
+        if (Date.now() - lastMissedSweep >= 2000) {
+          lastMissedSweep = Date.now();
+          const missed = await sweepMissedBackups(db, config.missedBackupGraceMs);
+          if (missed.fired.length) log.warn({ targets: missed.fired }, 'backup_missed alerts fired');
+        }
+      })().catch((err) => log.warn({ err }, 'sweep failed'));
+    },
+    Math.max(100, Math.floor(config.heartbeatIntervalMs / 2)),
+  );
+
+  return () => clearInterval(sweeper);
+}
