@@ -11,7 +11,8 @@ import {
   StorageSpec,
   type TargetSpec,
 } from '@dbbackup/proto';
-import { CommandError, runCommand } from './commands/command-handlers.js';
+import { AgentError } from './agent-error.js';
+import { runCommand } from './commands/command-handlers.js';
 import { DiscoveryCache, discoveryConfig } from './discovery.js';
 import { discoverTools, hostFacts } from './host-facts.js';
 import { loadEncryptionKey, loadIdentity } from './identity.js';
@@ -214,7 +215,7 @@ export class AgentDaemon {
       const clog = log.child({ commandId: next.command_id, kind: next.kind });
       try {
         if (new Date(next.expires_at).getTime() < Date.now())
-          throw new CommandError('expired', 'command expired before it could run');
+          throw new AgentError('expired', 'command expired before it could run');
         if (this.#o.crashPoint === 'while-running') process.kill(process.pid, 'SIGKILL');
         const result = await runCommand(next.kind, JSON.parse(next.payload), {
           tools: () => this.tools(),
@@ -247,7 +248,7 @@ export class AgentDaemon {
         const codeStr =
           typeof code === 'string' && /^[a-z][a-z0-9-]{0,63}$/.test(code)
             ? code
-            : err instanceof CommandError
+            : err instanceof AgentError
               ? err.code
               : 'error';
         const message = err instanceof Error ? err.message : String(err);

@@ -1,4 +1,5 @@
 import { type AgentConfig, Command, type DumpTool, type ProbeResult } from '@dbbackup/proto';
+import { AgentError } from '../agent-error.js';
 import { probeLocalServers } from '../host-facts.js';
 import type { JobContext } from '../jobs/job-context.js';
 
@@ -9,20 +10,10 @@ export interface HandlerContext {
   applyRetention: (c: Extract<Command, { kind: 'retention.apply' }>) => Promise<unknown>;
 }
 
-export class CommandError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'CommandError';
-  }
-}
-
 /** Run one command; the result goes into the `command.succeeded` event. */
 export async function runCommand(kind: string, payload: unknown, ctx: HandlerContext): Promise<unknown> {
   const parsed = Command.safeParse({ ...(payload as object), kind });
-  if (!parsed.success) throw new CommandError('unsupported', `this agent cannot run a '${kind}' command`);
+  if (!parsed.success) throw new AgentError('unsupported', `this agent cannot run a '${kind}' command`);
   const c = parsed.data;
   switch (c.kind) {
     case 'ping':
@@ -32,7 +23,7 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
     case 'meta.rewrite':
       return (await import('../jobs/meta-rewrite.js')).rewriteMeta(c);
     case 'config.sync':
-      if (!c.config) throw new CommandError('bad-command', 'config.sync without a configuration');
+      if (!c.config) throw new AgentError('bad-command', 'config.sync without a configuration');
       return ctx.applyConfig(c.config);
     case 'probe': {
       const [tools, servers] = await Promise.all([ctx.tools(), probeLocalServers()]);
@@ -48,6 +39,6 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
     case 'restore':
       return (await import('../jobs/restore-job.js')).runRestore(c, ctx.job(c.jobId));
     default:
-      throw new CommandError('unsupported', `this agent cannot run a '${kind}' command`);
+      throw new AgentError('unsupported', `this agent cannot run a '${kind}' command`);
   }
 }

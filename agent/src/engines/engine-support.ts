@@ -3,9 +3,9 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
+import { AgentError } from '../agent-error.js';
 import type { ChildExit } from '../pipeline/child-exit.js';
 import { hostSecrets, SecretRefused } from '../secrets/host-secrets.js';
-import { EngineError } from './engine.js';
 import { feedTool } from './tool-feed.js';
 
 export interface FoundTool {
@@ -43,24 +43,24 @@ export async function firstTool(
     }
     if (found) return found;
   }
-  throw new EngineError(
+  throw new AgentError(
     'tool-missing',
     `no ${names.join(' or ')} on this host's PATH: install the ${engine} client tools`,
   );
 }
 
-/** A tool's failure as an EngineError carrying the tool's own last lines of stderr. */
+/** A tool's failure as an AgentError carrying the tool's own last lines of stderr. */
 export function toolError(
   tool: string,
   r: { exitCode?: number | null | undefined; signal?: string | null | undefined; stderr?: unknown },
   code = 'tool-failed',
-): EngineError {
+): AgentError {
   const stderr = String(r.stderr ?? '')
     .trim()
     .split('\n')
     .slice(-20)
     .join('\n');
-  return new EngineError(
+  return new AgentError(
     code,
     `${tool} failed (${r.signal ?? `exit ${r.exitCode}`}): ${stderr || 'no error output'}`,
   );
@@ -170,13 +170,13 @@ export async function clientHas(toolPath: string, option: string): Promise<boole
 /**
  * The password a target's secret reference gives, checked by the host's own
  * declarations (bound destinations; legacy references only as bound at upgrade).
- * A refusal is an EngineError, raised before anything connects anywhere.
+ * A refusal is an AgentError, raised before anything connects anywhere.
  */
 export function secretPassword(t: TargetSpec): string | undefined {
   try {
     return hostSecrets().passwordFor(t);
   } catch (err) {
-    if (err instanceof SecretRefused) throw new EngineError('secret-refused', err.message);
+    if (err instanceof SecretRefused) throw new AgentError('secret-refused', err.message);
     throw err;
   }
 }

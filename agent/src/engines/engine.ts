@@ -81,14 +81,3 @@ export interface Engine {
     tables?: string[],
   ): Promise<Mismatch[]>;
 }
-
-export class EngineError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'EngineError';
-  }
-}

@@ -19,8 +19,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import picomatch from 'picomatch';
 import tar from 'tar-stream';
+import { AgentError } from '../agent-error.js';
 import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
-import { EngineError } from './engine.js';
 
 /**
  * A directory tree as a tar stream (tar-stream, in the agent's process): regular
@@ -168,7 +168,7 @@ export async function linkEscape(root: string, dir: string, to: string): Promise
 
 /** The checks that keep an entry inside `root`; returns the path to write, or throws naming the entry. */
 async function safePath(root: string, name: string): Promise<string | undefined> {
-  const refuse = (why: string) => new EngineError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
+  const refuse = (why: string) => new AgentError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
   if (name.includes('\0')) throw refuse('its name contains a NUL byte');
   if (name.startsWith('/') || /^[A-Za-z]:[\\/]/.test(name)) throw refuse('absolute path');
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
@@ -211,7 +211,7 @@ async function extractInto(root: string, input: Readable, log: (m: string) => vo
       const mode = (h.mode ?? 0o644) & 0o7777;
       const mtime = h.mtime ?? new Date();
       const refuse = (why: string) =>
-        new EngineError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
+        new AgentError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
       switch (h.type) {
         case 'directory':
           if (existing && !existing.isDirectory())
@@ -306,11 +306,11 @@ export const filesEngine: Engine = {
   async testConnection(t) {
     const dir = t.connection.path!;
     const st = await lstat(dir).catch((err: Error) => {
-      throw new EngineError('connect-failed', `cannot read ${dir}: ${err.message}`);
+      throw new AgentError('connect-failed', `cannot read ${dir}: ${err.message}`);
     });
-    if (!st.isDirectory()) throw new EngineError('connect-failed', `${dir} is not a directory`);
+    if (!st.isDirectory()) throw new AgentError('connect-failed', `${dir} is not a directory`);
     await readdir(dir).catch((err: Error) => {
-      throw new EngineError('connect-failed', `cannot list ${dir}: ${err.message}`);
+      throw new AgentError('connect-failed', `cannot list ${dir}: ${err.message}`);
     });
     return { serverVersion: 'filesystem', toolVersion: 'tar-stream (ustar/pax)', toolPath: 'built-in' };
   },
@@ -325,7 +325,7 @@ export const filesEngine: Engine = {
       () => pack.finalize(),
       (err: Error) => {
         pack.destroy(err);
-        throw new EngineError('read-failed', `reading ${root}: ${err.message}`);
+        throw new AgentError('read-failed', `reading ${root}: ${err.message}`);
       },
     );
     const streamed = pipeline(pack, out);
@@ -354,23 +354,22 @@ export const filesEngine: Engine = {
       }
     }
     await feeding;
-    if (entries === 0) throw new EngineError('empty-dump', 'the archive has no entries');
+    if (entries === 0) throw new AgentError('empty-dump', 'the archive has no entries');
     return { entries };
   },
 
   async restore(_t, input, o, log) {
-    if (typeof input === 'function')
-      throw new EngineError('internal', 'the files engine restores in-process');
+    if (typeof input === 'function') throw new AgentError('internal', 'the files engine restores in-process');
     if (o.tables?.length)
-      throw new EngineError('unsupported', 'restoring single tables is supported for PostgreSQL only');
+      throw new AgentError('unsupported', 'restoring single tables is supported for PostgreSQL only');
     const dest = path.resolve(o.database);
     const st = await lstat(dest).catch(() => undefined);
     if (st) {
-      if (!st.isDirectory()) throw new EngineError('target-exists', `${dest} exists and is not a directory`);
+      if (!st.isDirectory()) throw new AgentError('target-exists', `${dest} exists and is not a directory`);
       if (o.conflict === 'create')
-        throw new EngineError('target-exists', `${dest} exists (conflict policy create)`);
+        throw new AgentError('target-exists', `${dest} exists (conflict policy create)`);
       if (o.conflict === 'fail' && (await readdir(dest)).length)
-        throw new EngineError(
+        throw new AgentError(
           'target-not-empty',
           `${dest} is not empty (conflict policy fail); use clean or another directory`,
         );

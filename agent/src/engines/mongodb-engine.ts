@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Stream, Writable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
+import { AgentError } from '../agent-error.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
-import type { RestoreOptions } from './engine.js';
-import { type DumpHandle, type Engine, EngineError, type Mismatch } from './engine.js';
+import type { DumpHandle, Engine, Mismatch, RestoreOptions } from './engine.js';
 import { feedInto, firstTool, secretPassword, toolError } from './engine-support.js';
 
 /**
@@ -33,7 +33,7 @@ export async function mongoAuth(t: TargetSpec): Promise<{ args: string[]; cleanu
   if (s.kind === 'passfile') return { args: [...args, `--config=${s.path}`], cleanup: async () => {} };
   if (s.kind === 'env' || declared !== undefined) {
     const v = declared ?? (s.kind === 'env' ? process.env[s.name] : undefined);
-    if (v === undefined) throw new EngineError('secret-missing', `the secret is not set on the agent host`);
+    if (v === undefined) throw new AgentError('secret-missing', `the secret is not set on the agent host`);
     const dir = await mkdtemp(path.join(tmpdir(), 'dbb-mongo-'));
     const file = path.join(dir, 'config.yaml');
     await writeFile(file, `password: ${JSON.stringify(v)}\n`, { mode: 0o600 });
@@ -49,7 +49,7 @@ export function mongodumpArgs(t: TargetSpec): string[] {
   const cols = t.options.collections ?? [];
   if (db) args.push(`--db=${db}`);
   if (cols.length > 1)
-    throw new EngineError(
+    throw new AgentError(
       'unsupported',
       'mongodump takes one collection; back up the database and choose collections at restore time',
     );
@@ -57,7 +57,7 @@ export function mongodumpArgs(t: TargetSpec): string[] {
     const [cdb, ...rest] = cols[0]!.split('.');
     const coll = rest.join('.');
     if (!db || cdb !== db || !coll)
-      throw new EngineError(
+      throw new AgentError(
         'bad-option',
         `collection ${cols[0]} must be written <database>.<collection> of ${db ?? 'the target database'}`,
       );
@@ -157,7 +157,7 @@ export const mongodbEngine: Engine = {
       bytes += (c as Buffer).length;
     }
     if (!head.subarray(0, 4).equals(ARCHIVE_MAGIC))
-      throw new EngineError('not-a-dump', 'the stream is not a mongodump archive');
+      throw new AgentError('not-a-dump', 'the stream is not a mongodump archive');
     return { entries: bytes > 0 ? 1 : 0 };
   },
 

@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process';
 import type { Readable, Stream, Writable } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
+import { AgentError } from '../agent-error.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
-import { type DumpHandle, type Engine, EngineError, type Mismatch, type TableStat } from './engine.js';
+import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
 import { clientHas, DumpScanner, feedInto, firstTool, secretPassword, toolError } from './engine-support.js';
 
 /**
@@ -34,7 +35,7 @@ export function mysqlArgs(t: TargetSpec): { args: string[]; env: Record<string, 
   if (s.kind === 'env') {
     const v = process.env[s.name];
     if (v === undefined)
-      throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
     env.MYSQL_PWD = v;
   }
   if (c.host?.startsWith('/')) args.push(`--socket=${c.host}`);
@@ -74,7 +75,7 @@ export async function mysqlQuery(
     },
   );
   if (r.timedOut)
-    throw new EngineError('timeout', `${client.name} did not answer within ${timeoutMs / 1000} s`);
+    throw new AgentError('timeout', `${client.name} did not answer within ${timeoutMs / 1000} s`);
   if (r.exitCode !== 0) throw toolError(client.name, r, 'connect-failed');
   return r.stdout
     .split('\n')
@@ -171,7 +172,7 @@ export const mysqlEngine: Engine = {
           throw toolError(tool.name, { exitCode: e.code, signal: e.signal, stderr: e.stderr });
       },
       (err: Error) => {
-        throw new EngineError('tool-failed', `${tool.name}: ${err.message}`);
+        throw new AgentError('tool-failed', `${tool.name}: ${err.message}`);
       },
     );
     done.catch(() => {});
@@ -201,9 +202,9 @@ export const mysqlEngine: Engine = {
     const scan = new DumpScanner(['\nCREATE TABLE ', '\nINSERT INTO ']);
     await scan.consume(input);
     if (!/^-- (MariaDB|MySQL) dump/m.test(scan.head))
-      throw new EngineError('not-a-dump', 'the stream does not start like a mysqldump/mariadb-dump file');
+      throw new AgentError('not-a-dump', 'the stream does not start like a mysqldump/mariadb-dump file');
     if (!/-- Dump completed/.test(scan.tail))
-      throw new EngineError(
+      throw new AgentError(
         'truncated-dump',
         'the dump does not end with "-- Dump completed": it was cut short',
       );
@@ -212,19 +213,19 @@ export const mysqlEngine: Engine = {
 
   async restore(t, input, o, log) {
     if (o.tables?.length)
-      throw new EngineError(
+      throw new AgentError(
         'unsupported',
         'restoring single tables is supported for PostgreSQL only; restore the whole database',
       );
     const st = await dbState(t, o.database);
     const db = ident(o.database);
     if (o.conflict === 'create' && st.exists)
-      throw new EngineError(
+      throw new AgentError(
         'target-exists',
         `database ${o.database} exists (conflict policy create); use clean or another name`,
       );
     if (o.conflict === 'fail' && st.tables > 0)
-      throw new EngineError(
+      throw new AgentError(
         'target-not-empty',
         `database ${o.database} is not empty (conflict policy fail); use clean or create`,
       );

@@ -6,15 +6,9 @@ import type { Readable, Stream } from 'node:stream';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
+import { AgentError } from '../agent-error.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
-import {
-  type DumpHandle,
-  type Engine,
-  EngineError,
-  type Mismatch,
-  type RestoreOptions,
-  type TableStat,
-} from './engine.js';
+import type { DumpHandle, Engine, Mismatch, RestoreOptions, TableStat } from './engine.js';
 import { feedInto, secretPassword, toolError } from './engine-support.js';
 import { feedTool } from './tool-feed.js';
 
@@ -43,7 +37,7 @@ function libpqEnv(t: TargetSpec): Record<string, string> {
   if (s.kind === 'env') {
     const v = process.env[s.name];
     if (v === undefined)
-      throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
     env.PGPASSWORD = v;
   }
   return env;
@@ -67,7 +61,7 @@ async function client(t: TargetSpec, database = t.connection.database ?? 'postgr
   try {
     await cl.connect();
   } catch (err) {
-    throw new EngineError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, {
+    throw new AgentError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, {
       cause: err,
     });
   } finally {
@@ -126,11 +120,11 @@ export function allowedTool(named: string, dirs = toolDirs()): string {
   try {
     real = realpathSync(named);
   } catch {
-    throw new EngineError('tool-missing', `${named} (the target's dumpTool) does not exist`);
+    throw new AgentError('tool-missing', `${named} (the target's dumpTool) does not exist`);
   }
   const ok = dirs.some((d) => real.startsWith(`${d.replace(/\/+$/, '')}/`));
   if (!ok)
-    throw new EngineError(
+    throw new AgentError(
       'tool-not-allowed',
       `${named} (the target's dumpTool) is not in a directory this host allows for tools (${dirs.join(':')}; DBBACKUP_TOOL_DIRS)`,
     );
@@ -153,7 +147,7 @@ async function toolFor(t: TargetSpec, name: 'pg_dump' | 'pg_restore', serverMajo
   const own = allowedTool(named);
   const r = await execa(own, ['--version'], { reject: false, timeout: 5000 });
   if (r.exitCode !== 0)
-    throw new EngineError(
+    throw new AgentError(
       'tool-missing',
       `${own} (the target's dumpTool) does not run: ${String(r.stderr || r.message).slice(0, 500)}`,
     );
@@ -171,7 +165,7 @@ export async function pickTool(name: 'pg_dump' | 'pg_restore', serverMajor: numb
   const newer = tools.filter((t) => t.major > serverMajor).sort((a, b) => a.major - b.major)[0];
   if (newer) return newer;
   const have = tools.length ? tools.map((t) => `${t.major} (${t.path})`).join(', ') : 'none';
-  throw new EngineError(
+  throw new AgentError(
     'tool-too-old',
     `the server is PostgreSQL ${serverMajor} but no ${name} of version ${serverMajor} or newer is installed (found: ${have}); ` +
       `install postgresql-client-${serverMajor} on this host`,
@@ -260,7 +254,7 @@ export const postgresEngine: Engine = {
         },
         async (err: Error) => {
           await release();
-          throw new EngineError('tool-failed', `pg_dump: ${err.message}`);
+          throw new AgentError('tool-failed', `pg_dump: ${err.message}`);
         },
       );
       done.catch(() => {});
@@ -289,7 +283,7 @@ export const postgresEngine: Engine = {
     const r = await proc;
     if (r.exitCode !== 0) throw toolError('pg_restore --list', r);
     const entries = r.stdout.split('\n').filter((l) => l && !l.startsWith(';')).length;
-    if (entries === 0) throw new EngineError('empty-dump', 'pg_restore --list found no entries');
+    if (entries === 0) throw new AgentError('empty-dump', 'pg_restore --list found no entries');
     return { entries };
   },
 
@@ -297,7 +291,7 @@ export const postgresEngine: Engine = {
     const qualified = (o.tables ?? []).filter((x) => x.includes('.'));
     const schemasNamed = new Set(qualified.map((x) => x.split('.', 1)[0]));
     if (schemasNamed.size > 1 || (qualified.length > 0 && qualified.length !== (o.tables ?? []).length)) {
-      throw new EngineError(
+      throw new AgentError(
         'selection-unsupported',
         'pg_restore selects tables from one schema at a time: name tables all unqualified or all in the same schema',
       );
@@ -310,14 +304,14 @@ export const postgresEngine: Engine = {
         (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database])).rowCount! > 0;
       if (o.conflict === 'create') {
         if (exists)
-          throw new EngineError(
+          throw new AgentError(
             'target-exists',
             `database "${o.database}" already exists (conflict policy create)`,
           );
         await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(o.database)}`);
         log(`created database ${o.database}`);
       } else if (!exists) {
-        throw new EngineError(
+        throw new AgentError(
           'target-missing',
           `database "${o.database}" does not exist; use conflict policy create`,
         );
@@ -332,7 +326,7 @@ export const postgresEngine: Engine = {
           "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','S') AND ns.nspname NOT IN ('pg_catalog','information_schema') AND ns.nspname NOT LIKE 'pg_toast%'",
         );
         if (Number(n.rows[0]?.n) > 0) {
-          throw new EngineError(
+          throw new AgentError(
             'target-not-empty',
             `database "${o.database}" is not empty (conflict policy fail); use clean or create`,
           );

@@ -7,9 +7,10 @@ import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
+import { AgentError } from '../agent-error.js';
 import { childExit } from '../pipeline/child-exit.js';
 import { Crc64 } from './crc64.js';
-import { type DumpHandle, type Engine, EngineError, type TableStat } from './engine.js';
+import type { DumpHandle, Engine, TableStat } from './engine.js';
 import { firstTool, secretPassword, toolError } from './engine-support.js';
 
 /**
@@ -47,13 +48,13 @@ async function cliEnv(t: TargetSpec): Promise<Record<string, string>> {
   if (s.kind === 'env') {
     const v = process.env[s.name];
     if (v === undefined)
-      throw new EngineError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
     return { REDISCLI_AUTH: v };
   }
   if (s.kind === 'passfile') {
     const v = (
       await readFile(s.path, 'utf8').catch((err: Error) => {
-        throw new EngineError('secret-missing', `cannot read password file ${s.path}: ${err.message}`);
+        throw new AgentError('secret-missing', `cannot read password file ${s.path}: ${err.message}`);
       })
     )
       .split('\n')[0]!
@@ -71,7 +72,7 @@ export async function redisCmd(t: TargetSpec, args: string[], timeoutMs = 15_000
     timeout: timeoutMs,
     stdin: 'ignore',
   });
-  if (r.timedOut) throw new EngineError('timeout', `redis-cli did not answer within ${timeoutMs / 1000} s`);
+  if (r.timedOut) throw new AgentError('timeout', `redis-cli did not answer within ${timeoutMs / 1000} s`);
   const out = r.stdout.trim();
   // redis-cli prints error replies on stdout and may still exit 0.
   if (
@@ -79,7 +80,7 @@ export async function redisCmd(t: TargetSpec, args: string[], timeoutMs = 15_000
     /^(ERR|NOAUTH|WRONGPASS|NOPERM|LOADING|MISCONF)\b/m.test(out) ||
     /Could not connect/.test(r.stderr)
   ) {
-    throw new EngineError(
+    throw new AgentError(
       'connect-failed',
       `redis: ${`${r.stderr}\n${out}`.trim().split('\n').slice(-3).join(' ')}`,
     );
@@ -123,7 +124,7 @@ export class RdbStream extends Transform {
       this.#held = Buffer.concat([this.#held, chunk]);
       if (this.#held.length < 9) return cb();
       if (!this.#held.subarray(0, 5).equals(MAGIC))
-        return cb(new EngineError('not-an-rdb', 'the stream is not a Redis RDB file'));
+        return cb(new AgentError('not-an-rdb', 'the stream is not a Redis RDB file'));
       this.#head = false;
       chunk = this.#held;
       this.#held = Buffer.alloc(0);
@@ -143,8 +144,7 @@ export class RdbStream extends Transform {
 
   override _flush(cb: TransformCallback) {
     const h = this.#held;
-    if (this.#head)
-      return cb(new EngineError('not-an-rdb', 'the stream is too short to be a Redis RDB file'));
+    if (this.#head) return cb(new AgentError('not-an-rdb', 'the stream is too short to be a Redis RDB file'));
     // Try "... FF crc" at the very end, then with a 40-byte marker after it.
     for (const tail of [0, MARKER]) {
       const end = h.length - tail;
@@ -160,7 +160,7 @@ export class RdbStream extends Transform {
       }
     }
     cb(
-      new EngineError(
+      new AgentError(
         'checksum-mismatch',
         'the RDB does not end with a valid EOF opcode and CRC-64: truncated or damaged',
       ),
@@ -180,7 +180,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new EngineError(
+  throw new AgentError(
     'timeout',
     `${what} within ${timeoutMs / 1000} s${last ? `: ${(last as Error).message}` : ''}`,
   );
@@ -195,7 +195,7 @@ export const redisEngine: Engine = {
     const cli = await firstTool(['redis-cli'], 'redis');
     const pong = await redisCmd(t, ['PING']);
     if (pong !== 'PONG')
-      throw new EngineError('connect-failed', `redis answered PING with ${pong.slice(0, 200)}`);
+      throw new AgentError('connect-failed', `redis answered PING with ${pong.slice(0, 200)}`);
     const info = await redisCmd(t, ['INFO', 'server']);
     return {
       serverVersion: `Redis ${infoField(info, 'redis_version') ?? '?'}`,
@@ -260,13 +260,12 @@ export const redisEngine: Engine = {
   },
 
   async restore(t, input, o, log) {
-    if (typeof input === 'function')
-      throw new EngineError('internal', 'the redis engine restores in-process');
+    if (typeof input === 'function') throw new AgentError('internal', 'the redis engine restores in-process');
     if (o.tables?.length)
-      throw new EngineError('unsupported', 'restoring single tables is supported for PostgreSQL only');
+      throw new AgentError('unsupported', 'restoring single tables is supported for PostgreSQL only');
     const start = t.options.startCommand;
     if (!start?.length)
-      throw new EngineError(
+      throw new AgentError(
         'restore-not-configured',
         'this Redis target has no options.startCommand: the restore must stop the server and needs a command to start it again',
       );
@@ -276,31 +275,31 @@ export const redisEngine: Engine = {
       .map((l) => l.trim())
       .filter(Boolean);
     if (!allowed.includes(start.join(' ')))
-      throw new EngineError(
+      throw new AgentError(
         'command-not-allowed',
         `startCommand "${start.join(' ')}" is not listed in this agent's DBBACKUP_ALLOWED_COMMANDS (one command per line)`,
       );
     if (o.conflict === 'create')
-      throw new EngineError(
+      throw new AgentError(
         'unsupported',
         'a Redis restore replaces an existing instance’s data; use conflict fail (empty instance) or clean',
       );
     const keys = await keyspace(t);
     const held = keys.reduce((a, k) => a + k.rows, 0);
     if (o.conflict === 'fail' && held > 0)
-      throw new EngineError(
+      throw new AgentError(
         'target-not-empty',
         `the Redis instance holds ${held} keys (conflict policy fail); use clean to replace them`,
       );
     const cfg = (name: string) => redisCmd(t, ['CONFIG', 'GET', name]).then((r) => r.split('\n')[1] ?? '');
     const [dir, dbfilename, aof] = await Promise.all([cfg('dir'), cfg('dbfilename'), cfg('appendonly')]);
     if (aof === 'yes')
-      throw new EngineError(
+      throw new AgentError(
         'aof-enabled',
         'appendonly is on: Redis would load its AOF, not the restored RDB; turn it off for the restore',
       );
     if (!dir || !dbfilename)
-      throw new EngineError(
+      throw new AgentError(
         'restore-failed',
         'CONFIG GET dir/dbfilename answered nothing (is CONFIG renamed?)',
       );
@@ -352,7 +351,7 @@ export const redisEngine: Engine = {
       const loaded = (await keyspace(t)).reduce((a, k) => a + k.rows, 0);
       log(`Redis loaded ${loaded} keys${expected !== undefined ? ` (the RDB holds ${expected})` : ''}`);
       if (expected !== undefined && loaded !== expected)
-        throw new EngineError(
+        throw new AgentError(
           'post-restore-mismatch',
           `Redis loaded ${loaded} keys but the RDB holds ${expected}`,
         );

@@ -1,6 +1,6 @@
 import type { TargetSpec } from '@dbbackup/proto';
+import { AgentError } from '../agent-error.js';
 import type { Engine } from './engine.js';
-import { EngineError } from './engine.js';
 
 /**
  * Adding an engine: its module and one line here. Each engine (and the client
@@ -18,6 +18,6 @@ const ENGINES: Record<string, () => Promise<Engine>> = {
 
 export async function engineFor(t: Pick<TargetSpec, 'engine'>): Promise<Engine> {
   const load = Object.hasOwn(ENGINES, t.engine) ? ENGINES[t.engine] : undefined;
-  if (!load) throw new EngineError('unsupported-engine', `this agent has no '${t.engine}' engine`);
+  if (!load) throw new AgentError('unsupported-engine', `this agent has no '${t.engine}' engine`);
   return load();
 }

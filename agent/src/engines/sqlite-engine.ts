@@ -4,8 +4,9 @@ import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { execa } from 'execa';
+import { AgentError } from '../agent-error.js';
 import { childExit } from '../pipeline/child-exit.js';
-import { type DumpHandle, type Engine, EngineError, type Mismatch } from './engine.js';
+import type { DumpHandle, Engine, Mismatch } from './engine.js';
 import { DumpScanner, feedInto, firstTool, toolError } from './engine-support.js';
 
 /**
@@ -30,12 +31,12 @@ async function checkFile(file: string): Promise<void> {
   try {
     fh = await open(file, 'r');
   } catch (err) {
-    throw new EngineError('connect-failed', `cannot open SQLite file ${file}: ${(err as Error).message}`);
+    throw new AgentError('connect-failed', `cannot open SQLite file ${file}: ${(err as Error).message}`);
   }
   try {
     const b = Buffer.alloc(16);
     await fh.read(b, 0, 16, 0);
-    if (!b.equals(HEADER)) throw new EngineError('connect-failed', `${file} is not a SQLite 3 database`);
+    if (!b.equals(HEADER)) throw new AgentError('connect-failed', `${file} is not a SQLite 3 database`);
   } finally {
     await fh.close();
   }
@@ -109,10 +110,10 @@ export class SqliteDumpCounter extends Transform {
 
   override _flush(cb: TransformCallback) {
     if (this.#scan.counts[0])
-      return cb(new EngineError('tool-failed', `sqlite3 .dump reported an error: ${this.#scan.tail.trim()}`));
+      return cb(new AgentError('tool-failed', `sqlite3 .dump reported an error: ${this.#scan.tail.trim()}`));
     if (!this.#scan.tail.endsWith('COMMIT;\n'))
       return cb(
-        new EngineError('tool-failed', 'sqlite3 .dump did not finish with COMMIT: the dump is incomplete'),
+        new AgentError('tool-failed', 'sqlite3 .dump did not finish with COMMIT: the dump is incomplete'),
       );
     cb();
   }
@@ -128,7 +129,7 @@ export const sqliteEngine: Engine = {
     const tool = await firstTool(['sqlite3'], 'sqlite');
     const v = await shell(file, 'SELECT sqlite_version(); PRAGMA quick_check(1);');
     if (v[1] !== 'ok')
-      throw new EngineError('integrity-check-failed', `quick_check of ${file}: ${v.slice(1).join('; ')}`);
+      throw new AgentError('integrity-check-failed', `quick_check of ${file}: ${v.slice(1).join('; ')}`);
     return { serverVersion: `SQLite ${v[0]}`, toolVersion: tool.version, toolPath: tool.path };
   },
 
@@ -192,25 +193,22 @@ export const sqliteEngine: Engine = {
     const scan = new DumpScanner(['\nCREATE TABLE ', '\nINSERT INTO ', '\n/**** ERROR:']);
     await scan.consume(input);
     if (!scan.head.startsWith('PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;'))
-      throw new EngineError('not-a-dump', 'the stream does not start like a sqlite3 .dump');
+      throw new AgentError('not-a-dump', 'the stream does not start like a sqlite3 .dump');
     if (scan.counts[2] || !scan.tail.endsWith('COMMIT;\n'))
-      throw new EngineError(
-        'truncated-dump',
-        'the dump does not end with COMMIT: it was cut short or failed',
-      );
+      throw new AgentError('truncated-dump', 'the dump does not end with COMMIT: it was cut short or failed');
     return { entries: scan.counts[0]! + scan.counts[1]! };
   },
 
   async restore(_t, input, o, log) {
     if (o.tables?.length)
-      throw new EngineError('unsupported', 'restoring single tables is supported for PostgreSQL only');
+      throw new AgentError('unsupported', 'restoring single tables is supported for PostgreSQL only');
     const dest = o.database;
     const exists = await stat(dest).then(
       () => true,
       () => false,
     );
     if (exists && o.conflict !== 'clean')
-      throw new EngineError(
+      throw new AgentError(
         'target-exists',
         `${dest} exists (conflict policy ${o.conflict}); restore into a new file or use clean`,
       );
@@ -250,7 +248,7 @@ export const sqliteEngine: Engine = {
       if (pragmas) await shell(tmp, pragmas);
       const check = await shell(tmp, 'PRAGMA integrity_check;');
       if (check.join('\n') !== 'ok')
-        throw new EngineError(
+        throw new AgentError(
           'integrity-check-failed',
           `integrity_check of the restored file: ${check.slice(0, 10).join('; ')}`,
         );

@@ -11,13 +11,14 @@ import {
   summariseMeta,
   targetDbName,
 } from '@dbbackup/proto';
+import { AgentError } from '../agent-error.js';
 import { engineFor } from '../engines/registry.js';
 import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/compression.js';
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
 import { openStore } from '../storage/object-store.js';
-import { every, type JobContext, JobError } from './job-context.js';
+import { every, type JobContext } from './job-context.js';
 
 type BackupCommand = Extract<Command, { kind: 'backup' }>;
 
@@ -109,7 +110,7 @@ export async function runBackup(
     dumpedBytes = fed ? () => fedBytes.bytes : z.bytesIn;
     gate = new Meter({ until: Promise.all([dump.done, z.done, fed]) });
   } else {
-    if (!dump.stdout) throw new JobError('internal', 'dump has no output stream');
+    if (!dump.stdout) throw new AgentError('internal', 'dump has no output stream');
     const counted = new Meter();
     head = dump.stdout;
     middle.push(counted, compressor(algo, target.options.compressionLevel));
@@ -123,7 +124,7 @@ export async function runBackup(
     tables = await dump.tables;
     const { sizeBytes } = await writer.commit();
     if (sizeBytes !== encrypt.bytesOut) {
-      throw new JobError(
+      throw new AgentError(
         'size-mismatch',
         `storage holds ${sizeBytes} bytes but ${encrypt.bytesOut} were sent`,
       );
@@ -175,7 +176,7 @@ export async function runBackup(
   if (fault) {
     await store.delete(objectKey).catch(() => {});
     await ctx.clearUpload().catch(() => {});
-    throw new JobError(
+    throw new AgentError(
       'state-dir-full',
       `the agent could not record this job in its state directory (${fault.message}); free space there. The backup was not committed.`,
     );

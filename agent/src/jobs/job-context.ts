@@ -19,17 +19,6 @@ export interface JobContext {
   storageFault?: () => Error | undefined;
 }
 
-export class JobError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'JobError';
-  }
-}
-
 /** Call `fn` every `ms` until stopped. */
 export function every(ms: number, fn: () => void) {
   const t = setInterval(fn, ms);

@@ -1,5 +1,5 @@
 import type { Command } from '@dbbackup/proto';
-import { CommandError } from '../commands/command-handlers.js';
+import { AgentError } from '../agent-error.js';
 import { openStore, readAll } from '../storage/object-store.js';
 
 /**
@@ -17,10 +17,10 @@ export async function rewriteMeta(c: Extract<Command, { kind: 'meta.rewrite' }>)
   try {
     meta = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new CommandError('bad-meta', `${c.metaKey} is not valid JSON`);
+    throw new AgentError('bad-meta', `${c.metaKey} is not valid JSON`);
   }
   if (meta.backupId !== c.backupId || meta.sha256 !== c.sha256) {
-    throw new CommandError('meta-mismatch', `${c.metaKey} is not the meta.json of backup ${c.backupId}`);
+    throw new AgentError('meta-mismatch', `${c.metaKey} is not the meta.json of backup ${c.backupId}`);
   }
   const previousKekId = meta.kekId;
   if (previousKekId === c.kekId && meta.wrappedKey === c.wrappedKey)

@@ -9,6 +9,7 @@ import {
   forAgentBindingProblem,
   restoreDestinationProblem,
 } from '@dbbackup/proto';
+import { AgentError } from '../agent-error.js';
 import { engineFor } from '../engines/registry.js';
 import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
@@ -21,7 +22,7 @@ import {
   IntegrityError,
 } from '../pipeline/segmented-gcm.js';
 import { type ObjectStore, openStore, readAll } from '../storage/object-store.js';
-import { every, type JobContext, JobError } from './job-context.js';
+import { every, type JobContext } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
 type RestoreCommand = Extract<Command, { kind: 'restore' }>;
@@ -36,7 +37,7 @@ async function commandDataKey(cmd: VerifyCommand | RestoreCommand, ctx: JobConte
       forAgentBindingProblem(h, { bid: cmd.backupId, aid: ctx.agentId }, Math.floor(Date.now() / 1000)),
     );
   } catch (err) {
-    if (err instanceof KeyBindingError) throw new JobError('key-binding', err.message, { cause: err });
+    if (err instanceof KeyBindingError) throw new AgentError('key-binding', err.message, { cause: err });
     throw err;
   }
 }
@@ -52,10 +53,10 @@ async function fullTables(store: ObjectStore, meta: BackupMetaSummary): Promise<
   const key = `${meta.objectKey}.meta.json`;
   const size = await store.size(key);
   if (size === undefined || size > META_MAX_BYTES)
-    throw new JobError('meta-unreadable', `${key} is ${size === undefined ? 'missing' : 'too large'}`);
+    throw new AgentError('meta-unreadable', `${key} is ${size === undefined ? 'missing' : 'too large'}`);
   const full = BackupMeta.safeParse(JSON.parse((await readAll(store, key)).toString('utf8')));
   if (!full.success || full.data.backupId !== meta.backupId || full.data.sha256 !== meta.sha256)
-    throw new JobError('meta-mismatch', `${key} is not the metadata of backup ${meta.backupId}`);
+    throw new AgentError('meta-mismatch', `${key} is not the metadata of backup ${meta.backupId}`);
   return full.data.tables;
 }
 
@@ -175,7 +176,7 @@ async function* flatten(segments: AsyncIterable<Buffer[]>): AsyncGenerator<Buffe
 async function checkObject(store: ObjectStore, meta: BackupMeta, key: Buffer, ctx: JobContext) {
   const size = await store.size(meta.objectKey);
   if (size !== meta.sizeBytes) {
-    throw new JobError(
+    throw new AgentError(
       'size-mismatch',
       `stored object is ${size === undefined ? 'missing' : `${size} bytes`}, metadata says ${meta.sizeBytes} bytes: truncated or replaced`,
     );
@@ -186,7 +187,7 @@ async function checkObject(store: ObjectStore, meta: BackupMeta, key: Buffer, ct
     const chunks = store.readReused?.(meta.objectKey) ?? (await store.read(meta.objectKey));
     return await authenticateSegments(chunks, key, meta.sizeBytes, (n) => (read = n));
   } catch (err) {
-    if (err instanceof IntegrityError) throw new JobError('integrity-failed', err.message, { cause: err });
+    if (err instanceof IntegrityError) throw new AgentError('integrity-failed', err.message, { cause: err });
     throw err;
   } finally {
     stop();
@@ -214,7 +215,7 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
     const piped = pipeline(src, sha, decrypt, decompressor(meta.compressAlgo), plain);
     entries = (await settleBoth(piped, listed, plain)).entries;
   } catch (err) {
-    throw new JobError(
+    throw new AgentError(
       'verify-failed',
       `verify failed: ${(err as Error).message} (after ${sha.bytes} stored bytes, ${plain.bytes} dump bytes)`,
       { cause: err },
@@ -223,13 +224,13 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
     stop();
   }
   if (sha.bytes !== meta.sizeBytes)
-    throw new JobError(
+    throw new AgentError(
       'size-mismatch',
       `stored object is ${sha.bytes} bytes, metadata says ${meta.sizeBytes}`,
     );
   const digest = sha.digest();
   if (digest !== meta.sha256)
-    throw new JobError('checksum-mismatch', `SHA-256 is ${digest}, metadata says ${meta.sha256}`);
+    throw new AgentError('checksum-mismatch', `SHA-256 is ${digest}, metadata says ${meta.sha256}`);
   ctx.log(
     'info',
     `verified: ${sha.bytes} bytes, ${decrypt.segments} segments authenticated, ${entries} dump entries`,
@@ -249,7 +250,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   // (Redis restores into the target's own instance: the control plane names it itself.)
   const destination =
     cmd.target.engine === 'redis' ? undefined : restoreDestinationProblem(cmd.target.engine, cmd.database);
-  if (destination) throw new JobError('bad-destination', destination);
+  if (destination) throw new AgentError('bad-destination', destination);
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
   const key = await commandDataKey(cmd, ctx);
@@ -303,7 +304,7 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
       .map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`)
       .join('; ');
     ctx.log('error', `post-restore check: row counts differ: ${list}`);
-    throw new JobError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
+    throw new AgentError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
   }
   const wanted = cmd.tables?.length
     ? tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
