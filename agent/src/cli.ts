@@ -1,12 +1,15 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { createLogger } from '@dbbackup/logger';
+import { createLogger, type Logger } from '@dbbackup/logger';
 import { AgentDaemon } from './agent-daemon.js';
+import { type AgentConfig, type Flags, loadAgentConfig, opt, setAgentConfig, UsageError } from './config.js';
 import { HttpError, postJson } from './http-client.js';
 import { createKeys, isEnrolled, readEnrollment, saveEnrollment } from './identity.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
+
+export { UsageError } from './config.js';
 
 const USAGE = `dbbackup-agent ${AGENT_VERSION}
 
@@ -41,69 +44,8 @@ Options (each also an environment variable):
 Proxies: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
 `;
 
-export class UsageError extends Error {}
-
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
-const ENV: Record<string, string> = {
-  server: 'DBBACKUP_SERVER',
-  token: 'DBBACKUP_ENROLLMENT_TOKEN',
-  'state-dir': 'DBBACKUP_STATE_DIR',
-  hostname: 'DBBACKUP_HOSTNAME',
-  'ca-file': 'DBBACKUP_CA_FILE',
-  'log-level': 'DBBACKUP_LOG_LEVEL',
-  'backoff-base-ms': 'DBBACKUP_BACKOFF_BASE_MS',
-  'backoff-cap-ms': 'DBBACKUP_BACKOFF_CAP_MS',
-  'stable-after-ms': 'DBBACKUP_STABLE_AFTER_MS',
-  'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
-  'schedule-grace-ms': 'DBBACKUP_SCHEDULE_GRACE_MS',
-  'orphan-grace-ms': 'DBBACKUP_ORPHAN_GRACE_MS',
-  'secrets-file': 'DBBACKUP_SECRETS_FILE',
-};
-
-function opt(flags: Flags, name: string, env: NodeJS.ProcessEnv): string | undefined {
-  const v = flags[name];
-  if (typeof v === 'string' && v !== '') return v;
-  const e = ENV[name] ? env[ENV[name]] : undefined;
-  return e === '' ? undefined : e;
-}
-
-function intOpt(
-  flags: Flags,
-  name: string,
-  env: NodeJS.ProcessEnv,
-  def: number,
-  min: number,
-  max: number,
-): number {
-  const raw = opt(flags, name, env);
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(
-      `--${name} / ${ENV[name]}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
-}
-
-function labels(flags: Flags, env: NodeJS.ProcessEnv): Record<string, string> {
-  const list = [
-    ...((flags.label as string[] | undefined) ?? []),
-    ...(env.DBBACKUP_LABELS ?? '').split(',').filter(Boolean),
-  ];
-  const out: Record<string, string> = {};
-  for (const item of list) {
-    const i = item.indexOf('=');
-    if (i <= 0)
-      throw new UsageError(`--label / DBBACKUP_LABELS: expected key=value, got ${JSON.stringify(item)}`);
-    out[item.slice(0, i).trim()] = item.slice(i + 1).trim();
-  }
-  return out;
-}
-
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parseArgs({
+function parse(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
@@ -135,6 +77,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parse(argv);
   const flags = values as Flags;
   if (flags.version) {
     process.stdout.write(`${AGENT_VERSION}\n`);
@@ -145,184 +91,183 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.stdout.write(USAGE);
     return cmd || flags.help ? 0 : 2;
   }
-  const stateDir = opt(flags, 'state-dir', env) ?? '/var/lib/dbbackup-agent';
-  const logLevel = opt(flags, 'log-level', env) ?? 'info';
-  const log = createLogger({ name: 'agent', level: logLevel });
-
+  const config = loadAgentConfig(flags, env);
+  setAgentConfig(config);
+  const log = createLogger({ name: 'agent', level: config.logLevel });
   switch (cmd) {
-    case 'enroll': {
-      const server = opt(flags, 'server', env);
-      const token = opt(flags, 'token', env);
-      if (!server) throw new UsageError('enroll needs --server URL (or DBBACKUP_SERVER)');
-      if (!/^https?:\/\//i.test(server))
-        throw new UsageError(
-          `--server / DBBACKUP_SERVER: expected http(s)://host[:port], got ${JSON.stringify(server)}`,
-        );
-      if (!token) throw new UsageError('enroll needs --token TOKEN (or DBBACKUP_ENROLLMENT_TOKEN)');
-      if (isEnrolled(stateDir) && !flags.force) {
-        const e = await readEnrollment(stateDir);
-        throw new UsageError(
-          `already enrolled as ${e.agentId} with ${e.server}; pass --force to enrol again with new keys`,
-        );
-      }
-      const caFile = opt(flags, 'ca-file', env);
-      const ca = caFile ? await readFile(caFile) : undefined;
-      await mkdir(stateDir, { recursive: true, mode: 0o700 });
-      await chmod(stateDir, 0o700);
-      const keys = await createKeys(stateDir);
-      const base = server.replace(/\/+$/, '');
-      try {
-        const res = await postJson<{ agentId: string; audience: string }>(
-          `${base}/api/v1/agents/enroll`,
-          {
-            token,
-            hostname: opt(flags, 'hostname', env) ?? os.hostname(),
-            agentVersion: AGENT_VERSION,
-            labels: labels(flags, env),
-            signingKey: keys.signingPublic,
-            encryptionKey: keys.encryptionPublic,
-          },
-          ca ? { ca } : {},
-        );
-        await saveEnrollment(stateDir, {
-          agentId: res.agentId,
-          server: base,
-          audience: res.audience,
-          enrolledAt: new Date().toISOString(),
-        });
-        log.info({ agentId: res.agentId, server: base }, 'enrolled');
-        process.stdout.write(`${JSON.stringify({ agentId: res.agentId })}\n`);
-        return 0;
-      } catch (err) {
-        if (err instanceof HttpError) {
-          log.error({ status: err.status, detail: err.problem?.detail }, 'enrolment refused');
-          process.stderr.write(`enrolment refused: ${err.message}\n`);
-          return 1;
-        }
-        throw err;
-      }
-    }
-    case 'run': {
-      const daemon = new AgentDaemon({
-        stateDir,
-        log,
-        caFile: opt(flags, 'ca-file', env),
-        backoffBaseMs: intOpt(flags, 'backoff-base-ms', env, 1000, 10, 600_000),
-        backoffCapMs: intOpt(flags, 'backoff-cap-ms', env, 60_000, 10, 3_600_000),
-        stableAfterMs: intOpt(flags, 'stable-after-ms', env, 30_000, 0, 3_600_000),
-        crashPoint: env.DBBACKUP_TEST_CRASH_POINT,
-        fault: env.DBBACKUP_TEST_FAULT,
-        secretsFile: opt(flags, 'secrets-file', env),
-        env,
-        discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
-        scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
-        orphanGraceMs: intOpt(flags, 'orphan-grace-ms', env, 6 * 3_600_000, 0, 30 * 86_400_000),
-      });
-      await daemon.start();
-      const code = await new Promise<number>((resolve) => {
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) return;
-          stopping = true;
-          log.info({ signal }, 'stopping: finishing current work and flushing the outbox');
-          daemon.stop().then(
-            () => resolve(0),
-            (err) => {
-              log.error({ err }, 'error while stopping');
-              resolve(1);
-            },
-          );
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-        // Every expected failure is handled where it happens; one that is not is logged and
-        // ends the process cleanly (systemd starts it again), never silently.
-        process.on('unhandledRejection', (reason) => {
-          log.fatal({ err: reason }, 'unexpected rejection; stopping');
-          stop('unhandledRejection');
-          setTimeout(() => process.exit(1), 5000).unref();
-        });
-        void daemon.revoked.then(async () => {
-          await daemon.stop(1000).catch(() => {});
-          resolve(3);
-        });
-      });
-      log.info({ code }, 'agent stopped');
-      return code;
-    }
-    case 'secret': {
-      // dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH] (else stdin)
-      if (positionals[1] !== 'add' || !positionals[2]) {
-        process.stderr.write(
-          'usage: dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH]\n',
-        );
-        return 2;
-      }
-      const { addSecret } = await import('./secrets/secret-file.js');
-      const file = opt(flags, 'secrets-file', env) ?? '/etc/dbbackup/secrets.json';
-      try {
-        const r = await addSecret({
-          file,
-          stateDir,
-          name: positionals[2],
-          allow: (opt(flags, 'allow', env) ?? '')
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean),
-          fromEnv: opt(flags, 'from-env', env),
-          fromFile: opt(flags, 'from-file', env),
-          stdin: process.stdin,
-        });
-        process.stdout.write(
-          `secret ${r.name} ${r.replaced ? 'replaced' : 'added'} in ${file}, bound to ${r.allow.join(', ')}\n`,
-        );
-        return 0;
-      } catch (err) {
-        process.stderr.write(`dbbackup-agent: ${(err as Error).message}\n`);
-        return 2;
-      }
-    }
-    case 'status': {
-      const e = await readEnrollment(stateDir);
-      const store = await AgentStore.open(stateDir);
-      const status = {
-        agentId: e.agentId,
-        server: e.server,
-        enrolledAt: e.enrolledAt,
-        version: AGENT_VERSION,
-        lastConnectedAt: (await store.getMeta('last_connected_at')) ?? null,
-        eventsAckedUpTo: await store.eventsAckedUpTo(),
-        outboxDepth: await store.outboxDepth(),
-        commands: await store.inboxCounts(),
-      };
-      await store.close();
-      process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-      return 0;
-    }
-    case 'decrypt': {
-      const keyFile = flags.key as string | undefined;
-      const metaFile = flags.meta as string | undefined;
-      const inFile = flags.in as string | undefined;
-      if (!keyFile || !metaFile || !inFile) throw new UsageError('decrypt needs --key, --meta and --in');
-      const { decryptBackup } = await import('./decrypt-command.js');
-      const legacyZeroKey = flags['legacy-zero-key'] === true;
-      if (legacyZeroKey)
-        process.stderr.write(
-          'warning: decrypting with the all-zero key of agents before 0.1.1; the segments prove order and completeness, not who wrote them\n',
-        );
-      const r = await decryptBackup({
-        keyFile,
-        metaFile,
-        inFile,
-        out: (flags.out as string | undefined) ?? process.stdout,
-        legacyZeroKey,
-      });
-      process.stderr.write(
-        `decrypted ${r.bytesIn} bytes, ${r.segments} segments authenticated, SHA-256 matches\n`,
-      );
-      return 0;
-    }
+    case 'enroll':
+      return enroll(config, flags, log);
+    case 'run':
+      return run(config, env, log);
+    case 'secret':
+      return secret(config, flags, env, positionals);
+    case 'status':
+      return status(config);
+    case 'decrypt':
+      return decrypt(flags);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}; see dbbackup-agent --help`);
   }
+}
+
+async function enroll(config: AgentConfig, flags: Flags, log: Logger): Promise<number> {
+  const { stateDir, server, enrollmentToken: token } = config;
+  if (!server) throw new UsageError('enroll needs --server URL (or DBBACKUP_SERVER)');
+  if (!/^https?:\/\//i.test(server))
+    throw new UsageError(
+      `--server / DBBACKUP_SERVER: expected http(s)://host[:port], got ${JSON.stringify(server)}`,
+    );
+  if (!token) throw new UsageError('enroll needs --token TOKEN (or DBBACKUP_ENROLLMENT_TOKEN)');
+  if (isEnrolled(stateDir) && !flags.force) {
+    const e = await readEnrollment(stateDir);
+    throw new UsageError(
+      `already enrolled as ${e.agentId} with ${e.server}; pass --force to enrol again with new keys`,
+    );
+  }
+  const ca = config.caFile ? await readFile(config.caFile) : undefined;
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await chmod(stateDir, 0o700);
+  const keys = await createKeys(stateDir);
+  const base = server.replace(/\/+$/, '');
+  try {
+    const res = await postJson<{ agentId: string; audience: string }>(
+      `${base}/api/v1/agents/enroll`,
+      {
+        token,
+        hostname: config.hostname ?? os.hostname(),
+        agentVersion: AGENT_VERSION,
+        labels: config.labels,
+        signingKey: keys.signingPublic,
+        encryptionKey: keys.encryptionPublic,
+      },
+      ca ? { ca } : {},
+    );
+    await saveEnrollment(stateDir, {
+      agentId: res.agentId,
+      server: base,
+      audience: res.audience,
+      enrolledAt: new Date().toISOString(),
+    });
+    log.info({ agentId: res.agentId, server: base }, 'enrolled');
+    process.stdout.write(`${JSON.stringify({ agentId: res.agentId })}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof HttpError) {
+      log.error({ status: err.status, detail: err.problem?.detail }, 'enrolment refused');
+      process.stderr.write(`enrolment refused: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function run(config: AgentConfig, env: NodeJS.ProcessEnv, log: Logger): Promise<number> {
+  const daemon = new AgentDaemon(config, log, env);
+  await daemon.start();
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping: finishing current work and flushing the outbox');
+      daemon.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    // Every expected failure is handled where it happens; one that is not is logged and
+    // ends the process cleanly (systemd starts it again), never silently.
+    process.on('unhandledRejection', (reason) => {
+      log.fatal({ err: reason }, 'unexpected rejection; stopping');
+      stop('unhandledRejection');
+      setTimeout(() => process.exit(1), 5000).unref();
+    });
+    void daemon.revoked.then(async () => {
+      await daemon.stop(1000).catch(() => {});
+      resolve(3);
+    });
+  });
+  log.info({ code }, 'agent stopped');
+  return code;
+}
+
+async function secret(config: AgentConfig, flags: Flags, env: NodeJS.ProcessEnv, positionals: string[]) {
+  const { stateDir } = config;
+  // dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH] (else stdin)
+  if (positionals[1] !== 'add' || !positionals[2]) {
+    process.stderr.write(
+      'usage: dbbackup-agent secret add NAME --allow DEST[,DEST] [--from-env VAR | --from-file PATH]\n',
+    );
+    return 2;
+  }
+  const { addSecret } = await import('./secrets/secret-file.js');
+  const file = config.secretsFile;
+  try {
+    const r = await addSecret({
+      file,
+      stateDir,
+      name: positionals[2],
+      allow: (opt(flags, 'allow', env) ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+      fromEnv: opt(flags, 'from-env', env),
+      fromFile: opt(flags, 'from-file', env),
+      stdin: process.stdin,
+    });
+    process.stdout.write(
+      `secret ${r.name} ${r.replaced ? 'replaced' : 'added'} in ${file}, bound to ${r.allow.join(', ')}\n`,
+    );
+    return 0;
+  } catch (err) {
+    process.stderr.write(`dbbackup-agent: ${(err as Error).message}\n`);
+    return 2;
+  }
+}
+
+async function status({ stateDir }: AgentConfig): Promise<number> {
+  const e = await readEnrollment(stateDir);
+  const store = await AgentStore.open(stateDir);
+  const status = {
+    agentId: e.agentId,
+    server: e.server,
+    enrolledAt: e.enrolledAt,
+    version: AGENT_VERSION,
+    lastConnectedAt: (await store.getMeta('last_connected_at')) ?? null,
+    eventsAckedUpTo: await store.eventsAckedUpTo(),
+    outboxDepth: await store.outboxDepth(),
+    commands: await store.inboxCounts(),
+  };
+  await store.close();
+  process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+  return 0;
+}
+
+async function decrypt(flags: Flags): Promise<number> {
+  const keyFile = flags.key as string | undefined;
+  const metaFile = flags.meta as string | undefined;
+  const inFile = flags.in as string | undefined;
+  if (!keyFile || !metaFile || !inFile) throw new UsageError('decrypt needs --key, --meta and --in');
+  const { decryptBackup } = await import('./decrypt-command.js');
+  const legacyZeroKey = flags['legacy-zero-key'] === true;
+  if (legacyZeroKey)
+    process.stderr.write(
+      'warning: decrypting with the all-zero key of agents before 0.1.1; the segments prove order and completeness, not who wrote them\n',
+    );
+  const r = await decryptBackup({
+    keyFile,
+    metaFile,
+    inFile,
+    out: (flags.out as string | undefined) ?? process.stdout,
+    legacyZeroKey,
+  });
+  process.stderr.write(
+    `decrypted ${r.bytesIn} bytes, ${r.segments} segments authenticated, SHA-256 matches\n`,
+  );
+  return 0;
 }

@@ -18,34 +18,6 @@ export interface DiscoveryConfig {
   sqlitePaths: string[];
 }
 
-const list = (v: string | undefined, dflt: string) =>
-  (v ?? dflt)
-    .split(/[,:]/)
-    .map((x) => x.trim())
-    .filter(Boolean);
-
-/** From the agent's environment; every list is comma- (or colon-) separated, empty turns a probe off. */
-export function discoveryConfig(env: NodeJS.ProcessEnv): DiscoveryConfig | undefined {
-  if (/^(off|false|0|no)$/i.test(env.DBBACKUP_DISCOVERY ?? '')) return undefined;
-  return {
-    pgSocketDirs: list(env.DBBACKUP_DISCOVER_PG_SOCKET_DIRS, '/run/postgresql,/var/run/postgresql,/tmp'),
-    mysqlSockets: list(
-      env.DBBACKUP_DISCOVER_MYSQL_SOCKETS,
-      '/run/mysqld/mysqld.sock,/var/run/mysqld/mysqld.sock',
-    ),
-    redis: (env.DBBACKUP_DISCOVER_REDIS ?? '127.0.0.1:6379')
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean)
-      .map((x) => {
-        const i = x.lastIndexOf(':');
-        return { host: x.slice(0, i), port: Number(x.slice(i + 1)) };
-      })
-      .filter((r) => r.host && Number.isInteger(r.port) && r.port > 0 && r.port < 65536),
-    sqlitePaths: list(env.DBBACKUP_DISCOVER_SQLITE_PATHS, ''),
-  };
-}
-
 const PG_SYSTEM = ['template0', 'template1'];
 const MYSQL_SYSTEM = ['information_schema', 'performance_schema', 'mysql', 'sys'];
 

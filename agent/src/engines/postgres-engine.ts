@@ -7,6 +7,7 @@ import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import pg from 'pg';
 import { AgentError } from '../agent-error.js';
+import { agentConfig } from '../config.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
 import type { DumpHandle, Engine, Mismatch, RestoreOptions, TableStat } from './engine.js';
 import { feedInto, secretPassword, toolError } from './engine-support.js';
@@ -114,7 +115,7 @@ async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
  * (DBBACKUP_TOOL_DIRS, colon-separated; default /usr/bin, /usr/local/bin,
  * /usr/lib/postgresql, /opt), judged by where the path really leads.
  */
-export function allowedTool(named: string, dirs = toolDirs()): string {
+export function allowedTool(named: string, dirs = agentConfig().toolDirs): string {
   if (!named.startsWith('/')) return named;
   let real: string;
   try {
@@ -129,12 +130,6 @@ export function allowedTool(named: string, dirs = toolDirs()): string {
       `${named} (the target's dumpTool) is not in a directory this host allows for tools (${dirs.join(':')}; DBBACKUP_TOOL_DIRS)`,
     );
   return real;
-}
-
-function toolDirs(): string[] {
-  return (process.env.DBBACKUP_TOOL_DIRS ?? '/usr/bin:/usr/local/bin:/usr/lib/postgresql:/opt')
-    .split(':')
-    .filter((d) => d.startsWith('/'));
 }
 
 /**

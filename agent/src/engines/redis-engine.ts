@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
 import { AgentError } from '../agent-error.js';
+import { agentConfig } from '../config.js';
 import { childExit } from '../pipeline/child-exit.js';
 import { Crc64 } from './crc64.js';
 import type { DumpHandle, Engine, TableStat } from './engine.js';
@@ -270,10 +271,7 @@ export const redisEngine: Engine = {
         'this Redis target has no options.startCommand: the restore must stop the server and needs a command to start it again',
       );
     // The control plane names the command; this host decides whether it may run.
-    const allowed = (process.env.DBBACKUP_ALLOWED_COMMANDS ?? '')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean);
+    const allowed = agentConfig().allowedCommands;
     if (!allowed.includes(start.join(' ')))
       throw new AgentError(
         'command-not-allowed',

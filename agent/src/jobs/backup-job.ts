@@ -17,7 +17,7 @@ import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/c
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
-import { openStore } from '../storage/object-store.js';
+import { openStore } from '../storage/open-store.js';
 import { every, type JobContext } from './job-context.js';
 
 type BackupCommand = Extract<Command, { kind: 'backup' }>;

@@ -1,6 +1,7 @@
 import type { Command } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
-import { openStore, readAll } from '../storage/object-store.js';
+import { readAll } from '../storage/object-store.js';
+import { openStore } from '../storage/open-store.js';
 
 /**
  * Key rotation on the agent's side: replace the wrapped data key and KEK id in a

@@ -1,5 +1,5 @@
 import { backupTargetPrefix, type StorageSpec, type TargetSpec, targetDbName } from '@dbbackup/proto';
-import { openStore } from '../storage/object-store.js';
+import { openStore } from '../storage/open-store.js';
 
 export interface Orphan {
   key: string;

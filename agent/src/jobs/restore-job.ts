@@ -21,7 +21,8 @@ import {
   decryptSegments,
   IntegrityError,
 } from '../pipeline/segmented-gcm.js';
-import { type ObjectStore, openStore, readAll } from '../storage/object-store.js';
+import { type ObjectStore, readAll } from '../storage/object-store.js';
+import { openStore } from '../storage/open-store.js';
 import { every, type JobContext } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;

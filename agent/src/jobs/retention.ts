@@ -8,7 +8,8 @@ import {
   type TargetSpec,
   targetDbName,
 } from '@dbbackup/proto';
-import { openStore, readAll } from '../storage/object-store.js';
+import { readAll } from '../storage/object-store.js';
+import { openStore } from '../storage/open-store.js';
 
 export interface RetentionOutcome {
   kept: number;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { destinationOf, type TargetSpec } from '@dbbackup/proto';
 import { z } from 'zod';
+import { agentConfig } from '../config.js';
 
 /**
  * Secrets an agent may use are declared on its host, each bound to the destinations
@@ -157,9 +158,9 @@ export function setHostSecrets(h: HostSecrets) {
 export function hostSecrets(): HostSecrets {
   if (!current)
     current = new HostSecrets({
-      file: process.env.DBBACKUP_SECRETS_FILE ?? '/etc/dbbackup/secrets.json',
+      file: agentConfig().secretsFile,
       env: process.env,
-      stateDir: process.env.DBBACKUP_STATE_DIR ?? '/var/lib/dbbackup',
+      stateDir: agentConfig().stateDir,
     });
   return current;
 }

@@ -2,8 +2,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { StorageSpec } from '@dbbackup/proto';
-import { joinKey, type ObjectStore, type ObjectWriter } from './object-store.js';
+import { joinKey, type StorageSpec } from '@dbbackup/proto';
+import type { ObjectStore, ObjectWriter } from './object-store.js';
 
 type LocalSpec = Extract<StorageSpec, { kind: 'local' }>;
 const PARTIAL = '.partial';

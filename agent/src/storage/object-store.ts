@@ -1,7 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import type { StorageSpec } from '@dbbackup/proto';
-import { LocalStore } from './local-store.js';
 
 export interface ObjectWriter {
   /** Where the object's bytes go; backpressure flows back through it. */
@@ -43,18 +42,7 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
 }
 
-/** The AWS SDK is loaded only by agents that use S3 (it is most of an idle agent's memory otherwise). */
-export async function openStore(spec: StorageSpec): Promise<ObjectStore> {
-  if (spec.kind === 'local') return new LocalStore(spec);
-  const { S3Store } = await import('./s3-store.js');
-  // DBBACKUP_S3_RETRY_BASE_MS: first retry delay (doubling, 5 attempts); default 2000 ms.
-  const base = Number(process.env.DBBACKUP_S3_RETRY_BASE_MS);
-  return new S3Store(spec, Number.isInteger(base) && base > 0 ? { retryBaseMs: base } : {});
-}
-
 /** A small object (a meta.json) read whole. */
 export async function readAll(store: ObjectStore, key: string): Promise<Buffer> {
   return buffer(await store.read(key));
 }
-
-export { joinKey } from '@dbbackup/proto';

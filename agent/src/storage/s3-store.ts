@@ -10,9 +10,9 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { StorageSpec } from '@dbbackup/proto';
+import { joinKey, type StorageSpec } from '@dbbackup/proto';
 import { ConfiguredRetryStrategy } from '@smithy/util-retry';
-import { joinKey, type ObjectStore, type ObjectWriter } from './object-store.js';
+import type { ObjectStore, ObjectWriter } from './object-store.js';
 
 type S3Spec = Extract<StorageSpec, { kind: 's3' }>;
 

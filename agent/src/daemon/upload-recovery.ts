@@ -1,0 +1,33 @@
+import type { Logger } from '@dbbackup/logger';
+import { StorageSpec } from '@dbbackup/proto';
+import { removeUncommitted } from '../jobs/orphan-sweep.js';
+import { openStore } from '../storage/open-store.js';
+import type { AgentStore } from '../store/agent-store.js';
+
+/**
+ * After a crash: abort the uploads of jobs that were interrupted, so no multipart upload is
+ * left behind, and remove a data object whose upload completed before its commit marker.
+ * What cannot be cleaned now is tried again at the next start.
+ */
+export async function recoverUploads(store: AgentStore, log: Logger) {
+  for (const u of await store.unfinishedUploads()) {
+    try {
+      const storage = StorageSpec.parse(JSON.parse(u.storage));
+      const n = await (await openStore(storage)).cleanupUnfinished(u.object_key);
+      const removed = await removeUncommitted(storage, u.object_key);
+      log.warn(
+        { jobId: u.job_id, key: u.object_key, aborted: n, removedObject: removed },
+        'cleaned up after an interrupted job: unfinished upload aborted, uncommitted object removed',
+      );
+      if (removed)
+        await store.appendEvent({
+          type: 'log',
+          level: 'warn',
+          message: `removed ${u.object_key}: its job was interrupted before the backup was committed`,
+        });
+      await store.clearUpload(u.job_id);
+    } catch (err) {
+      log.error({ err, jobId: u.job_id }, 'could not abort an unfinished upload; will retry at next start');
+    }
+  }
+}
