@@ -180,3 +180,17 @@ export function secretPassword(t: TargetSpec): string | undefined {
     throw err;
   }
 }
+
+/**
+ * The target's password as this host lets it go: a declared secret, only to a destination it
+ * is bound to; for a target from before 0.1.2 that names an environment variable, that variable.
+ */
+export function targetPassword(t: TargetSpec): string | undefined {
+  const declared = secretPassword(t);
+  const s = t.secretRef;
+  if (s.kind !== 'env') return declared;
+  const v = process.env[s.name];
+  if (v === undefined)
+    throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
+  return v;
+}

@@ -1,19 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import {
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  open,
-  readdir,
-  readlink,
-  rename,
-  rm,
-  chmod as setMode,
-  symlink,
-  utimes,
-} from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +8,7 @@ import picomatch from 'picomatch';
 import tar from 'tar-stream';
 import { AgentError } from '../agent-error.js';
 import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
+import { type Counts, extractInto } from './tar-extract.js';
 
 /**
  * A directory tree as a tar stream (tar-stream, in the agent's process): regular
@@ -33,8 +21,6 @@ import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
  * planted earlier in the same archive included). Only a fully extracted tree
  * is moved into place, so a refused archive leaves nothing behind.
  */
-
-type Counts = { files: number; directories: number; symlinks: number };
 
 const counted = (c: Counts): TableStat[] => [
   { table: 'directories', rows: c.directories, exact: true },
@@ -124,167 +110,6 @@ async function packTree(
       log(`${rel}: not a file, directory or symlink (socket, FIFO or device): left out`);
     }
   }
-}
-
-/**
- * Where a symlink made in `dir` (relative to `root`) pointing at `to` really leads,
- * resolved against the links already extracted: a reason when it leaves `root`
- * (`l -> .` then `x -> l/..`), else undefined. A `..` after a component that does not
- * exist yet is refused too: a link extracted later could turn it into a way out.
- */
-export async function linkEscape(root: string, dir: string, to: string): Promise<string | undefined> {
-  const stack = dir.split('/').filter((p) => p !== '' && p !== '.');
-  let pending = to.split('/');
-  let hops = 0;
-  let unresolved = false;
-  while (pending.length) {
-    const p = pending.shift() as string;
-    if (p === '' || p === '.') continue;
-    if (p === '..') {
-      if (unresolved) return `'..' after a path not extracted yet`;
-      if (!stack.length) return 'it climbs above the destination';
-      stack.pop();
-      continue;
-    }
-    if (unresolved) {
-      stack.push(p);
-      continue;
-    }
-    const at = path.join(root, ...stack, p);
-    const st = await lstat(at).catch(() => undefined);
-    if (st?.isSymbolicLink()) {
-      if (++hops > 40) return 'too many links';
-      const next = await readlink(at);
-      if (path.isAbsolute(next))
-        return `it goes through ${path.relative(root, at)}, a link to an absolute path`;
-      pending = [...next.split('/'), ...pending];
-      continue;
-    }
-    if (!st) unresolved = true;
-    stack.push(p);
-  }
-  return undefined;
-}
-
-/** The checks that keep an entry inside `root`; returns the path to write, or throws naming the entry. */
-async function safePath(root: string, name: string): Promise<string | undefined> {
-  const refuse = (why: string) => new AgentError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
-  if (name.includes('\0')) throw refuse('its name contains a NUL byte');
-  if (name.startsWith('/') || /^[A-Za-z]:[\\/]/.test(name)) throw refuse('absolute path');
-  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw refuse("'..' in its path");
-  if (!parts.length) return undefined; // the archive's root itself
-  let cur = root;
-  for (const p of parts.slice(0, -1)) {
-    cur = path.join(cur, p);
-    const st = await lstat(cur).catch(() => undefined);
-    if (!st) await mkdir(cur, { mode: 0o700 });
-    else if (st.isSymbolicLink()) throw refuse(`its parent ${path.relative(root, cur)} is a symlink`);
-    else if (!st.isDirectory()) throw refuse(`its parent ${path.relative(root, cur)} is not a directory`);
-  }
-  return path.join(root, ...parts);
-}
-
-async function extractInto(root: string, input: Readable, log: (m: string) => void): Promise<Counts> {
-  const counts: Counts = { files: 0, directories: 0, symlinks: 0 };
-  const dirTimes: { p: string; mode: number; mtime: Date }[] = [];
-  const ex = tar.extract();
-  const feeding = pipeline(input, ex);
-  const extracting = (async () => {
-    for await (const entry of ex) {
-      const h = entry.header;
-      const name = h.name;
-      const drain = async () => {
-        for await (const _ of entry) {
-          // skip
-        }
-      };
-      const target = await safePath(root, name).catch(async (err) => {
-        entry.resume();
-        throw err;
-      });
-      if (!target) {
-        await drain();
-        continue;
-      }
-      const existing = await lstat(target).catch(() => undefined);
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      const mtime = h.mtime ?? new Date();
-      const refuse = (why: string) =>
-        new AgentError('unsafe-entry', `refusing archive entry "${name}": ${why}`);
-      switch (h.type) {
-        case 'directory':
-          if (existing && !existing.isDirectory())
-            throw refuse('a non-directory of that name is already there');
-          if (!existing) await mkdir(target, { mode: 0o700 });
-          dirTimes.push({ p: target, mode, mtime });
-          counts.directories++;
-          await drain();
-          break;
-        case 'file':
-        case 'contiguous-file': {
-          if (existing) throw refuse('a file, directory or link of that name is already there');
-          // O_EXCL | O_NOFOLLOW: never through a symlink, never over something else.
-          const fh = await open(
-            target,
-            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-            0o600,
-          );
-          await pipeline(entry, fh.createWriteStream());
-          await setMode(target, mode);
-          await utimes(target, mtime, mtime);
-          counts.files++;
-          break;
-        }
-        case 'symlink': {
-          const to = h.linkname ?? '';
-          if (!to || path.isAbsolute(to)) throw refuse(`symlink to an absolute path (${to})`);
-          const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), to));
-          if (resolved === '..' || resolved.startsWith('../'))
-            throw refuse(`symlink pointing outside (${to})`);
-          const why = await linkEscape(root, path.posix.dirname(name), to);
-          if (why) throw refuse(`symlink pointing outside (${to}): ${why}`);
-          if (existing) throw refuse('a file, directory or link of that name is already there');
-          await symlink(to, target);
-          await lutimes(target, mtime, mtime).catch(() => {});
-          counts.symlinks++;
-          await drain();
-          break;
-        }
-        case 'link': {
-          const to = h.linkname ?? '';
-          const source = await safePath(root, to).catch(() => {
-            throw refuse(`hard link to ${to}, outside the archive`);
-          });
-          const st = source ? await lstat(source).catch(() => undefined) : undefined;
-          if (!source || !st?.isFile())
-            throw refuse(`hard link to ${to}, which is not a file extracted from this archive`);
-          if (existing) throw refuse('a file, directory or link of that name is already there');
-          await link(source, target);
-          counts.files++;
-          await drain();
-          break;
-        }
-        default:
-          log(`${name}: ${h.type} entries are not restored`);
-          await drain();
-      }
-    }
-  })();
-  try {
-    await Promise.all([feeding, extracting]);
-  } catch (err) {
-    input.destroy();
-    ex.destroy();
-    await Promise.allSettled([feeding, extracting]);
-    throw err;
-  }
-  // Directories last and deepest first: writing into them changed their mtimes.
-  for (const d of dirTimes.reverse()) {
-    await setMode(d.p, d.mode);
-    await utimes(d.p, d.mtime, d.mtime);
-  }
-  return counts;
 }
 
 async function countTree(root: string): Promise<Counts> {

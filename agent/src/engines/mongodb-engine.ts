@@ -7,7 +7,7 @@ import type { TargetSpec } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
 import type { DumpHandle, Engine, Mismatch, RestoreOptions } from './engine.js';
-import { feedInto, firstTool, secretPassword, toolError } from './engine-support.js';
+import { feedInto, firstTool, targetPassword, toolError } from './engine-support.js';
 
 /**
  * MongoDB through mongodump/mongorestore in archive mode (one stream). The
@@ -29,11 +29,9 @@ export async function mongoAuth(t: TargetSpec): Promise<{ args: string[]; cleanu
   const args = [`--uri=${uri(t)}`];
   if (t.connection.user) args.push(`--username=${t.connection.user}`, '--authenticationDatabase=admin');
   const s = t.secretRef;
-  const declared = secretPassword(t);
+  const v = targetPassword(t);
   if (s.kind === 'passfile') return { args: [...args, `--config=${s.path}`], cleanup: async () => {} };
-  if (s.kind === 'env' || declared !== undefined) {
-    const v = declared ?? (s.kind === 'env' ? process.env[s.name] : undefined);
-    if (v === undefined) throw new AgentError('secret-missing', `the secret is not set on the agent host`);
+  if (v !== undefined) {
     const dir = await mkdtemp(path.join(tmpdir(), 'dbb-mongo-'));
     const file = path.join(dir, 'config.yaml');
     await writeFile(file, `password: ${JSON.stringify(v)}\n`, { mode: 0o600 });

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { AgentError } from '../agent-error.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
 import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
-import { clientHas, DumpScanner, feedInto, firstTool, secretPassword, toolError } from './engine-support.js';
+import { clientHas, DumpScanner, feedInto, firstTool, targetPassword, toolError } from './engine-support.js';
 
 /**
  * MySQL and MariaDB through their own clients: `mariadb-dump`/`mysqldump` with
@@ -28,16 +28,10 @@ export function mysqlArgs(t: TargetSpec): { args: string[]; env: Record<string, 
   const env: Record<string, string> = {};
   const s = t.secretRef;
   // The host decides: a declared secret only to a destination it is bound to.
-  const password = secretPassword(t);
+  const password = targetPassword(t);
   if (password !== undefined) env.MYSQL_PWD = password;
   // --defaults-extra-file must come first.
   if (s.kind === 'passfile') args.push(`--defaults-extra-file=${s.path}`);
-  if (s.kind === 'env') {
-    const v = process.env[s.name];
-    if (v === undefined)
-      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
-    env.MYSQL_PWD = v;
-  }
   if (c.host?.startsWith('/')) args.push(`--socket=${c.host}`);
   else {
     args.push(`--host=${c.host ?? '127.0.0.1'}`, '--protocol=TCP');

@@ -1,179 +1,22 @@
 import { spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable, Stream } from 'node:stream';
-import type { TargetSpec } from '@dbbackup/proto';
 import { execa } from 'execa';
-import pg from 'pg';
+import type pg from 'pg';
 import { AgentError } from '../agent-error.js';
-import { agentConfig } from '../config.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
-import type { DumpHandle, Engine, Mismatch, RestoreOptions, TableStat } from './engine.js';
-import { feedInto, secretPassword, toolError } from './engine-support.js';
+import type { DumpHandle, Engine, Mismatch, TableStat } from './engine.js';
+import { client, libpqEnv, serverInfo } from './postgres-client.js';
+import { restorePostgres } from './postgres-restore.js';
+import { pickTool, toolFor } from './postgres-tools.js';
+
+export { conninfoDbname } from './postgres-client.js';
+export { allowedTool, pickTool } from './postgres-tools.js';
+
+import { toolError } from './engine-support.js';
 import { feedTool } from './tool-feed.js';
 
 /** Tables up to this size get an exact count(*); larger ones report the planner's estimate. */
 const EXACT_COUNT_MAX_BYTES = 512 * 1024 * 1024;
-
-/**
- * libpq environment for the tools and the client: the password never goes on a
- * command line, and never leaves this host (invariant 6).
- */
-function libpqEnv(t: TargetSpec): Record<string, string> {
-  const c = t.connection;
-  const env: Record<string, string> = {
-    PGDATABASE: c.database ?? 'postgres',
-    PGCONNECT_TIMEOUT: '10',
-    PGAPPNAME: 'dbbackup',
-  };
-  if (c.host) env.PGHOST = c.host;
-  if (c.port) env.PGPORT = String(c.port);
-  if (c.user) env.PGUSER = c.user;
-  const s = t.secretRef;
-  // The host decides: a declared secret only to a destination it is bound to.
-  const password = secretPassword(t);
-  if (password !== undefined) env.PGPASSWORD = password;
-  if (s.kind === 'passfile') env.PGPASSFILE = s.path;
-  if (s.kind === 'env') {
-    const v = process.env[s.name];
-    if (v === undefined)
-      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
-    env.PGPASSWORD = v;
-  }
-  return env;
-}
-
-async function client(t: TargetSpec, database = t.connection.database ?? 'postgres'): Promise<pg.Client> {
-  const env = libpqEnv(t);
-  const c = t.connection;
-  const cl = new pg.Client({
-    host: c.host ?? '/var/run/postgresql',
-    port: c.port ?? 5432,
-    database,
-    user: c.user ?? process.env.USER ?? 'postgres',
-    ...(env.PGPASSWORD ? { password: env.PGPASSWORD } : {}),
-    connectionTimeoutMillis: 10_000,
-    application_name: 'dbbackup',
-  });
-  // node-postgres reads PGPASSFILE through its pgpass support when no password is given.
-  const savedPassfile = process.env.PGPASSFILE;
-  if (env.PGPASSFILE) process.env.PGPASSFILE = env.PGPASSFILE;
-  try {
-    await cl.connect();
-  } catch (err) {
-    throw new AgentError('connect-failed', `cannot connect to PostgreSQL: ${(err as Error).message}`, {
-      cause: err,
-    });
-  } finally {
-    if (env.PGPASSFILE) {
-      if (savedPassfile === undefined) delete process.env.PGPASSFILE;
-      else process.env.PGPASSFILE = savedPassfile;
-    }
-  }
-  cl.on('error', () => {});
-  return cl;
-}
-
-type Tool = { path: string; major: number; version: string };
-
-/** What `--version` said for a tool file, with the file identity it was said for. */
-const probed = new Map<string, { sig: string; tool: Tool | null }>();
-
-/**
- * One candidate's version. A file already asked is not run again while it and the set
- * of installed majors stay the same (Debian's /usr/bin/pg_dump wrapper answers for
- * the newest one): a package upgrade changes the file and it is asked again.
- */
-async function probeTool(file: string, installed: string): Promise<Tool | null> {
-  const st = await stat(file).catch(() => undefined);
-  if (!st?.isFile()) return null;
-  const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${installed}`;
-  const hit = probed.get(file);
-  if (hit?.sig === sig) return hit.tool;
-  const r = await execa(file, ['--version'], { reject: false, timeout: 5000, stdin: 'ignore' });
-  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout ?? '');
-  const tool =
-    r.exitCode === 0 && m?.[1] ? { path: file, major: Number(m[1]), version: r.stdout.trim() } : null;
-  probed.set(file, { sig, tool });
-  return tool;
-}
-
-/** Every runnable `name` under /usr/lib/postgresql/<major>/bin and on PATH, in that order. */
-async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
-  const dirs = new Set<string>();
-  const majors = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
-  for (const m of majors) dirs.add(`/usr/lib/postgresql/${m}/bin`);
-  for (const d of (process.env.PATH ?? '').split(path.delimiter)) if (d) dirs.add(d);
-  const installed = majors.sort().join(',');
-  const tools = await Promise.all([...dirs].map((d) => probeTool(path.join(d, name), installed)));
-  return tools.filter((t): t is Tool => t !== null);
-}
-
-/**
- * A dump tool a target names by path runs only from a directory this host allows
- * (DBBACKUP_TOOL_DIRS, colon-separated; default /usr/bin, /usr/local/bin,
- * /usr/lib/postgresql, /opt), judged by where the path really leads.
- */
-export function allowedTool(named: string, dirs = agentConfig().toolDirs): string {
-  if (!named.startsWith('/')) return named;
-  let real: string;
-  try {
-    real = realpathSync(named);
-  } catch {
-    throw new AgentError('tool-missing', `${named} (the target's dumpTool) does not exist`);
-  }
-  const ok = dirs.some((d) => real.startsWith(`${d.replace(/\/+$/, '')}/`));
-  if (!ok)
-    throw new AgentError(
-      'tool-not-allowed',
-      `${named} (the target's dumpTool) is not in a directory this host allows for tools (${dirs.join(':')}; DBBACKUP_TOOL_DIRS)`,
-    );
-  return real;
-}
-
-/**
- * The dump tool a target names itself (options.dumpTool, e.g. YugabyteDB's ysql_dump),
- * else the matching pg_dump/pg_restore.
- */
-async function toolFor(t: TargetSpec, name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
-  const named = name === 'pg_dump' ? t.options.dumpTool : undefined;
-  if (!named) return pickTool(name, serverMajor);
-  const own = allowedTool(named);
-  const r = await execa(own, ['--version'], { reject: false, timeout: 5000 });
-  if (r.exitCode !== 0)
-    throw new AgentError(
-      'tool-missing',
-      `${own} (the target's dumpTool) does not run: ${String(r.stderr || r.message).slice(0, 500)}`,
-    );
-  return { path: own, major: serverMajor, version: r.stdout.trim() };
-}
-
-/**
- * The pg_dump/pg_restore for a server: the same major version when there is
- * one, else the oldest newer one; a tool older than the server cannot dump it.
- */
-export async function pickTool(name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
-  const tools = await toolVersions(name);
-  const same = tools.find((t) => t.major === serverMajor);
-  if (same) return same;
-  const newer = tools.filter((t) => t.major > serverMajor).sort((a, b) => a.major - b.major)[0];
-  if (newer) return newer;
-  const have = tools.length ? tools.map((t) => `${t.major} (${t.path})`).join(', ') : 'none';
-  throw new AgentError(
-    'tool-too-old',
-    `the server is PostgreSQL ${serverMajor} but no ${name} of version ${serverMajor} or newer is installed (found: ${have}); ` +
-      `install postgresql-client-${serverMajor} on this host`,
-  );
-}
-
-async function serverInfo(cl: pg.Client) {
-  const r = await cl.query<{ num: string; version: string }>(
-    "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version",
-  );
-  const num = Number(r.rows[0]?.num);
-  return { major: Math.floor(num / 10000), version: r.rows[0]?.version ?? String(num) };
-}
 
 const STATS_SQL = `
   SELECT format('%I.%I', n.nspname, c.relname) AS tbl,
@@ -282,108 +125,7 @@ export const postgresEngine: Engine = {
     return { entries };
   },
 
-  async restore(t, input, o: RestoreOptions, log) {
-    const qualified = (o.tables ?? []).filter((x) => x.includes('.'));
-    const schemasNamed = new Set(qualified.map((x) => x.split('.', 1)[0]));
-    if (schemasNamed.size > 1 || (qualified.length > 0 && qualified.length !== (o.tables ?? []).length)) {
-      throw new AgentError(
-        'selection-unsupported',
-        'pg_restore selects tables from one schema at a time: name tables all unqualified or all in the same schema',
-      );
-    }
-    const admin = await client(t, t.connection.database === o.database ? 'postgres' : t.connection.database);
-    let serverMajor: number;
-    try {
-      serverMajor = (await serverInfo(admin)).major;
-      const exists =
-        (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database])).rowCount! > 0;
-      if (o.conflict === 'create') {
-        if (exists)
-          throw new AgentError(
-            'target-exists',
-            `database "${o.database}" already exists (conflict policy create)`,
-          );
-        await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(o.database)}`);
-        log(`created database ${o.database}`);
-      } else if (!exists) {
-        throw new AgentError(
-          'target-missing',
-          `database "${o.database}" does not exist; use conflict policy create`,
-        );
-      }
-    } finally {
-      await admin.end().catch(() => {});
-    }
-    if (o.conflict === 'fail') {
-      const cl = await client(t, o.database);
-      try {
-        const n = await cl.query<{ n: string }>(
-          "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r','p','v','m','S') AND ns.nspname NOT IN ('pg_catalog','information_schema') AND ns.nspname NOT LIKE 'pg_toast%'",
-        );
-        if (Number(n.rows[0]?.n) > 0) {
-          throw new AgentError(
-            'target-not-empty',
-            `database "${o.database}" is not empty (conflict policy fail); use clean or create`,
-          );
-        }
-      } finally {
-        await cl.end().catch(() => {});
-      }
-    }
-    // pg_restore --table restores the table alone, not its schema: make the schemas of
-    // schema-qualified names first, so a selective restore works into a new database.
-    const schemas = [
-      ...new Set((o.tables ?? []).filter((t) => t.includes('.')).map((t) => t.split('.', 1)[0]!)),
-    ];
-    if (schemas.length) {
-      const cl = await client(t, o.database);
-      try {
-        for (const sc of schemas) await cl.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(sc)}`);
-      } finally {
-        await cl.end().catch(() => {});
-      }
-    }
-    const tool = await toolFor(t, 'pg_restore', serverMajor);
-    // libpq reads a --dbname holding '=' or a URI as a connection string: the name goes
-    // in as the one quoted value of a connection string built here.
-    const args = [
-      '--no-password',
-      '--exit-on-error',
-      '--single-transaction',
-      `--dbname=${conninfoDbname(o.database)}`,
-    ];
-    if (o.conflict === 'clean') args.push('--clean', '--if-exists');
-    for (const tbl of o.tables ?? []) {
-      const [schema, name] = tbl.includes('.') ? tbl.split('.', 2) : [undefined, tbl];
-      if (schema) args.push(`--schema=${schema}`);
-      args.push(`--table=${name}`);
-    }
-    log(`restoring with ${tool.path} into ${o.database} (conflict ${o.conflict})`);
-    const env = libpqEnv(t);
-    if (typeof input === 'function') {
-      const child = spawn(tool.path, args, {
-        env: { ...process.env, ...env },
-        stdio: ['pipe', 'ignore', 'pipe'],
-      });
-      const closed = childExit(child);
-      await feedInto(input, child.stdin, closed);
-      const e = await closed;
-      if (e.code !== 0)
-        throw toolError('pg_restore', { exitCode: e.code, signal: e.signal, stderr: e.stderr });
-      return;
-    }
-    // pg_restore may stop reading early (a selective restore has what it needs); the
-    // stream is drained to its end regardless, so every segment is still authenticated.
-    const proc = execa(tool.path, args, {
-      stdin: 'pipe',
-      env,
-      reject: false,
-      buffer: { stdout: false, stderr: true },
-    });
-    await feedTool(input, proc.stdin!);
-    const r = await proc;
-    if (r.exitCode !== 0) throw toolError('pg_restore', r);
-  },
+  restore: restorePostgres,
 
   async postRestoreCheck(t, database, expected, tables) {
     const cl = await client(t, database);
@@ -405,8 +147,3 @@ export const postgresEngine: Engine = {
     }
   },
 };
-
-/** `dbname='…'` with libpq's quoting: the value can never be read as more parameters. */
-export function conninfoDbname(name: string): string {
-  return `dbname='${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}

@@ -11,8 +11,8 @@ import { AgentError } from '../agent-error.js';
 import { agentConfig } from '../config.js';
 import { childExit } from '../pipeline/child-exit.js';
 import { Crc64 } from './crc64.js';
-import type { DumpHandle, Engine, TableStat } from './engine.js';
-import { firstTool, secretPassword, toolError } from './engine-support.js';
+import type { DumpHandle, Engine, RestoreOptions, TableStat } from './engine.js';
+import { firstTool, targetPassword, toolError } from './engine-support.js';
 
 /**
  * Redis: an RDB snapshot streamed from the server by `redis-cli --rdb -` (the
@@ -44,14 +44,8 @@ function cliArgs(t: TargetSpec): string[] {
 async function cliEnv(t: TargetSpec): Promise<Record<string, string>> {
   const s = t.secretRef;
   // The host decides: a declared secret only to a destination it is bound to.
-  const declared = secretPassword(t);
-  if (declared !== undefined) return { REDISCLI_AUTH: declared };
-  if (s.kind === 'env') {
-    const v = process.env[s.name];
-    if (v === undefined)
-      throw new AgentError('secret-missing', `environment variable ${s.name} is not set on the agent host`);
-    return { REDISCLI_AUTH: v };
-  }
+  const password = targetPassword(t);
+  if (password !== undefined) return { REDISCLI_AUTH: password };
   if (s.kind === 'passfile') {
     const v = (
       await readFile(s.path, 'utf8').catch((err: Error) => {
@@ -262,26 +256,7 @@ export const redisEngine: Engine = {
 
   async restore(t, input, o, log) {
     if (typeof input === 'function') throw new AgentError('internal', 'the redis engine restores in-process');
-    if (o.tables?.length)
-      throw new AgentError('unsupported', 'restoring single tables is supported for PostgreSQL only');
-    const start = t.options.startCommand;
-    if (!start?.length)
-      throw new AgentError(
-        'restore-not-configured',
-        'this Redis target has no options.startCommand: the restore must stop the server and needs a command to start it again',
-      );
-    // The control plane names the command; this host decides whether it may run.
-    const allowed = agentConfig().allowedCommands;
-    if (!allowed.includes(start.join(' ')))
-      throw new AgentError(
-        'command-not-allowed',
-        `startCommand "${start.join(' ')}" is not listed in this agent's DBBACKUP_ALLOWED_COMMANDS (one command per line)`,
-      );
-    if (o.conflict === 'create')
-      throw new AgentError(
-        'unsupported',
-        'a Redis restore replaces an existing instance’s data; use conflict fail (empty instance) or clean',
-      );
+    const start = checkRestorable(t, o);
     const keys = await keyspace(t);
     const held = keys.reduce((a, k) => a + k.rows, 0);
     if (o.conflict === 'fail' && held > 0)
@@ -289,54 +264,19 @@ export const redisEngine: Engine = {
         'target-not-empty',
         `the Redis instance holds ${held} keys (conflict policy fail); use clean to replace them`,
       );
-    const cfg = (name: string) => redisCmd(t, ['CONFIG', 'GET', name]).then((r) => r.split('\n')[1] ?? '');
-    const [dir, dbfilename, aof] = await Promise.all([cfg('dir'), cfg('dbfilename'), cfg('appendonly')]);
-    if (aof === 'yes')
-      throw new AgentError(
-        'aof-enabled',
-        'appendonly is on: Redis would load its AOF, not the restored RDB; turn it off for the restore',
-      );
-    if (!dir || !dbfilename)
-      throw new AgentError(
-        'restore-failed',
-        'CONFIG GET dir/dbfilename answered nothing (is CONFIG renamed?)',
-      );
-    const finalPath = path.join(dir, dbfilename);
-    const tmp = path.join(dir, `.${dbfilename}.dbbackup-${randomBytes(4).toString('hex')}`);
+    const finalPath = await rdbPath(t);
+    const tmp = path.join(
+      path.dirname(finalPath),
+      `.${path.basename(finalPath)}.dbbackup-${randomBytes(4).toString('hex')}`,
+    );
     try {
       const rdb = new RdbStream();
       await pipeline(input, rdb, createWriteStream(tmp, { mode: 0o600 }));
-      const checker = await firstTool(['redis-check-rdb'], 'redis', '--version').catch(() => undefined);
-      let expected: number | undefined;
-      if (checker) {
-        const r = await execa(checker.path, [tmp], { reject: false, timeout: 10 * 60_000 });
-        if (r.exitCode !== 0) throw toolError('redis-check-rdb', r, 'checksum-mismatch');
-        const read = Number(/(\d+) keys read/.exec(r.stdout)?.[1] ?? Number.NaN);
-        const expired = Number(/(\d+) already expired/.exec(r.stdout)?.[1] ?? 0);
-        if (Number.isFinite(read)) expected = read - expired;
-      }
+      const expected = await checkRdb(tmp);
       log(
         `RDB checked: ${rdb.bytes} bytes${expected !== undefined ? `, ${expected} keys` : ''}; stopping Redis (SHUTDOWN NOSAVE) to replace ${finalPath}`,
       );
-      await redisCmd(t, ['CONFIG', 'SET', 'save', '']);
-      await waitFor(
-        'a background save in progress did not finish',
-        async () =>
-          infoField(await redisCmd(t, ['INFO', 'persistence']), 'rdb_bgsave_in_progress') === '0'
-            ? true
-            : undefined,
-        120_000,
-      );
-      await redisCmd(t, ['SHUTDOWN', 'NOSAVE']).catch(() => {});
-      await waitFor(
-        'Redis did not stop',
-        async () =>
-          redisCmd(t, ['PING']).then(
-            () => undefined,
-            () => true,
-          ),
-        60_000,
-      );
+      await stopRedis(t);
       await rename(tmp, finalPath);
       log(`starting Redis: ${start.join(' ')}`);
       const r = await execa(start[0]!, start.slice(1), { reject: false, timeout: 60_000, stdin: 'ignore' });
@@ -368,3 +308,75 @@ export const redisEngine: Engine = {
       });
   },
 };
+
+/** What a Redis restore needs before it touches anything; returns the start command (allowed on this host). */
+function checkRestorable(t: TargetSpec, o: RestoreOptions): string[] {
+  if (o.tables?.length)
+    throw new AgentError('unsupported', 'restoring single tables is supported for PostgreSQL only');
+  const start = t.options.startCommand;
+  if (!start?.length)
+    throw new AgentError(
+      'restore-not-configured',
+      'this Redis target has no options.startCommand: the restore must stop the server and needs a command to start it again',
+    );
+  // The control plane names the command; this host decides whether it may run.
+  if (!agentConfig().allowedCommands.includes(start.join(' ')))
+    throw new AgentError(
+      'command-not-allowed',
+      `startCommand "${start.join(' ')}" is not listed in this agent's DBBACKUP_ALLOWED_COMMANDS (one command per line)`,
+    );
+  if (o.conflict === 'create')
+    throw new AgentError(
+      'unsupported',
+      'a Redis restore replaces an existing instance’s data; use conflict fail (empty instance) or clean',
+    );
+  return start;
+}
+
+/** Where the server loads its RDB from (CONFIG GET dir/dbfilename); refused when it would load an AOF instead. */
+async function rdbPath(t: TargetSpec): Promise<string> {
+  const cfg = (name: string) => redisCmd(t, ['CONFIG', 'GET', name]).then((r) => r.split('\n')[1] ?? '');
+  const [dir, dbfilename, aof] = await Promise.all([cfg('dir'), cfg('dbfilename'), cfg('appendonly')]);
+  if (aof === 'yes')
+    throw new AgentError(
+      'aof-enabled',
+      'appendonly is on: Redis would load its AOF, not the restored RDB; turn it off for the restore',
+    );
+  if (!dir || !dbfilename)
+    throw new AgentError('restore-failed', 'CONFIG GET dir/dbfilename answered nothing (is CONFIG renamed?)');
+  return path.join(dir, dbfilename);
+}
+
+/** redis-check-rdb on the file (where installed): the number of live keys it holds, if it says. */
+async function checkRdb(file: string): Promise<number | undefined> {
+  const checker = await firstTool(['redis-check-rdb'], 'redis', '--version').catch(() => undefined);
+  if (!checker) return undefined;
+  const r = await execa(checker.path, [file], { reject: false, timeout: 10 * 60_000 });
+  if (r.exitCode !== 0) throw toolError('redis-check-rdb', r, 'checksum-mismatch');
+  const read = Number(/(\d+) keys read/.exec(r.stdout)?.[1] ?? Number.NaN);
+  const expired = Number(/(\d+) already expired/.exec(r.stdout)?.[1] ?? 0);
+  return Number.isFinite(read) ? read - expired : undefined;
+}
+
+/** No save on the way down (it would overwrite the restored file): wait out a background save, then SHUTDOWN NOSAVE. */
+async function stopRedis(t: TargetSpec) {
+  await redisCmd(t, ['CONFIG', 'SET', 'save', '']);
+  await waitFor(
+    'a background save in progress did not finish',
+    async () =>
+      infoField(await redisCmd(t, ['INFO', 'persistence']), 'rdb_bgsave_in_progress') === '0'
+        ? true
+        : undefined,
+    120_000,
+  );
+  await redisCmd(t, ['SHUTDOWN', 'NOSAVE']).catch(() => {});
+  await waitFor(
+    'Redis did not stop',
+    async () =>
+      redisCmd(t, ['PING']).then(
+        () => undefined,
+        () => true,
+      ),
+    60_000,
+  );
+}

@@ -17,53 +17,36 @@ import { COMPRESS_EXT, compressor, hasZstd, zstdCompressor } from '../pipeline/c
 import { newDataKey, wrapDataKey } from '../pipeline/data-key.js';
 import { Meter } from '../pipeline/meter.js';
 import { DEFAULT_SEGMENT_BYTES, ENCRYPT_ALGO, EncryptStream } from '../pipeline/segmented-gcm.js';
+import type { ObjectStore, ObjectWriter } from '../storage/object-store.js';
 import { openStore } from '../storage/open-store.js';
 import { every, type JobContext } from './job-context.js';
 
 type BackupCommand = Extract<Command, { kind: 'backup' }>;
 
+type Engine = Awaited<ReturnType<typeof engineFor>>;
+type Dump = Awaited<ReturnType<Engine['dump']>>;
+type Zstd = ReturnType<typeof zstdCompressor>;
+
+/** The target's compression, gzip in place of zstd where this host has no zstd (said on the job's log). */
+async function compressionFor(target: BackupCommand['target'], ctx: JobContext) {
+  const algo = target.options.compression;
+  if (algo !== 'zstd' || (await hasZstd())) return algo;
+  ctx.log('warn', 'zstd is not installed on this host; compressing with gzip instead (apt-get install zstd)');
+  return 'gzip' as const;
+}
+
 /**
- * dump stdout -> compress -> encrypt -> sha256 -> storage, with backpressure end
- * to end and nothing but bounded buffers in memory. The data object is
- * committed and its size confirmed before `<filename>.meta.json`, the commit
- * marker, is written; any failure before that leaves no object and no meta.
+ * Start the dump. With zstd, the compressor is spawned first and pg_dump writes straight into
+ * it: the uncompressed dump never passes through the agent, and the agent never holds a
+ * readable end of that pipe (so it cannot take bytes meant for zstd).
  */
-export async function runBackup(
-  cmd: BackupCommand,
+async function startDump(
+  engine: Engine,
+  target: BackupCommand['target'],
   ctx: JobContext,
-): Promise<BackupResult & { uploadRetries: number }> {
-  const started = new Date();
-  const { target, storage } = cmd;
-  const engine = await engineFor(target);
-
-  let algo = target.options.compression;
-  if (algo === 'zstd' && !(await hasZstd())) {
-    ctx.log(
-      'warn',
-      'zstd is not installed on this host; compressing with gzip instead (apt-get install zstd)',
-    );
-    algo = 'gzip';
-  }
-  const ext = `${engine.formatExtension}${COMPRESS_EXT[algo]}.enc`;
-  const store = await openStore(storage);
-  const { relative, filename } = backupObjectPath({
-    env: cmd.naming.env,
-    agentName: cmd.naming.agentName,
-    dbType: target.engine,
-    dbName: targetDbName(target),
-    app: target.name,
-    at: started,
-    id: backupFileId(cmd.backupId),
-    ext,
-  });
-  const objectKey = store.key(relative);
-  const metaKey = `${objectKey}.meta.json`;
-
-  // With zstd, the compressor is spawned first and pg_dump writes straight into it: the
-  // uncompressed dump never passes through the agent, and the agent never holds a
-  // readable end of that pipe (so it cannot take bytes meant for zstd).
-  const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
-  let dump: Awaited<ReturnType<typeof engine.dump>>;
+  z: Zstd | undefined,
+) {
+  let dump: Dump;
   let fed: Promise<void> | undefined;
   const fedBytes = new Meter();
   try {
@@ -81,6 +64,65 @@ export async function runBackup(
     // The dump tool holds its own copy of zstd's stdin now; ours is closed so zstd sees the end.
     z?.stdin.destroy();
   }
+  return { dump, fed, fedBytes };
+}
+
+/** The stages between the dump and the encryption: who reads the dump, and how its bytes are counted. */
+function dumpStages(
+  started: Awaited<ReturnType<typeof startDump>>,
+  z: Zstd | undefined,
+  algo: BackupCommand['target']['options']['compression'],
+  level: number | undefined,
+) {
+  const { dump, fed, fedBytes } = started;
+  // zstd reads pg_dump's pipe itself; with gzip or none the agent reads and counts the dump.
+  if (z)
+    return {
+      head: z.output as Readable,
+      middle: [] as Duplex[],
+      dumpedBytes: fed ? () => fedBytes.bytes : z.bytesIn,
+      gate: new Meter({ until: Promise.all([dump.done, z.done, fed]) }),
+    };
+  if (!dump.stdout) throw new AgentError('internal', 'dump has no output stream');
+  const counted = new Meter();
+  return {
+    head: dump.stdout,
+    middle: [counted, compressor(algo, level)] as Duplex[],
+    dumpedBytes: () => counted.bytes,
+    gate: new Meter({ until: dump.done }),
+  };
+}
+
+/**
+ * dump stdout -> compress -> encrypt -> sha256 -> storage, with backpressure end
+ * to end and nothing but bounded buffers in memory. The data object is
+ * committed and its size confirmed before `<filename>.meta.json`, the commit
+ * marker, is written; any failure before that leaves no object and no meta.
+ */
+export async function runBackup(
+  cmd: BackupCommand,
+  ctx: JobContext,
+): Promise<BackupResult & { uploadRetries: number }> {
+  const started = new Date();
+  const { target, storage } = cmd;
+  const engine = await engineFor(target);
+  const algo = await compressionFor(target, ctx);
+  const ext = `${engine.formatExtension}${COMPRESS_EXT[algo]}.enc`;
+  const store = await openStore(storage);
+  const { relative, filename } = backupObjectPath({
+    env: cmd.naming.env,
+    agentName: cmd.naming.agentName,
+    dbType: target.engine,
+    dbName: targetDbName(target),
+    app: target.name,
+    at: started,
+    id: backupFileId(cmd.backupId),
+    ext,
+  });
+  const objectKey = store.key(relative);
+  const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
+  const running = await startDump(engine, target, ctx, z);
+  const { dump } = running;
   ctx.log(
     'info',
     `dumping ${targetDbName(target)} to ${storage.kind}:${objectKey} (${algo}, ${ENCRYPT_ALGO})`,
@@ -91,7 +133,6 @@ export async function runBackup(
     aid: ctx.agentId,
     tid: target.id,
   });
-
   await ctx.recordUpload(storage, objectKey);
   const writer = await store.createWriter(
     objectKey,
@@ -100,46 +141,9 @@ export async function runBackup(
   );
   const encrypt = new EncryptStream(dataKey, DEFAULT_SEGMENT_BYTES);
   dataKey.fill(0);
-  // zstd reads pg_dump's pipe itself; with gzip or none the agent reads and counts the dump.
-  let head: Readable;
-  const middle: Duplex[] = [];
-  let dumpedBytes: () => number;
-  let gate: Meter;
-  if (z) {
-    head = z.output;
-    dumpedBytes = fed ? () => fedBytes.bytes : z.bytesIn;
-    gate = new Meter({ until: Promise.all([dump.done, z.done, fed]) });
-  } else {
-    if (!dump.stdout) throw new AgentError('internal', 'dump has no output stream');
-    const counted = new Meter();
-    head = dump.stdout;
-    middle.push(counted, compressor(algo, target.options.compressionLevel));
-    dumpedBytes = () => counted.bytes;
-    gate = new Meter({ until: dump.done });
-  }
-  let tables: Awaited<typeof dump.tables> = [];
-  const stopProgress = every(1000, () => ctx.progress('upload', dumpedBytes(), encrypt.bytesOut));
-  try {
-    await pipeline([head, ...middle, gate, encrypt, writer.stream]);
-    tables = await dump.tables;
-    const { sizeBytes } = await writer.commit();
-    if (sizeBytes !== encrypt.bytesOut) {
-      throw new AgentError(
-        'size-mismatch',
-        `storage holds ${sizeBytes} bytes but ${encrypt.bytesOut} were sent`,
-      );
-    }
-  } catch (err) {
-    stopProgress();
-    await writer.abort().catch(() => {});
-    await ctx.clearUpload();
-    throw err;
-  }
-  stopProgress();
-  const stored = { bytes: encrypt.bytesOut };
-  const sha256 = encrypt.digest();
-  const dumped = { bytes: dumpedBytes() };
-  ctx.progress('commit', dumped.bytes, stored.bytes);
+  const stages = dumpStages(running, z, algo, target.options.compressionLevel);
+  const tables = await upload(ctx, stages, encrypt, writer, dump.tables);
+  ctx.progress('commit', stages.dumpedBytes(), encrypt.bytesOut);
   const ended = new Date();
   const meta: BackupMeta = {
     filename,
@@ -156,9 +160,9 @@ export async function runBackup(
     startTime: started.toISOString(),
     endTime: ended.toISOString(),
     durationMs: ended.getTime() - started.getTime(),
-    sizeBytes: stored.bytes,
-    dumpBytes: dumped.bytes,
-    sha256,
+    sizeBytes: encrypt.bytesOut,
+    dumpBytes: stages.dumpedBytes(),
+    sha256: encrypt.digest(),
     compressAlgo: algo,
     encryptAlgo: ENCRYPT_ALGO,
     segmentBytes: DEFAULT_SEGMENT_BYTES,
@@ -171,6 +175,43 @@ export async function runBackup(
     tables,
     ...(dump.engineMeta ? { engineMeta: dump.engineMeta } : {}),
   };
+  await commitMeta(store, ctx, meta);
+  // The result is bounded (a long table list stays in meta.json).
+  return { meta: summariseMeta(meta), metaKey: `${objectKey}.meta.json`, uploadRetries: store.retries };
+}
+
+/** Stream the dump through its stages into the store; the stored size is checked before it counts. */
+async function upload(
+  ctx: JobContext,
+  { head, middle, gate, dumpedBytes }: ReturnType<typeof dumpStages>,
+  encrypt: EncryptStream,
+  writer: ObjectWriter,
+  tablesOf: Dump['tables'],
+) {
+  const stopProgress = every(1000, () => ctx.progress('upload', dumpedBytes(), encrypt.bytesOut));
+  try {
+    await pipeline([head, ...middle, gate, encrypt, writer.stream]);
+    const tables = await tablesOf;
+    const { sizeBytes } = await writer.commit();
+    if (sizeBytes !== encrypt.bytesOut)
+      throw new AgentError(
+        'size-mismatch',
+        `storage holds ${sizeBytes} bytes but ${encrypt.bytesOut} were sent`,
+      );
+    return tables;
+  } catch (err) {
+    stopProgress();
+    await writer.abort().catch(() => {});
+    await ctx.clearUpload();
+    throw err;
+  } finally {
+    stopProgress();
+  }
+}
+
+/** Sign and write the commit marker, last. Without it the data object is no backup: it goes. */
+async function commitMeta(store: ObjectStore, ctx: JobContext, meta: BackupMeta) {
+  const { objectKey } = meta;
   // A job whose events could not be recorded is not committed: the agent could not report it.
   const fault = ctx.storageFault?.();
   if (fault) {
@@ -184,9 +225,8 @@ export async function runBackup(
   // Signed, so that a meta.json planted in the bucket cannot be rescanned into the catalogue.
   meta.signature = ctx.sign(metaSigningInput(meta));
   if (ctx.crashPoint === 'before-meta') process.kill(process.pid, 'SIGKILL');
-  // The commit marker, last. Without it the data object is no backup: it goes.
   try {
-    await store.putSmall(metaKey, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
+    await store.putSmall(`${objectKey}.meta.json`, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
   } catch (err) {
     await store.delete(objectKey).catch(() => {});
     await ctx.clearUpload().catch(() => {});
@@ -195,8 +235,6 @@ export async function runBackup(
   await ctx.clearUpload();
   ctx.log(
     'info',
-    `backup committed: ${stored.bytes} bytes stored from ${dumped.bytes} dumped in ${meta.durationMs} ms`,
+    `backup committed: ${meta.sizeBytes} bytes stored from ${meta.dumpBytes} dumped in ${meta.durationMs} ms`,
   );
-  // The result is bounded (a long table list stays in meta.json).
-  return { meta: summariseMeta(meta), metaKey, uploadRetries: store.retries };
 }
