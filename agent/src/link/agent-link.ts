@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import type { Logger } from '@dbbackup/logger';
 import {
   type AgentMessageType,
   type AgentPayload,
@@ -15,10 +14,12 @@ import {
   type ServerPayload,
 } from '@dbbackup/proto';
 import WebSocket from 'ws';
-import { connectToken, type Identity } from '../identity.js';
-import type { AgentStore } from '../store/agent-store.js';
+import { connectToken } from '../identity.js';
 import { Backoff } from './backoff.js';
+import type { LinkOptions } from './link-options.js';
 import { describeProxy, proxyAgentFor } from './proxy.js';
+
+export type { LinkOptions } from './link-options.js';
 
 /**
  * The agent's one outbound connection, as an explicit state machine:
@@ -41,22 +42,6 @@ const ALLOWED: Record<LinkState, LinkState[]> = {
   stopping: ['stopped'],
   stopped: [],
 };
-
-export interface LinkOptions {
-  identity: Identity;
-  store: AgentStore;
-  log: Logger;
-  agentVersion: string;
-  ca?: Buffer;
-  backoffBaseMs: number;
-  backoffCapMs: number;
-  stableAfterMs: number;
-  /** Test fault injection: SIGKILL this process in the middle of replaying a backlog of events. */
-  crashDuringReplay?: boolean;
-  /** Used until the welcome names the control plane's own interval. */
-  heartbeatIntervalMs: number;
-  collectFacts: () => Promise<AgentPayload<'heartbeat'>['facts']>;
-}
 
 export interface LinkEvents {
   command: [ServerPayload<'command'>];
