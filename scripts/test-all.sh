@@ -30,11 +30,13 @@ fi
 command -v pnpm >/dev/null 2>&1 || as_root npm install -g pnpm@10 >/dev/null
 pnpm install --frozen-lockfile --reporter=append-only
 
-# Lint and type-check failures are counted as failures, but the tests still run and the summary is printed.
+# Lint, type-check and structure failures are counted as failures, but the tests still run and the summary is printed.
 set +e
 extra_failed=0
 pnpm run lint || extra_failed=$((extra_failed + 1))
 pnpm run typecheck || extra_failed=$((extra_failed + 1))
+# No import circle, no services/gateway import of http/, no file over 400 lines, no function over 80.
+pnpm run check:structure || extra_failed=$((extra_failed + 1))
 
 mkdir -p .tmp
 rm -f .tmp/vitest-results.json .tmp/extra-failed

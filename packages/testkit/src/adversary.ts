@@ -39,7 +39,8 @@ export interface Adversary {
   seq: number;
 }
 
-export async function enrolAdversary(cp: ControlPlane, hostname = 'adversary'): Promise<Adversary> {
+/** A real enrolment with fresh keys: the agent id, the audience and both key pairs. */
+async function enrolWithKeys(cp: ControlPlane, hostname: string) {
   const token = await createEnrollmentToken(cp);
   const signing = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
   const enc = await generateKeyPair('ECDH-ES+A256KW', { crv: 'X25519', extractable: true });
@@ -56,106 +57,135 @@ export async function enrolAdversary(cp: ControlPlane, hostname = 'adversary'): 
     null,
   );
   if (r.status !== 201) throw new Error(`enroll: ${r.status} ${JSON.stringify(r.body)}`);
-  const { agentId, audience } = r.body;
-  const encryptionPrivateJwk = await exportJWK(enc.privateKey);
-  let ws: WebSocket | undefined;
-  let closedP: Promise<{ code: number; reason: string }> = Promise.resolve({ code: 0, reason: '' });
-  const seen = new Set<string>();
-  const a: Adversary = {
-    agentId,
-    encryptionPrivateJwk,
-    inbox: [],
-    seq: 1,
-    async connect(o = {}) {
-      const now = Math.floor(Date.now() / 1000);
-      const jwt = await new SignJWT({})
-        .setProtectedHeader({ alg: 'EdDSA' })
-        .setSubject(agentId)
-        .setAudience(audience)
-        .setIssuedAt(now)
-        .setExpirationTime(now + 60)
-        .setJti(randomUUID())
-        .sign(signing.privateKey);
-      a.inbox = [];
-      seen.clear();
-      const sock = new WebSocket(agentConnectUrl(`http://127.0.0.1:${cp.port}`), {
-        headers: { authorization: `Bearer ${jwt}` },
-      });
-      ws = sock;
-      closedP = new Promise((resolve) =>
-        sock.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-      );
-      sock.on('message', (d) => {
-        const m = JSON.parse(d.toString()) as Msg;
-        a.inbox.push(m);
-        // A target test is answered like a healthy agent would, so the API saves the target.
-        if (m.type === 'command' && (m.payload.command as { kind: string }).kind === 'target.test') {
-          const commandId = m.payload.commandId as string;
-          seen.add(commandId);
-          a.send('command.ack', { commandId });
-          void a.succeed(commandId, { serverVersion: 'adversary 1', toolVersion: 'adversary 1' });
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        sock.once('open', () => resolve());
-        sock.once('error', reject);
-      });
-      // Keep the session alive as a real agent's heartbeats would (any frame counts).
-      const keepAlive = setInterval(() => a.send('ping', { t: Date.now() }), 150);
-      sock.on('close', () => clearInterval(keepAlive));
-      a.send('hello', {
-        agentId,
-        agentVersion: 'adversary',
-        protocol: { major: 1, minor: 3 },
-        eventsAckedUpTo: o.eventsAckedUpTo ?? a.seq - 1,
-        recentCommandIds: [],
-      });
-      const welcome = await waitFor(async () => a.inbox.find((m) => m.type === 'welcome'), {
-        what: 'welcome',
-      });
-      a.seq = Math.max(a.seq, Number(welcome.value.payload.eventsAckedUpTo) + 1);
-      return welcome.value;
-    },
-    raw(text) {
-      ws?.send(text);
-    },
-    send(type, payload) {
-      ws?.send(JSON.stringify({ v: 1, type, id: randomUUID(), payload }));
-    },
-    async event(body, o = {}) {
-      const seq = o.seq ?? a.seq++;
-      a.send('event', { seq, at: new Date().toISOString(), body });
-      if (o.wait === false) return undefined;
-      const ack = await waitFor(
-        async () => a.inbox.find((m) => m.type === 'event.ack' && Number(m.payload.upTo) >= seq),
-        { what: `ack of event ${seq}` },
-      );
-      return Number(ack.value.payload.upTo);
-    },
-    async command(kind, timeoutMs = 20_000) {
-      const m = await waitFor(
-        async () =>
-          a.inbox.find(
-            (x) =>
-              x.type === 'command' &&
-              !seen.has(x.payload.commandId as string) &&
-              (!kind || (x.payload.command as { kind: string }).kind === kind),
-          ),
-        { what: `command ${kind ?? ''}`, timeoutMs },
-      );
-      const commandId = m.value.payload.commandId as string;
-      seen.add(commandId);
-      a.send('command.ack', { commandId });
-      return { commandId, command: m.value.payload.command as Record<string, unknown> };
-    },
-    async succeed(commandId, result) {
-      await a.event({ type: 'command.started', commandId });
-      await a.event({ type: 'command.succeeded', commandId, result });
-    },
-    closed: () => closedP,
-    close() {
-      ws?.terminate();
-    },
-  };
-  return a;
+  return { ...r.body, signing, encryptionPrivateJwk: await exportJWK(enc.privateKey) };
+}
+
+type Enrolled = Awaited<ReturnType<typeof enrolWithKeys>>;
+
+class HandDrivenAgent implements Adversary {
+  readonly agentId: string;
+  readonly encryptionPrivateJwk: JWK;
+  inbox: Msg[] = [];
+  seq = 1;
+  #ws: WebSocket | undefined;
+  #closed: Promise<{ code: number; reason: string }> = Promise.resolve({ code: 0, reason: '' });
+  readonly #seen = new Set<string>();
+
+  constructor(
+    readonly cp: ControlPlane,
+    readonly enrolled: Enrolled,
+  ) {
+    this.agentId = enrolled.agentId;
+    this.encryptionPrivateJwk = enrolled.encryptionPrivateJwk;
+  }
+
+  async #token() {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA' })
+      .setSubject(this.agentId)
+      .setAudience(this.enrolled.audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .setJti(randomUUID())
+      .sign(this.enrolled.signing.privateKey);
+  }
+
+  #onMessage(d: WebSocket.RawData) {
+    const m = JSON.parse(d.toString()) as Msg;
+    this.inbox.push(m);
+    // A target test is answered like a healthy agent would, so the API saves the target.
+    if (m.type === 'command' && (m.payload.command as { kind: string }).kind === 'target.test') {
+      const commandId = m.payload.commandId as string;
+      this.#seen.add(commandId);
+      this.send('command.ack', { commandId });
+      void this.succeed(commandId, { serverVersion: 'adversary 1', toolVersion: 'adversary 1' });
+    }
+  }
+
+  async connect(o: { eventsAckedUpTo?: number } = {}) {
+    const jwt = await this.#token();
+    this.inbox = [];
+    this.#seen.clear();
+    const sock = new WebSocket(agentConnectUrl(`http://127.0.0.1:${this.cp.port}`), {
+      headers: { authorization: `Bearer ${jwt}` },
+    });
+    this.#ws = sock;
+    this.#closed = new Promise((resolve) =>
+      sock.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    sock.on('message', (d) => this.#onMessage(d));
+    await new Promise<void>((resolve, reject) => {
+      sock.once('open', () => resolve());
+      sock.once('error', reject);
+    });
+    // Keep the session alive as a real agent's heartbeats would (any frame counts).
+    const keepAlive = setInterval(() => this.send('ping', { t: Date.now() }), 150);
+    sock.on('close', () => clearInterval(keepAlive));
+    this.send('hello', {
+      agentId: this.agentId,
+      agentVersion: 'adversary',
+      protocol: { major: 1, minor: 3 },
+      eventsAckedUpTo: o.eventsAckedUpTo ?? this.seq - 1,
+      recentCommandIds: [],
+    });
+    const welcome = await waitFor(async () => this.inbox.find((m) => m.type === 'welcome'), {
+      what: 'welcome',
+    });
+    this.seq = Math.max(this.seq, Number(welcome.value.payload.eventsAckedUpTo) + 1);
+    return welcome.value;
+  }
+
+  raw(text: string) {
+    this.#ws?.send(text);
+  }
+
+  send(type: string, payload: unknown) {
+    this.#ws?.send(JSON.stringify({ v: 1, type, id: randomUUID(), payload }));
+  }
+
+  async event(body: Record<string, unknown>, o: { seq?: number; wait?: boolean } = {}) {
+    const seq = o.seq ?? this.seq++;
+    this.send('event', { seq, at: new Date().toISOString(), body });
+    if (o.wait === false) return undefined;
+    const ack = await waitFor(
+      async () => this.inbox.find((m) => m.type === 'event.ack' && Number(m.payload.upTo) >= seq),
+      { what: `ack of event ${seq}` },
+    );
+    return Number(ack.value.payload.upTo);
+  }
+
+  async command(kind?: string, timeoutMs = 20_000) {
+    const m = await waitFor(
+      async () =>
+        this.inbox.find(
+          (x) =>
+            x.type === 'command' &&
+            !this.#seen.has(x.payload.commandId as string) &&
+            (!kind || (x.payload.command as { kind: string }).kind === kind),
+        ),
+      { what: `command ${kind ?? ''}`, timeoutMs },
+    );
+    const commandId = m.value.payload.commandId as string;
+    this.#seen.add(commandId);
+    this.send('command.ack', { commandId });
+    return { commandId, command: m.value.payload.command as Record<string, unknown> };
+  }
+
+  async succeed(commandId: string, result: unknown) {
+    await this.event({ type: 'command.started', commandId });
+    await this.event({ type: 'command.succeeded', commandId, result });
+  }
+
+  closed() {
+    return this.#closed;
+  }
+
+  close() {
+    this.#ws?.terminate();
+  }
+}
+
+export async function enrolAdversary(cp: ControlPlane, hostname = 'adversary'): Promise<Adversary> {
+  return new HandDrivenAgent(cp, await enrolWithKeys(cp, hostname));
 }

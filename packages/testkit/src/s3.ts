@@ -52,71 +52,12 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
     allowMismatchedSignatures: true,
     configureBuckets: [{ name: bucket, configs: [] }],
   });
-  const uploadsDir = (b: string) => path.join(directory, b, '._S3rver_uploads');
-  const list = (b: string) =>
-    readdirSync(uploadsDir(b), { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map((d) => ({ uploadId: d.name, key: readFileSync(path.join(uploadsDir(b), d.name, 'key'), 'utf8') }));
-  const safeList = (b: string) => {
-    try {
-      return list(b);
-    } catch {
-      return [];
-    }
-  };
+  const uploads = uploadsOf(directory);
   const app = server as unknown as {
     middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[];
   };
   const faults: S3Server['faults'] = { list: null, putErrors: 0 };
-  app.middleware.unshift(async (ctx, next) => {
-    const parts = ctx.path.split('/').filter(Boolean);
-    const b = parts[0];
-    const isObjectList =
-      ctx.method === 'GET' &&
-      b &&
-      parts.length === 1 &&
-      !('uploads' in ctx.query) &&
-      !('location' in ctx.query);
-    if (ctx.method === 'PUT' && b && parts.length > 1 && faults.putErrors > 0) {
-      faults.putErrors--;
-      ctx.status = 503;
-      ctx.type = 'application/xml';
-      ctx.body =
-        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected: please reduce your request rate</Message></Error>';
-      return;
-    }
-    if (isObjectList && faults.list === 'error') {
-      ctx.status = 500;
-      ctx.type = 'application/xml';
-      ctx.body =
-        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected listing failure</Message></Error>';
-      return;
-    }
-    if (isObjectList && faults.list === 'truncated') {
-      ctx.type = 'application/xml';
-      ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${b}</Name><Prefix>${escapeXml(ctx.query.prefix ?? '')}</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>`;
-      return;
-    }
-    if (ctx.method === 'GET' && b && parts.length === 1 && 'uploads' in ctx.query) {
-      const prefix = ctx.query.prefix ?? '';
-      const uploads = safeList(b).filter((u) => u.key.startsWith(prefix));
-      ctx.type = 'application/xml';
-      ctx.body =
-        `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${b}</Bucket><IsTruncated>false</IsTruncated>` +
-        uploads
-          .map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`)
-          .join('') +
-        '</ListMultipartUploadsResult>';
-      return;
-    }
-    const uploadId = ctx.query.uploadId;
-    if (ctx.method === 'DELETE' && b && parts.length > 1 && uploadId && /^[A-Za-z0-9_-]+$/.test(uploadId)) {
-      rmSync(path.join(uploadsDir(b), uploadId), { recursive: true, force: true });
-      ctx.status = 204;
-      return;
-    }
-    await next();
-  });
+  app.middleware.unshift((ctx, next) => s3Additions(ctx, next, faults, uploads));
   const addr = (await server.run()) as unknown as { address: string; port: number };
   const close = async () => {
     await server.close();
@@ -128,10 +69,87 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
     directory,
     accessKeyId,
     secretAccessKey,
-    pendingUploads: () => safeList(bucket),
+    pendingUploads: () => uploads.list(bucket),
     faults,
     close,
   };
+}
+
+/** The multipart uploads s3rver keeps on disk, per bucket (none when it has not made the folder). */
+function uploadsOf(directory: string) {
+  const dir = (b: string) => path.join(directory, b, '._S3rver_uploads');
+  return {
+    dir,
+    list(b: string) {
+      try {
+        return readdirSync(dir(b), { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => ({ uploadId: d.name, key: readFileSync(path.join(dir(b), d.name, 'key'), 'utf8') }));
+      } catch {
+        return [];
+      }
+    },
+  };
+}
+
+const xmlError = (code: string, message: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+
+/**
+ * What s3rver lacks, and the faults a test injects: ListMultipartUploads, AbortMultipartUpload,
+ * failing PUTs (SlowDown), and a failing or truncated listing.
+ */
+async function s3Additions(
+  ctx: KoaCtx,
+  next: () => Promise<void>,
+  faults: S3Server['faults'],
+  uploads: ReturnType<typeof uploadsOf>,
+) {
+  const parts = ctx.path.split('/').filter(Boolean);
+  const b = parts[0];
+  const isObjectList =
+    ctx.method === 'GET' &&
+    b &&
+    parts.length === 1 &&
+    !('uploads' in ctx.query) &&
+    !('location' in ctx.query);
+  if (ctx.method === 'PUT' && b && parts.length > 1 && faults.putErrors > 0) {
+    faults.putErrors--;
+    ctx.status = 503;
+    ctx.type = 'application/xml';
+    ctx.body = xmlError('SlowDown', 'injected: please reduce your request rate');
+    return;
+  }
+  if (isObjectList && faults.list === 'error') {
+    ctx.status = 500;
+    ctx.type = 'application/xml';
+    ctx.body = xmlError('InternalError', 'injected listing failure');
+    return;
+  }
+  if (isObjectList && faults.list === 'truncated') {
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${b}</Name><Prefix>${escapeXml(ctx.query.prefix ?? '')}</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>`;
+    return;
+  }
+  if (ctx.method === 'GET' && b && parts.length === 1 && 'uploads' in ctx.query) {
+    const prefix = ctx.query.prefix ?? '';
+    const pending = uploads.list(b).filter((u) => u.key.startsWith(prefix));
+    ctx.type = 'application/xml';
+    ctx.body =
+      `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${b}</Bucket><IsTruncated>false</IsTruncated>` +
+      pending
+        .map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`)
+        .join('') +
+      '</ListMultipartUploadsResult>';
+    return;
+  }
+  const uploadId = ctx.query.uploadId;
+  if (ctx.method === 'DELETE' && b && parts.length > 1 && uploadId && /^[A-Za-z0-9_-]+$/.test(uploadId)) {
+    rmSync(path.join(uploads.dir(b), uploadId), { recursive: true, force: true });
+    ctx.status = 204;
+    return;
+  }
+  await next();
 }
 
 function escapeXml(s: string) {
