@@ -1,11 +1,13 @@
-import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   type ControlPlane,
   cleanupAll,
+  openFirstSegment,
   query,
+  reseal,
   type S3Server,
   startAgent,
   startS3,
@@ -102,62 +104,20 @@ beforeAll(async () => {
 }, 240_000);
 afterAll(cleanupAll);
 
-/** The nonce of segment `counter` (format in agent/src/pipeline/segmented-gcm.ts): prefix | u32 counter | last flag. */
-function segmentNonce(header: Buffer, counter: number, last: boolean): Buffer {
-  const nonce = Buffer.alloc(12);
-  header.copy(nonce, 0, 12, 19);
-  nonce.writeUInt32BE(counter, 7);
-  nonce[11] = last ? 1 : 0;
-  return nonce;
-}
-
-/** Whether segment 0 of a stored object authenticates under `key`. */
-function openFirstSegment(sealed: Buffer, key: Buffer): boolean {
-  const header = sealed.subarray(0, 32);
-  const segment = header.readUInt32BE(8);
-  const last = sealed.length <= 32 + segment + 16;
-  const body = sealed.subarray(32, last ? sealed.length : 32 + segment + 16);
-  try {
-    const d = createDecipheriv('aes-256-gcm', key, segmentNonce(header, 0, last));
-    d.setAAD(header);
-    d.setAuthTag(body.subarray(body.length - 16));
-    d.update(body.subarray(0, body.length - 16));
-    d.final();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The same object sealed under another key, segment by segment (what an agent before 0.1.1 wrote under zeros). */
-function reseal(sealed: Buffer, from: Buffer, to: Buffer): Buffer {
-  const header = sealed.subarray(0, 32);
-  const segment = header.readUInt32BE(8);
-  const out = [header];
-  for (let pos = 32, counter = 0; pos < sealed.length; counter++) {
-    const last = sealed.length - pos <= segment + 16;
-    const body = sealed.subarray(pos, last ? sealed.length : pos + segment + 16);
-    const nonce = segmentNonce(header, counter, last);
-    const d = createDecipheriv('aes-256-gcm', from, nonce);
-    d.setAAD(header);
-    d.setAuthTag(body.subarray(body.length - 16));
-    const plain = Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
-    const c = createCipheriv('aes-256-gcm', to, nonce);
-    c.setAAD(header);
-    out.push(c.update(plain), c.final(), c.getAuthTag());
-    pos += body.length;
-  }
-  return Buffer.concat(out);
+/** A backup of the source database into s3rver, of the test's own: no test depends on another's backup. */
+async function ownBackup(name: string): Promise<Backup> {
+  const t = await target(name, s3Storage, source);
+  const { job, backup } = await runBackup(cp, t);
+  expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+  return backup!;
 }
 
 describe('PostgreSQL backup and restore', () => {
-  let s3Backup: Backup;
-
   it('backs up through the REST API into s3rver under the documented key, meta.json beside it', async () => {
     const t = await target('shop', s3Storage, source);
     const { job, backup } = await runBackup(cp, t);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
-    s3Backup = backup!;
+    const s3Backup = backup!;
     const hostname = (await getAgent(cp, agent.id)).facts?.hostname as string;
     const re = new RegExp(
       `^backups/test/${hostname}/postgresql/${source}/\\d{4}/\\d{2}/shop_postgresql_${source}_\\d{8}T\\d{6}Z_[0-9a-f]{12}\\.pgdump\\.zst\\.enc$`,
@@ -207,6 +167,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('restores into a new database: schema, row counts, bytea, large object and pgbench_accounts identical', async () => {
+    const s3Backup = await ownBackup('restore-all');
     const job = await restore(s3Backup.id, { database: `${source}_r1`, conflict: 'create' });
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     const after = await fingerprint(`${source}_r1`);
@@ -214,6 +175,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('restores only the named tables when asked, and checks their row counts', async () => {
+    const s3Backup = await ownBackup('restore-some');
     // pg_restore picks tables from one schema at a time; a mixed selection is refused, clearly.
     const mixed = await restore(s3Backup.id, {
       database: `${source}_mixed`,
@@ -247,6 +209,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('refuses to restore into a non-empty database under the default policy, changing nothing', async () => {
+    const s3Backup = await ownBackup('restore-refused');
     const job = await restore(s3Backup.id, { database: source });
     expect(job.state).toBe('failed');
     expect(job.error?.message).toMatch(/is not empty/);
@@ -254,6 +217,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('rebuilds a lost catalogue from the bucket’s meta.json files alone', async () => {
+    const s3Backup = await ownBackup('rescanned');
     await query(cp.databaseUrl, 'DELETE FROM backups WHERE id = $1', [s3Backup.id]);
     expect((await cp.api('GET', `/api/v1/backups/${s3Backup.id}`)).status).toBe(404);
     const r = await cp.api<{ found: number; added: number }>('POST', `/api/v1/storage/${s3Storage}/rescan`);
@@ -270,6 +234,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('verifies a good backup', async () => {
+    const s3Backup = await ownBackup('verified');
     const r = await cp.api<Job>('POST', `/api/v1/backups/${s3Backup.id}/verify`);
     const job = await waitJob(cp, r.body.id);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
@@ -485,6 +450,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('keeps only JWE-wrapped keys and no planted secret in the control plane’s tables or either process’s logs', async () => {
+    const s3Backup = await ownBackup('secrets');
     const dump = pgTool('pg_dump', [
       '--data-only',
       '-h',
@@ -540,6 +506,7 @@ describe('PostgreSQL backup and restore', () => {
   });
 
   it('the standalone decrypt command and pg_restore recover the database with the control plane stopped', async () => {
+    const s3Backup = await ownBackup('offline-decrypt');
     const exported = await cp.api<{ privateJwk: Record<string, string> }>('POST', '/api/v1/keys/kek/export');
     expect(exported.status).toBe(200);
     const dir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-dr-')));

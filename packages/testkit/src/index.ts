@@ -5,4 +5,5 @@ export * from './net.js';
 export * from './postgres.js';
 export * from './processes.js';
 export * from './s3.js';
+export * from './segments.js';
 export * from './servers.js';
