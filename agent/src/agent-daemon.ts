@@ -1,9 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@dbbackup/logger';
-import type { Command, DumpTool, ServerPayload, StorageSpec, TargetSpec } from '@dbbackup/proto';
+import type { Command, DumpTool, StorageSpec, TargetSpec } from '@dbbackup/proto';
 import type { HandlerContext } from './commands/command-handlers.js';
 import type { AgentConfig } from './config.js';
+import { intake } from './daemon/intake.js';
 import { JobContexts } from './daemon/job-contexts.js';
 import { Lanes } from './daemon/lanes.js';
 import { RetentionRunner } from './daemon/retention-runner.js';
@@ -111,7 +112,13 @@ export class AgentDaemon {
     });
     this.#link.on(
       'command',
-      (c) => void this.#intake(c).catch((err) => log.error({ err }, 'failed to record command')),
+      (c) =>
+        void (async () => {
+          if (this.#stopping) return; // not recorded, not acknowledged: it will be redelivered
+          const outcome = await intake(this.#store, c, this.#c.testCrashPoint, log);
+          this.#link.ack(c.commandId);
+          if (outcome === 'new') this.#lanes.wake();
+        })().catch((err) => log.error({ err }, 'failed to record command')),
     );
     this.#link.on('revoked', (reason) => this.#revoked?.(reason));
     log.info(
@@ -164,27 +171,6 @@ export class AgentDaemon {
       return list;
     });
     return this.#toolsPending;
-  }
-
-  /** A command arrives: recorded in the inbox first, then acknowledged; a repeat is acknowledged, not run again. */
-  async #intake(c: ServerPayload<'command'>) {
-    const crash = this.#c.testCrashPoint;
-    if (this.#stopping) return; // not recorded, not acknowledged: it will be redelivered
-    if (crash === 'before-record') process.kill(process.pid, 'SIGKILL');
-    const outcome = await this.#store.recordCommand({
-      commandId: c.commandId,
-      kind: c.command.kind,
-      payload: c.command,
-      expiresAt: c.expiresAt,
-    });
-    if (outcome === 'new' && crash === 'after-record') process.kill(process.pid, 'SIGKILL');
-    this.#link.ack(c.commandId);
-    if (outcome === 'repeat') {
-      this.#log.info({ commandId: c.commandId }, 'repeated command re-acknowledged, not re-run');
-      return;
-    }
-    this.#log.info({ commandId: c.commandId, kind: c.command.kind }, 'command recorded');
-    this.#lanes.wake();
   }
 
   #handlers(clog: Logger): HandlerContext {
