@@ -8,7 +8,7 @@ import { intake } from './daemon/intake.js';
 import { JobContexts } from './daemon/job-contexts.js';
 import { Lanes } from './daemon/lanes.js';
 import { RetentionRunner } from './daemon/retention-runner.js';
-import { recoverUploads } from './daemon/upload-recovery.js';
+import { recoverScratch, recoverUploads } from './daemon/upload-recovery.js';
 import { DiscoveryCache } from './discovery.js';
 import { discoverTools, hostFacts } from './host-facts.js';
 import { loadIdentity } from './identity.js';
@@ -81,6 +81,7 @@ export class AgentDaemon {
       }),
     );
     await recoverUploads(this.#store, log);
+    await recoverScratch(this.#store, log);
     this.#link = await this.#createLink(identity);
     const flush = () => void this.#link.flush();
     this.#jobs = new JobContexts({
@@ -92,6 +93,7 @@ export class AgentDaemon {
       flush,
       crashPoint: this.#c.testCrashPoint,
       fault: this.#c.testFault,
+      freeBytes: this.#c.testFreeBytes,
     });
     this.#retention = new RetentionRunner(this.#store, log, flush);
     this.#lanes = new Lanes({
@@ -154,12 +156,22 @@ export class AgentDaemon {
           discovered: this.#discovery.current(),
           agentVersion: AGENT_VERSION,
           stateDir: this.#c.stateDir,
-          tools: await this.tools(),
+          tools: this.#knownTools(),
           queueDepth: counts.queued + counts.running,
           outboxDepth: await this.#store.outboxDepth(),
         });
       },
     });
+  }
+
+  /**
+   * The tools found so far, at once: a heartbeat never waits for tool discovery (asking every
+   * tool its version can take seconds on a loaded host, longer than a heartbeat may be late).
+   * A discovery that is due starts in the background and the next heartbeat carries it.
+   */
+  #knownTools(): DumpTool[] {
+    void this.tools().catch((err) => this.#log.warn({ err }, 'tool discovery failed'));
+    return this.#tools?.list ?? [];
   }
 
   /** Dump tools on this host, rediscovered every ten minutes. */

@@ -38,6 +38,8 @@ export interface AgentConfig {
   testCrashPoint: string | undefined;
   /** Fault injection for the tests: `job-events-full` fails every job log/progress write. */
   testFault: string | undefined;
+  /** Fault injection for the tests: the free bytes a drill sees where it would write. */
+  testFreeBytes: number | undefined;
 }
 
 export class UsageError extends Error {}
@@ -157,6 +159,7 @@ export function loadAgentConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConf
     s3RetryBaseMs: s3RetryBase(env),
     testCrashPoint: env.DBBACKUP_TEST_CRASH_POINT || undefined,
     testFault: env.DBBACKUP_TEST_FAULT || undefined,
+    testFreeBytes: env.DBBACKUP_TEST_FREE_BYTES ? Number(env.DBBACKUP_TEST_FREE_BYTES) : undefined,
   };
 }
 

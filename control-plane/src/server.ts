@@ -12,7 +12,8 @@ import { createDb, type Db } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrations.js';
 import { AgentGateway } from './gateway/agent-gateway.js';
-import { createApp } from './http/app.js';
+import { type AppDeps, createApp } from './http/app.js';
+import { registerDrillMetrics } from './services/drill-metrics.js';
 import { KeyRotator } from './services/key-rotation.js';
 import { bindMetricsDb } from './services/metrics.js';
 import { Notifier } from './services/notifications.js';
@@ -47,6 +48,7 @@ async function openDatabase(config: Config, log: Logger) {
 /** The notification sender and the key rotator, each on its own interval. */
 function startWorkers(db: Db, box: SecretBox, bus: NotifyBus, config: Config, log: Logger) {
   bindMetricsDb(db);
+  registerDrillMetrics();
   const notifier = new Notifier(db, box, log, {
     retryBaseMs: config.notifyRetryBaseMs,
     maxAttempts: config.notifyMaxAttempts,
@@ -75,6 +77,32 @@ async function listen(app: ReturnType<typeof createApp>, config: Config): Promis
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   return server;
+}
+
+/** What the REST app is built from: the running parts and the settings it needs. */
+function appDeps(
+  config: Config,
+  parts: Pick<AppDeps, 'db' | 'box' | 'kek' | 'bus' | 'log' | 'clusterId' | 'notifier'>,
+): AppDeps {
+  return {
+    ...parts,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    commandTtlSeconds: config.commandTtlSeconds,
+    enrollmentTokenTtlSeconds: config.enrollmentTokenTtlSeconds,
+    targetTestTimeoutMs: config.targetTestTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes,
+    publicUrl: config.publicUrl,
+    agentBundleDir: config.agentBundleDir,
+    metricsToken: config.metricsToken,
+    auth: {
+      jwtKey: parts.box.deriveKey('access-token v1'),
+      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+      loginMaxFailures: config.loginMaxFailures,
+      loginLockoutSeconds: config.loginLockoutSeconds,
+      loginRateLimitPerMinute: config.loginRateLimitPerMinute,
+    },
+  };
 }
 
 /** Start the control plane: database, migrations, keys, HTTP + agent gateway, workers and sweeper. */
@@ -107,35 +135,15 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   });
   await bus.start();
   const { notifier, rotator } = startWorkers(db, box, bus, config, log);
-  const app = createApp({
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    commandTtlSeconds: config.commandTtlSeconds,
-    enrollmentTokenTtlSeconds: config.enrollmentTokenTtlSeconds,
-    targetTestTimeoutMs: config.targetTestTimeoutMs,
-    maxBodyBytes: config.maxBodyBytes,
-    publicUrl: config.publicUrl,
-    agentBundleDir: config.agentBundleDir,
-    metricsToken: config.metricsToken,
-    notifier,
-    db,
-    box,
-    kek,
-    bus,
-    log,
-    clusterId,
-    auth: {
-      jwtKey: box.deriveKey('access-token v1'),
-      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
-      refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
-      loginMaxFailures: config.loginMaxFailures,
-      loginLockoutSeconds: config.loginLockoutSeconds,
-      loginRateLimitPerMinute: config.loginRateLimitPerMinute,
-    },
-  });
+  const app = createApp(appDeps(config, { db, box, kek, bus, log, clusterId, notifier }));
   const server = await listen(app, config);
   gateway.attach(server);
   const port = (server.address() as AddressInfo).port;
-  const stopSweeper = startSweeper(db, config, log, () => gateway.dispatchQueued());
+  const stopSweeper = startSweeper(db, config, log, {
+    dispatchQueued: () => gateway.dispatchQueued(),
+    box,
+    bus,
+  });
   log.info(
     { host: config.host, port, clusterId, embeddedDatabase: !config.databaseUrl },
     'control plane listening',

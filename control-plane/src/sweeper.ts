@@ -1,18 +1,27 @@
 import type { Logger } from '@dbbackup/logger';
 import type { Config } from './config.js';
+import type { SecretBox } from './crypto/secret-box.js';
 import type { Db } from './db/database.js';
 import { purgeExpiredJtis } from './gateway/agent-auth.js';
 import { sweepStaleAgents } from './services/agent-status.js';
 import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/command-state.js';
+import { runDueDrills } from './services/drills.js';
+import type { NotifyBus } from './services/notify-bus.js';
 
 /**
  * The periodic sweep, every half heartbeat interval: agents without a heartbeat go offline,
  * expired commands end (and their jobs), queued commands are pushed again (`dispatchQueued`,
- * behind NOTIFY), stalled jobs are marked; missed backups are looked for every two seconds.
+ * behind NOTIFY), stalled jobs are marked; missed backups and due drills are looked for every two seconds.
  * Returns the function that stops it.
  */
-export function startSweeper(db: Db, config: Config, log: Logger, dispatchQueued: () => Promise<void>) {
+export function startSweeper(
+  db: Db,
+  config: Config,
+  log: Logger,
+  d: { dispatchQueued: () => Promise<void>; box: SecretBox; bus: NotifyBus },
+) {
+  const dispatchQueued = d.dispatchQueued;
   let lastMissedSweep = 0;
   const sweeper = setInterval(
     () => {
@@ -30,6 +39,13 @@ export function startSweeper(db: Db, config: Config, log: Logger, dispatchQueued
           lastMissedSweep = Date.now();
           const missed = await sweepMissedBackups(db, config.missedBackupGraceMs);
           if (missed.fired.length) log.warn({ targets: missed.fired }, 'backup_missed alerts fired');
+          await runDueDrills(
+            db,
+            d.box,
+            config.commandTtlSeconds,
+            (agentId) => d.bus.publish({ kind: 'commands', agentId }),
+            (o, m) => log.warn(o, m),
+          );
         }
       })().catch((err) => log.warn({ err }, 'sweep failed'));
     },

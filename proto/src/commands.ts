@@ -44,6 +44,17 @@ export const RestoreCommand = z.object({
   tables: z.array(z.string().min(1).max(127)).max(1000).optional(),
 });
 
+/**
+ * A restore drill: the backup restored into a scratch destination the agent makes and owns
+ * (never the target's own database), checked, measured and removed whatever happened.
+ */
+export const DrillCommand = z.object({
+  kind: z.literal('drill'),
+  ...RestoreSource,
+  /** A restore slower than this is reported (rto_exceeded); the drill still completes. */
+  maxRestoreSeconds: z.number().positive().optional(),
+});
+
 /** A schedule as the agent runs it: its own croner clock, the storage resolved (with credentials). */
 export const AgentSchedule = z.object({
   id: z.string(),
@@ -111,6 +122,7 @@ export const Command = z.discriminatedUnion('kind', [
   BackupCommand,
   VerifyCommand,
   RestoreCommand,
+  DrillCommand,
 ]);
 export type Command = z.infer<typeof Command>;
 export type CommandKind = Command['kind'];

@@ -21,9 +21,11 @@
  *        backup in the JWE header (bid/aid/tid), re-wrapped keys to backup, agent, use and
  *        expiry; backup results a schema (BackupResult) with bounded table counts
  *        (tablesTotal); meta.json signed by its agent.
+ *   1.6  command drill (a restore into a scratch destination the agent makes, checks,
+ *        measures and removes).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 5;
+export const PROTOCOL_MINOR = 6;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

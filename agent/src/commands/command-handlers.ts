@@ -38,6 +38,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       return (await import('../jobs/restore-job.js')).runVerify(c, ctx.job(c.jobId));
     case 'restore':
       return (await import('../jobs/restore-job.js')).runRestore(c, ctx.job(c.jobId));
+    case 'drill':
+      return (await import('../jobs/drill-job.js')).runDrill(c, ctx.job(c.jobId));
     default:
       throw new AgentError('unsupported', `this agent cannot run a '${kind}' command`);
   }

@@ -1,4 +1,6 @@
 import { type KeyObject, sign } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from '@dbbackup/logger';
 import { redactText } from '@dbbackup/logger';
 import { loadEncryptionKey } from '../identity.js';
@@ -16,6 +18,8 @@ export interface JobContextDeps {
   crashPoint: string | undefined;
   /** Fault injection for the tests: `job-events-full` fails every job log/progress write. */
   fault: string | undefined;
+  /** Fault injection for the tests: the free bytes a drill sees. */
+  freeBytes: number | undefined;
 }
 
 /**
@@ -57,6 +61,14 @@ export class JobContexts {
       crashPoint: d.crashPoint,
       recordUpload: (storage, key, uploadId) => d.store.recordUpload(jobId, storage, key, uploadId),
       clearUpload: () => d.store.clearUpload(jobId),
+      drillsDir: path.join(d.stateDir, 'drills'),
+      freeBytes: async (dir) => {
+        if (d.freeBytes !== undefined) return d.freeBytes;
+        const s = await statfs(dir);
+        return Number(s.bavail) * Number(s.bsize);
+      },
+      recordScratch: (scratch) => d.store.setMeta(`scratch:${jobId}`, JSON.stringify(scratch)),
+      clearScratch: () => d.store.deleteMeta(`scratch:${jobId}`),
     };
   }
 }

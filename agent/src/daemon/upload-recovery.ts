@@ -1,5 +1,6 @@
 import type { Logger } from '@dbbackup/logger';
-import { StorageSpec } from '@dbbackup/proto';
+import { StorageSpec, type TargetSpec } from '@dbbackup/proto';
+import { removeScratch, type ScratchRecord } from '../jobs/drill-scratch.js';
 import { removeUncommitted } from '../jobs/orphan-sweep.js';
 import { openStore } from '../storage/open-store.js';
 import type { AgentStore } from '../store/agent-store.js';
@@ -28,6 +29,23 @@ export async function recoverUploads(store: AgentStore, log: Logger) {
       await store.clearUpload(u.job_id);
     } catch (err) {
       log.error({ err, jobId: u.job_id }, 'could not abort an unfinished upload; will retry at next start');
+    }
+  }
+}
+
+/** After a crash: remove the scratch destinations of drills that were interrupted (their record says what). */
+export async function recoverScratch(store: AgentStore, log: Logger) {
+  for (const { key, value } of await store.metaWithPrefix('scratch:')) {
+    try {
+      const { target, scratch } = JSON.parse(value) as { target: TargetSpec; scratch: ScratchRecord };
+      await removeScratch(target, scratch);
+      log.warn(
+        { key, database: scratch.database },
+        'removed the scratch destination of an interrupted drill',
+      );
+      await store.deleteMeta(key);
+    } catch (err) {
+      log.error({ err, key }, 'could not remove a drill scratch destination; will retry at next start');
     }
   }
 }

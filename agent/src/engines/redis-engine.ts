@@ -88,7 +88,7 @@ function infoField(info: string, name: string): string | undefined {
 }
 
 /** Keys per database from INFO keyspace. */
-async function keyspace(t: TargetSpec): Promise<TableStat[]> {
+export async function keyspace(t: TargetSpec): Promise<TableStat[]> {
   const info = await redisCmd(t, ['INFO', 'keyspace']);
   const out: TableStat[] = [];
   for (const m of info.matchAll(/^(db\d+):keys=(\d+)/gm))
@@ -348,7 +348,7 @@ async function rdbPath(t: TargetSpec): Promise<string> {
 }
 
 /** redis-check-rdb on the file (where installed): the number of live keys it holds, if it says. */
-async function checkRdb(file: string): Promise<number | undefined> {
+export async function checkRdb(file: string): Promise<number | undefined> {
   const checker = await firstTool(['redis-check-rdb'], 'redis', '--version').catch(() => undefined);
   if (!checker) return undefined;
   const r = await execa(checker.path, [file], { reject: false, timeout: 10 * 60_000 });

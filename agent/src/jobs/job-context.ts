@@ -17,6 +17,13 @@ export interface JobContext {
   crashPoint?: string | undefined;
   /** Set when the job's events could not be recorded (the state directory is full). */
   storageFault?: () => Error | undefined;
+  /** Where a drill makes its scratch files and directories (under the state directory). */
+  drillsDir?: string;
+  /** Free bytes where a drill would write (a test may inject the figure: DBBACKUP_TEST_FREE_BYTES). */
+  freeBytes?: (dir: string) => Promise<number>;
+  /** Remember a drill's scratch destination so that a restart removes it; forget it once removed. */
+  recordScratch?: (scratch: unknown) => Promise<void>;
+  clearScratch?: () => Promise<void>;
 }
 
 /** Call `fn` every `ms` until stopped. */

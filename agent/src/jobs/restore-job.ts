@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { setPriority } from 'node:os';
 import { Readable, type Stream, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,8 +9,10 @@ import {
   type Command,
   forAgentBindingProblem,
   restoreDestinationProblem,
+  type TargetSpec,
 } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
+import type { RestoreOptions } from '../engines/engine.js';
 import { engineFor } from '../engines/registry.js';
 import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
@@ -27,12 +30,16 @@ import { every, type JobContext } from './job-context.js';
 
 type VerifyCommand = Extract<Command, { kind: 'verify' }>;
 type RestoreCommand = Extract<Command, { kind: 'restore' }>;
+type DrillCommand = Extract<Command, { kind: 'drill' }>;
 
 /**
  * The data key the control plane re-wrapped for this command, used only if it is
  * bound to this command's backup and this agent and has not expired.
  */
-async function commandDataKey(cmd: VerifyCommand | RestoreCommand, ctx: JobContext): Promise<Buffer> {
+async function commandDataKey(
+  cmd: VerifyCommand | RestoreCommand | DrillCommand,
+  ctx: JobContext,
+): Promise<Buffer> {
   try {
     return await unwrapDataKey(cmd.wrappedKeyForAgent, await ctx.encryptionKey(), (h) =>
       forAgentBindingProblem(h, { bid: cmd.backupId, aid: ctx.agentId }, Math.floor(Date.now() / 1000)),
@@ -246,12 +253,53 @@ export async function runVerify(cmd: VerifyCommand, ctx: JobContext) {
  * restore in a single transaction, and compare row counts with the metadata.
  */
 export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
-  const { meta } = cmd;
   // The agent checks the destination itself: a name is an identifier, never an option.
   // (Redis restores into the target's own instance: the control plane names it itself.)
   const destination =
     cmd.target.engine === 'redis' ? undefined : restoreDestinationProblem(cmd.target.engine, cmd.database);
   if (destination) throw new AgentError('bad-destination', destination);
+  const r = await restoreAndCheck(
+    cmd,
+    cmd.target,
+    {
+      database: cmd.database,
+      conflict: cmd.conflict,
+      tables: cmd.tables,
+      engineMeta: cmd.meta.engineMeta,
+    },
+    ctx,
+  );
+  if (r.mismatches.length) {
+    const list = r.mismatches
+      .map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`)
+      .join('; ');
+    ctx.log('error', `post-restore check: row counts differ: ${list}`);
+    throw new AgentError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
+  }
+  const wanted = cmd.tables?.length
+    ? r.tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
+    : r.tables;
+  const checked = wanted.filter((t) => t.exact).length;
+  ctx.log(
+    'info',
+    `restored ${cmd.meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`,
+  );
+  return { database: cmd.database, tablesChecked: checked, bytes: r.bytes };
+}
+
+/**
+ * Restore a backup through `target` into `options.database` and compare row counts with its
+ * metadata: first prove the stored object is whole and authentic (checkObject), then decrypt
+ * (authenticating every segment again), decompress and restore. Returns the backup's table
+ * counts, the tables whose counts differ, and the bytes restored.
+ */
+export async function restoreAndCheck(
+  cmd: RestoreCommand | DrillCommand,
+  target: TargetSpec,
+  options: RestoreOptions,
+  ctx: JobContext,
+) {
+  const { meta } = cmd;
   const store = await openStore(cmd.storage);
   ctx.log('info', `checking ${meta.objectKey} before restoring`);
   const key = await commandDataKey(cmd, ctx);
@@ -270,28 +318,22 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
   } finally {
     key.fill(0);
   }
-  const engine = await engineFor(cmd.target);
+  const engine = await engineFor(target);
   const plain = new Meter();
   let plainBytes = () => plain.bytes;
   const stop = every(1000, () => ctx.progress('restore', readBytes, plainBytes()));
-  const options = {
-    database: cmd.database,
-    conflict: cmd.conflict,
-    tables: cmd.tables,
-    engineMeta: meta.engineMeta,
-  };
   const log = (m: string) => ctx.log('info', m);
   try {
     if (meta.compressAlgo === 'zstd' && !engine.restoresInProcess) {
       await restoreThroughZstd(
         src,
-        (into) => engine.restore(cmd.target, into, options, log),
+        (into) => engine.restore(target, into, options, log),
         (f) => {
           plainBytes = f;
         },
       );
     } else {
-      const restoring = engine.restore(cmd.target, plain, options, log);
+      const restoring = engine.restore(target, plain, options, log);
       await settleBoth(pipeline(src, decompressor(meta.compressAlgo), plain), restoring, plain);
     }
   } finally {
@@ -299,18 +341,26 @@ export async function runRestore(cmd: RestoreCommand, ctx: JobContext) {
     src.destroy();
   }
   const tables = await fullTables(store, meta);
-  const mismatches = await engine.postRestoreCheck(cmd.target, cmd.database, tables, cmd.tables);
-  if (mismatches.length) {
-    const list = mismatches
-      .map((m) => `${m.table}: expected ${m.expected}, found ${m.actual ?? 'no table'}`)
-      .join('; ');
-    ctx.log('error', `post-restore check: row counts differ: ${list}`);
-    throw new AgentError('post-restore-mismatch', `restored, but row counts differ from the backup: ${list}`);
+  const mismatches = await engine.postRestoreCheck(target, options.database, tables, options.tables);
+  return { tables, mismatches, bytes: plainBytes() };
+}
+
+/** The backup's plaintext dump (authenticated, decrypted, decompressed) written to `file`. */
+export async function restoreToFile(cmd: DrillCommand, file: string, ctx: JobContext) {
+  const { meta } = cmd;
+  const store = await openStore(cmd.storage);
+  const key = await commandDataKey(cmd, ctx);
+  let src: Readable;
+  try {
+    await checkObject(store, meta, key, ctx);
+    const chunks = store.readReused?.(meta.objectKey) ?? (await store.read(meta.objectKey));
+    src = Readable.from(flatten(decryptSegments(chunks, key, meta.sizeBytes)), {
+      objectMode: false,
+      highWaterMark: 1024 * 1024,
+    });
+  } finally {
+    key.fill(0);
   }
-  const wanted = cmd.tables?.length
-    ? tables.filter((t) => cmd.tables?.some((w) => t.table === w || t.table.endsWith(`.${w}`)))
-    : tables;
-  const checked = wanted.filter((t) => t.exact).length;
-  ctx.log('info', `restored ${meta.backupId} into ${cmd.database}; row counts match for ${checked} tables`);
-  return { database: cmd.database, tablesChecked: checked, bytes: plainBytes() };
+  await pipeline(src, decompressor(meta.compressAlgo), createWriteStream(file, { mode: 0o600 }));
+  return fullTables(store, meta);
 }

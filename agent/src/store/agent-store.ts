@@ -79,6 +79,20 @@ export class AgentStore {
       .execute();
   }
 
+  /** Every meta entry whose key starts with `prefix`. */
+  async metaWithPrefix(prefix: string): Promise<{ key: string; value: string }[]> {
+    return this.db
+      .selectFrom('meta')
+      .select(['key', 'value'])
+      .where('key', '>=', prefix)
+      .where('key', '<', `${prefix}\uffff`)
+      .execute();
+  }
+
+  async deleteMeta(key: string) {
+    await this.db.deleteFrom('meta').where('key', '=', key).execute();
+  }
+
   // --- inbox ----------------------------------------------------------------
 
   /**

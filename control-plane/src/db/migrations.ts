@@ -404,6 +404,32 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0013_drills': {
+    async up(db: Kysely<unknown>) {
+      // Restore drills: a job type of their own, a policy per target, and their alerts.
+      await sql`
+        ALTER TABLE jobs DROP CONSTRAINT jobs_type_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_type_check CHECK (type IN ('backup','verify','restore','drill'));
+        CREATE INDEX jobs_drills ON jobs (target_id, created_at DESC) WHERE type = 'drill';
+        ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
+        ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
+          CHECK (kind IN ('backup_missed','job_stalled','agent_event_rejected','key_unavailable',
+                          'drill_failed','rto_exceeded','rpo_exceeded'));
+        CREATE TABLE drill_policies (
+          target_id uuid PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+          cron text,
+          timezone text NOT NULL DEFAULT 'UTC',
+          every_n_backups integer CHECK (every_n_backups > 0),
+          enabled boolean NOT NULL DEFAULT true,
+          max_restore_seconds double precision CHECK (max_restore_seconds > 0),
+          max_data_age_seconds double precision CHECK (max_data_age_seconds > 0),
+          last_started_at timestamptz,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -174,7 +174,14 @@ export interface BackupsTable {
   created_at: GeneratedTimestamp;
 }
 
-export type AlertKind = 'backup_missed' | 'job_stalled' | 'agent_event_rejected' | 'key_unavailable';
+export type AlertKind =
+  | 'backup_missed'
+  | 'job_stalled'
+  | 'agent_event_rejected'
+  | 'key_unavailable'
+  | 'drill_failed'
+  | 'rto_exceeded'
+  | 'rpo_exceeded';
 
 export interface AlertsTable {
   id: string;
@@ -204,7 +211,7 @@ export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelle
 
 export interface JobsTable {
   id: string;
-  type: 'backup' | 'verify' | 'restore';
+  type: 'backup' | 'verify' | 'restore' | 'drill';
   state: JobState;
   agent_id: string;
   target_id: ColumnType<string | null, string | null | undefined, string | null>;
@@ -296,7 +303,21 @@ export interface NotificationDeliveriesTable {
   delivered_at: NullableTimestamp;
 }
 
+export interface DrillPoliciesTable {
+  target_id: string;
+  cron: ColumnType<string | null, string | null | undefined, string | null>;
+  timezone: ColumnType<string, string | undefined, string>;
+  every_n_backups: ColumnType<number | null, number | null | undefined, number | null>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  max_restore_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  max_data_age_seconds: ColumnType<number | null, number | null | undefined, number | null>;
+  last_started_at: NullableTimestamp;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 export interface Database {
+  drill_policies: DrillPoliciesTable;
   key_rotations: KeyRotationsTable;
   notification_channels: NotificationChannelsTable;
   notification_deliveries: NotificationDeliveriesTable;

@@ -20,7 +20,25 @@ export function alertRoutes(d: RouteDeps) {
       .where('target_id', '=', t.id)
       .where('state', '=', 'firing')
       .execute();
-    return c.json({ ...(await targetHealth(d.db, t.id)), firingAlerts: firing });
+    const drill = await d.db
+      .selectFrom('jobs')
+      .select(['id', 'state', 'finished_at', 'result'])
+      .where('target_id', '=', t.id)
+      .where('type', '=', 'drill')
+      .where('finished_at', 'is not', null)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    const r = drill?.result as { rtoSeconds?: number; dataAgeSeconds?: number } | undefined;
+    const lastDrill = drill
+      ? {
+          jobId: drill.id,
+          state: drill.state,
+          at: drill.finished_at,
+          rtoSeconds: r?.rtoSeconds ?? null,
+          dataAgeSeconds: r?.dataAgeSeconds ?? null,
+        }
+      : null;
+    return c.json({ ...(await targetHealth(d.db, t.id)), firingAlerts: firing, lastDrill });
   });
   return api;
 }

@@ -202,7 +202,17 @@ const SPECS: Record<string, Spec> = {
   'GET /api/v1/targets/:id/retention/preview': { summary: 'What retention would delete, and why' },
   'POST /api/v1/targets/:id/cleanup': { summary: 'Delete backups older than a time (or dry run)' },
   'GET /api/v1/alerts': { summary: 'Alerts' },
-  'GET /api/v1/targets/:id/health': { summary: 'RPO and next expected run' },
+  'GET /api/v1/targets/:id/health': { summary: 'RPO, next expected run and the newest drill' },
+  'PUT /api/v1/targets/:id/drill': { summary: "Set the target's restore drill policy" },
+  'GET /api/v1/targets/:id/drill': { summary: "The target's restore drill policy" },
+  'DELETE /api/v1/targets/:id/drill': { summary: 'Remove the drill policy', status: 204 },
+  'POST /api/v1/targets/:id/drills': { summary: 'Drill the newest good backup now', status: 202 },
+  'GET /api/v1/targets/:id/drills': {
+    summary: 'Drills of a target, newest first, with RTO and RPO measured',
+  },
+  'GET /api/v1/reports/recoverability': {
+    summary: 'Every target: last good backup, last drill, measured RTO and RPO',
+  },
   'GET /api/v1/audit': { summary: 'The audit trail, newest first' },
   'GET /api/v1/audit/export': { summary: 'The audit trail as JSONL or CSV' },
   'GET /api/v1/audit/verify': { summary: "Check the audit trail's hash chain" },

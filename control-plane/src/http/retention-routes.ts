@@ -1,5 +1,6 @@
 import { type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { badRequest, notFound } from '../problem.js';
@@ -55,7 +56,10 @@ async function targetRow(db: Db, id: string) {
   return t;
 }
 
-/** The catalogue's view: good = committed and not failed by a verify. */
+/** Drill failures that say nothing about the backup: it could not run. */
+const NOT_THE_BACKUPS_FAULT = ['insufficient-space', 'interrupted', 'expired', 'cancelled', 'unsupported'];
+
+/** The catalogue's view: good = committed and not failed by a verify or a drill. */
 async function candidates(db: Db, targetId: string): Promise<RetentionCandidate[]> {
   const rows = await db
     .selectFrom('backups')
@@ -68,9 +72,18 @@ async function candidates(db: Db, targetId: string): Promise<RetentionCandidate[
       await db
         .selectFrom('jobs')
         .select('backup_id')
-        .where('type', '=', 'verify')
         .where('state', '=', 'failed')
         .where('target_id', '=', targetId)
+        .where((eb) =>
+          eb.or([
+            eb('type', '=', 'verify'),
+            // A drill that restored and failed marks its backup; one that could not run does not.
+            eb.and([
+              eb('type', '=', 'drill'),
+              sql<boolean>`coalesce(error->>'code', '') NOT IN (${sql.join(NOT_THE_BACKUPS_FAULT)})`,
+            ]),
+          ]),
+        )
         .execute()
     ).map((j) => j.backup_id),
   );

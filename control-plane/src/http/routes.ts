@@ -6,6 +6,7 @@ import { alertRoutes } from './alert-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { backupRoutes } from './backup-routes.js';
+import { drillRoutes } from './drill-routes.js';
 import { enrolmentRoutes, enrolmentTokenRoutes } from './enrolment-routes.js';
 import { jobRoutes } from './job-routes.js';
 import { keyRoutes } from './key-routes.js';
@@ -44,6 +45,7 @@ export function apiRoutes(d: RouteDeps) {
   api.route('/', scheduleRoutes(d));
   api.route('/', retentionRoutes(d));
   api.route('/', alertRoutes(d));
+  api.route('/', drillRoutes(d));
   api.route('/', tokenRoutes(d));
   api.route('/', enrolmentTokenRoutes(d));
   api.route('/', agentRoutes(d));

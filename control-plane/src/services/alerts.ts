@@ -11,6 +11,9 @@ export const ALERT_KINDS = [
   'job_stalled',
   'agent_event_rejected',
   'key_unavailable',
+  'drill_failed',
+  'rto_exceeded',
+  'rpo_exceeded',
 ] as const satisfies readonly AlertKind[];
 
 const NOTIFY_FOR: Record<AlertKind, NotifyEvent> = {
@@ -18,6 +21,9 @@ const NOTIFY_FOR: Record<AlertKind, NotifyEvent> = {
   job_stalled: 'job.stalled',
   agent_event_rejected: 'security.event_rejected',
   key_unavailable: 'security.key_unavailable',
+  drill_failed: 'drill.failed',
+  rto_exceeded: 'drill.rto_exceeded',
+  rpo_exceeded: 'drill.rpo_exceeded',
 };
 
 /** Raise an alert unless one of that kind and subject is already firing. Returns whether it is new. */

@@ -23,6 +23,13 @@ import { createCommand } from './command-state.js';
 import { storageRefFor } from './storage-specs.js';
 import { targetSpecFor } from './target-specs.js';
 
+/** A restore drill: into a scratch destination the agent makes; the limits its result is judged by. */
+export interface DrillRequest {
+  type: 'drill';
+  maxRestoreSeconds?: number | undefined;
+  maxDataAgeSeconds?: number | undefined;
+}
+
 /** What an operator asked to restore: where, what to do with what is there, which tables. */
 export interface RestoreRequest {
   type: 'restore';
@@ -44,7 +51,7 @@ async function agentFor(db: Db, agentId: string) {
 }
 
 interface NewJob {
-  type: 'backup' | 'verify' | 'restore';
+  type: 'backup' | 'verify' | 'restore' | 'drill';
   agentId: string;
   targetId: string | null;
   backupId: string | null;
@@ -142,7 +149,11 @@ export async function startBackupJob(
 }
 
 /** The target a restore or verify goes through, checked against the backup's engine and destination. */
-async function restoreTarget(db: Db, b: Selectable<BackupsTable>, o: { type: 'verify' } | RestoreRequest) {
+async function restoreTarget(
+  db: Db,
+  b: Selectable<BackupsTable>,
+  o: { type: 'verify' } | RestoreRequest | DrillRequest,
+) {
   const targetId = (o.type === 'restore' && o.targetId) || b.target_id;
   if (!targetId)
     throw conflict('the backup’s target was deleted; name a target to restore with', 'target-required');
@@ -211,7 +222,7 @@ export async function startRestoreOrVerify(
   db: Db,
   box: SecretBox,
   backupId: string,
-  o: { type: 'verify' } | RestoreRequest,
+  o: { type: 'verify' } | RestoreRequest | DrillRequest,
   createdBy: string | null,
   ttlSeconds: number,
 ) {
@@ -229,17 +240,13 @@ export async function startRestoreOrVerify(
   const rewrapped = await rewrapKeyFor(db, box, b, meta, agent, expiresAt);
   const jobId = randomUUID();
   const base = { jobId, backupId, target: spec, storage, meta, wrappedKeyForAgent: rewrapped.jwe };
-  const command: Command =
-    o.type === 'verify'
-      ? { kind: 'verify', ...base }
-      : {
-          kind: 'restore',
-          ...base,
-          database,
-          conflict: o.conflict,
-          ...(o.tables ? { tables: o.tables } : {}),
-        };
-  const params = o.type === 'restore' ? { database, conflict: o.conflict, tables: o.tables ?? null } : {};
+  const command = readBackCommand(o, base, database);
+  const params =
+    o.type === 'restore'
+      ? { database, conflict: o.conflict, tables: o.tables ?? null }
+      : o.type === 'drill'
+        ? { maxRestoreSeconds: o.maxRestoreSeconds ?? null, maxDataAgeSeconds: o.maxDataAgeSeconds ?? null }
+        : {};
   const job = await insertJob(db, {
     type: o.type,
     agentId: agent.id,
@@ -263,4 +270,26 @@ export async function startRestoreOrVerify(
       })
       .execute();
   return job;
+}
+
+/** The command that reads a backup back: verify, restore into `database`, or a drill. */
+function readBackCommand(
+  o: { type: 'verify' } | RestoreRequest | DrillRequest,
+  base: Omit<Extract<Command, { kind: 'verify' }>, 'kind'>,
+  database: string,
+): Command {
+  if (o.type === 'verify') return { kind: 'verify', ...base };
+  if (o.type === 'drill')
+    return {
+      kind: 'drill',
+      ...base,
+      ...(o.maxRestoreSeconds !== undefined ? { maxRestoreSeconds: o.maxRestoreSeconds } : {}),
+    };
+  return {
+    kind: 'restore',
+    ...base,
+    database,
+    conflict: o.conflict,
+    ...(o.tables ? { tables: o.tables } : {}),
+  };
 }

@@ -48,6 +48,13 @@ export const restoreDuration = new client.Histogram({
   buckets: DURATION_BUCKETS,
   registers: [registry],
 });
+export const drillDuration = new client.Histogram({
+  name: 'dbbackup_drill_duration_seconds',
+  help: 'Restore drill duration (scratch restore, check and removal), by engine and result',
+  labelNames: ['dbtype', 'result'] as const,
+  buckets: DURATION_BUCKETS,
+  registers: [registry],
+});
 export const dispatchLatency = new client.Histogram({
   name: 'dbbackup_command_dispatch_latency_seconds',
   help: 'From a command being created to the agent acknowledging it',
@@ -131,6 +138,9 @@ export function bindMetricsDb(db: Db) {
   metricsDb = db;
 }
 
+/** The database gauges read at scrape time (undefined until the server binds it). */
+export const boundMetricsDb = () => metricsDb;
+
 /** Observe a finished backup or restore job (job-finished.ts calls it where its terminal state is applied). */
 export function observeJobFinished(job: FinishedJob) {
   if (!job.finished_at) return;
@@ -140,6 +150,10 @@ export function observeJobFinished(job: FinishedJob) {
   const dbtype = job.targetEngine ?? job.backupEngine ?? 'unknown';
   if (job.type === 'restore') {
     restoreDuration.observe({ dbtype, result }, seconds);
+    return;
+  }
+  if (job.type === 'drill') {
+    drillDuration.observe({ dbtype, result }, seconds);
     return;
   }
   if (job.type !== 'backup') return;

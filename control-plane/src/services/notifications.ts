@@ -27,6 +27,9 @@ export const NOTIFY_EVENTS = [
   'verify.failed',
   'security.event_rejected',
   'security.key_unavailable',
+  'drill.failed',
+  'drill.rto_exceeded',
+  'drill.rpo_exceeded',
 ] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 /** What a channel gets when it names no events: everything but the (noisy) successes. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiError, CliError, EXIT, usage } from './api.js';
 import { alerts, audit, rotateKeys } from './commands/admin.js';
+import { drill, report } from './commands/drills.js';
 import { agents, enrollToken, status, targets } from './commands/fleet.js';
 import { backup, backups, logs, restore, verify } from './commands/jobs.js';
 import { cleanup, schedule } from './commands/schedules.js';
@@ -24,6 +25,8 @@ or what \`dbbackup login\` saved (owner-only file under ~/.config/dbbackup/).
   backup TARGET [--wait]                  run a backup now (progress bar with --wait)
   restore BACKUP [--to DB] [--tables a,b] [--on-conflict fail|clean|create] [--wait]
   verify BACKUP | --target TARGET --latest [--wait]
+  drill TARGET [--wait]                   restore the newest good backup into a scratch copy, check it, measure it
+  report recoverability                   every target: last good backup, last drill, measured RTO and RPO
   backups ls [--target TARGET]
   schedule ls TARGET | create TARGET --cron EXPR [--timezone TZ] | enable TARGET ID | disable TARGET ID
   cleanup TARGET --older-than 30d (--dry-run | --confirm)
@@ -82,6 +85,8 @@ const COMMANDS: Record<string, (c: Ctx) => Promise<number>> = {
   backup,
   restore,
   verify,
+  drill,
+  report,
   backups,
   schedule,
   cleanup,
