@@ -336,6 +336,70 @@ describe('restore drills', () => {
     await cp.api('DELETE', `/api/v1/targets/${targetId}/drill`);
   });
 
+  it('retention keeps the newest proven backup while a newer one failed its drill, in the preview and on the agent', async () => {
+    const db = await createDb();
+    await query(dbUrl(db), 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
+    const targetId = await mustTarget({
+      name: 'drill-retention',
+      engine: 'postgresql',
+      connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+    });
+    const proven = await backed(targetId);
+    expect((await drill(targetId)).state).toBe('succeeded');
+    const role = `drill_owner_${Date.now().toString(36)}`;
+    await query(dbUrl(db), `CREATE ROLE ${role}; ALTER TABLE t OWNER TO ${role};`);
+    const broken = await backed(targetId);
+    await query(dbUrl(db), `ALTER TABLE t OWNER TO postgres; DROP ROLE ${role};`);
+    const failed = await drill(targetId);
+    expect(failed.state).toBe('failed');
+    const third = await backed(targetId);
+    const put = await cp.api('PUT', `/api/v1/targets/${targetId}/retention`, { policy: { keepLast: 1 } });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    const preview = await cp.api<{ keep: { id: string }[]; delete: { id: string }[] }>(
+      'GET',
+      `/api/v1/targets/${targetId}/retention/preview`,
+    );
+    expect(preview.body.keep.map((k) => k.id)).toContain(proven.id);
+    expect(preview.body.delete.map((d) => d.id).sort()).toEqual([broken.id].sort());
+    // The agent applies the same rules after the next backup, from the configuration it was sent.
+    const fourth = await backed(targetId);
+    const left = await waitFor(
+      async () => {
+        const items = (await cp.api<{ items: { id: string }[] }>('GET', `/api/v1/backups?target=${targetId}`))
+          .body.items;
+        return items.length === 2 ? items : undefined;
+      },
+      { what: 'retention applied by the agent' },
+    );
+    expect(left.value.map((b) => b.id).sort()).toEqual([proven.id, fourth.id].sort());
+    expect(third.id).not.toBe(fourth.id);
+  });
+
+  it('a policy of every second backup drills after the second one', async () => {
+    const db = await createDb();
+    await query(dbUrl(db), 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
+    const targetId = await mustTarget({
+      name: 'drill-every-2nd',
+      engine: 'postgresql',
+      connection: { host: '127.0.0.1', port: pgPort(), database: db, user: 'postgres' },
+    });
+    expect((await cp.api('PUT', `/api/v1/targets/${targetId}/drill`, { everyNBackups: 2 })).status).toBe(200);
+    await backed(targetId);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await cp.api<{ items: Job[] }>('GET', `/api/v1/targets/${targetId}/drills`)).body.items).toEqual(
+      [],
+    );
+    const second = await backed(targetId);
+    const job = await waitFor(
+      async () =>
+        (await cp.api<{ items: Job[] }>('GET', `/api/v1/targets/${targetId}/drills`)).body.items.find(
+          (j) => j.state === 'succeeded',
+        ),
+      { timeoutMs: 60_000, what: 'a drill after the second backup' },
+    );
+    expect((job.value.result as DrillResult).backupId).toBe(second.id);
+  });
+
   it('bad input to the drill API is refused with problem+json and changes nothing', async () => {
     const db = await createDb();
     const targetId = await mustTarget({

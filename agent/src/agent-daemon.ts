@@ -197,6 +197,7 @@ export class AgentDaemon {
           storage: c.storage,
           naming: c.naming,
           policy: c.policy,
+          ...(await this.#retention.drillVerdicts(c.target.id)),
           log: (level, m) => clog[level](m),
           onDeleted: async (d) => {
             await this.#store.appendEvent({ type: 'backup.deleted', ...d });

@@ -71,7 +71,18 @@ export const AgentConfig = z.object({
   version: z.number().int().nonnegative(),
   naming: z.object({ env: z.string(), agentName: z.string() }),
   kek: z.object({ kid: z.string(), publicJwk: z.record(z.string(), z.string()) }),
-  targets: z.array(z.object({ target: TargetSpec, schedules: z.array(AgentSchedule).max(100) })).max(1000),
+  targets: z
+    .array(
+      z.object({
+        target: TargetSpec,
+        schedules: z.array(AgentSchedule).max(100),
+        /** Backups whose newest restore drill failed: retention does not count them as good. */
+        unproven: z.array(z.string()).max(1000).optional(),
+        /** Backups retention must keep: the newest one a drill proved, while a newer one failed its drill. */
+        keep: z.array(z.string()).max(10).optional(),
+      }),
+    )
+    .max(1000),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 

@@ -17,6 +17,14 @@ export class RetentionRunner {
     readonly flush: () => void,
   ) {}
 
+  /** What the target's drills say (unproven backups, the one to keep), from the configuration the control plane sent. */
+  async drillVerdicts(targetId: string): Promise<{ unproven: Set<string>; keep: Set<string> }> {
+    const raw = await this.store.getMeta('config');
+    const parsed = raw ? WireConfig.safeParse(JSON.parse(raw)) : undefined;
+    const entry = parsed?.success ? parsed.data.targets.find((t) => t.target.id === targetId) : undefined;
+    return { unproven: new Set(entry?.unproven ?? []), keep: new Set(entry?.keep ?? []) };
+  }
+
   async run(target: TargetSpec, storage: StorageSpec, naming: Naming, log: LogFn) {
     const policy = target.options.retention;
     if (!policy) return;
@@ -27,6 +35,7 @@ export class RetentionRunner {
         storage,
         naming,
         policy,
+        ...(await this.drillVerdicts(target.id)),
         log,
         onDeleted: async (d) => {
           await this.store.appendEvent({ type: 'backup.deleted', ...d });

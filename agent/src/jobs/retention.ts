@@ -29,6 +29,10 @@ export async function applyRetention(o: {
   naming: { env: string; agentName: string };
   policy: RetentionPolicy;
   now?: Date;
+  /** Backups whose newest restore drill failed (the control plane says which): never counted as good. */
+  unproven?: ReadonlySet<string>;
+  /** Backups kept whatever the policy says: the newest proven one while a newer one failed its drill. */
+  keep?: ReadonlySet<string>;
   log: (level: 'info' | 'warn' | 'error', m: string) => void;
   onDeleted: (d: { backupId: string; objectKey: string; reason: string }) => Promise<void>;
 }): Promise<RetentionOutcome> {
@@ -58,15 +62,23 @@ export async function applyRetention(o: {
     }
     if (meta.targetId === o.target.id) metas.push(meta);
   }
-  // Good: committed, and its data object is there with the size the metadata records.
+  // Good: committed, its data object there with the size the metadata records, and not
+  // failed by a restore drill (so the newest proven backup is never deleted for it).
   const candidates: RetentionCandidate[] = metas.map((m) => ({
     id: m.backupId,
     startedAt: m.startTime,
-    good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes,
+    good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes && !o.unproven?.has(m.backupId),
   }));
   const decision = selectRetention(candidates, o.policy, o.now ?? new Date());
   const deleted: RetentionOutcome['deleted'] = [];
   for (const d of decision.delete) {
+    if (o.keep?.has(d.id)) {
+      o.log(
+        'info',
+        `retention: kept ${d.id}, the newest backup a drill proved (a newer one failed its drill)`,
+      );
+      continue;
+    }
     const meta = metas.find((m) => m.backupId === d.id)!;
     await store.delete(`${meta.objectKey}.meta.json`);
     await store.delete(meta.objectKey);

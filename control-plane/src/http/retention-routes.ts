@@ -1,10 +1,9 @@
 import { type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
 import { Hono } from 'hono';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { badRequest, notFound } from '../problem.js';
-import { bumpAgentConfig } from '../services/agent-config.js';
+import { bumpAgentConfig, drillVerdicts } from '../services/agent-config.js';
 import { createCommand } from '../services/command-state.js';
 import { checkStorage, storageRefFor } from '../services/storage-specs.js';
 import { targetSpecFromRow } from '../services/target-specs.js';
@@ -44,7 +43,7 @@ export function retentionRoutes(d: RouteDeps) {
   api.get('/targets/:id/retention/preview', async (c) => {
     const t = await targetRow(db, uuidParam(c, 'id', 'target'));
     const policy = (t.options as { retention?: RetentionPolicy }).retention ?? {};
-    return c.json({ policy, ...selectRetention(await candidates(db, t.id), policy, new Date()) });
+    return c.json({ policy, ...(await decide(db, t.id, policy)) });
   });
   api.post('/targets/:id/cleanup', (c) => cleanup(c, d));
   return api;
@@ -56,11 +55,12 @@ async function targetRow(db: Db, id: string) {
   return t;
 }
 
-/** Drill failures that say nothing about the backup: it could not run. */
-const NOT_THE_BACKUPS_FAULT = ['insufficient-space', 'interrupted', 'expired', 'cancelled', 'unsupported'];
-
-/** The catalogue's view: good = committed and not failed by a verify or a drill. */
-async function candidates(db: Db, targetId: string): Promise<RetentionCandidate[]> {
+/**
+ * Retention as the catalogue sees it: good = committed, not failed by a verify, and not a
+ * backup whose newest drill failed; the newest backup a drill proved stays while a newer one
+ * failed its drill (the agent applies the same rules from its configuration).
+ */
+async function decide(db: Db, targetId: string, policy: RetentionPolicy) {
   const rows = await db
     .selectFrom('backups')
     .select(['id', 'started_at', 'status'])
@@ -72,26 +72,31 @@ async function candidates(db: Db, targetId: string): Promise<RetentionCandidate[
       await db
         .selectFrom('jobs')
         .select('backup_id')
+        .where('type', '=', 'verify')
         .where('state', '=', 'failed')
         .where('target_id', '=', targetId)
-        .where((eb) =>
-          eb.or([
-            eb('type', '=', 'verify'),
-            // A drill that restored and failed marks its backup; one that could not run does not.
-            eb.and([
-              eb('type', '=', 'drill'),
-              sql<boolean>`coalesce(error->>'code', '') NOT IN (${sql.join(NOT_THE_BACKUPS_FAULT)})`,
-            ]),
-          ]),
-        )
         .execute()
     ).map((j) => j.backup_id),
   );
-  return rows.map((r) => ({
+  const drills = await drillVerdicts(db, targetId);
+  const unproven = new Set(drills.unproven);
+  const candidates: RetentionCandidate[] = rows.map((r) => ({
     id: r.id,
     startedAt: new Date(r.started_at).toISOString(),
-    good: r.status === 'completed' && !failedVerify.has(r.id),
+    good: r.status === 'completed' && !failedVerify.has(r.id) && !unproven.has(r.id),
   }));
+  const d = selectRetention(candidates, policy, new Date());
+  const pinned = d.delete.filter((x) => drills.keep.includes(x.id));
+  return {
+    keep: [
+      ...d.keep,
+      ...pinned.map((x) => ({
+        id: x.id,
+        reasons: ['the newest backup a drill proved (a newer one failed its drill)'],
+      })),
+    ],
+    delete: d.delete.filter((x) => !drills.keep.includes(x.id)),
+  };
 }
 
 /**
@@ -106,7 +111,7 @@ async function cleanup(c: Ctx, { db, bus }: RouteDeps) {
   const days = body.olderThan.endsWith('w') ? n * 7 : n;
   if (days < 1) throw badRequest('olderThan: must be at least 1 day', { field: 'olderThan' });
   const policy: RetentionPolicy = { keepDays: days };
-  const decision = selectRetention(await candidates(db, t.id), policy, new Date());
+  const decision = await decide(db, t.id, policy);
   if (body.dryRun) return c.json({ dryRun: true, olderThan: body.olderThan, ...decision });
   const agent = await db
     .selectFrom('agents')

@@ -1,6 +1,7 @@
 import { type AgentEventBody, type Command, targetDbName } from '@dbbackup/proto';
 import { type Db, json } from '../db/database.js';
 import type { JobState } from '../db/schema.js';
+import { bumpAgentConfigLater } from './agent-config.js';
 import { checkBackupResult, reject } from './agent-reports.js';
 import { recordBackup } from './catalogue.js';
 import { jobFinished } from './job-finished.js';
@@ -42,6 +43,8 @@ export async function onCommandEvent(
   if (e.type === 'command.failed') {
     const failed = await setJobState(tx, e.commandId, 'failed', { error: json(e.error) });
     if (failed) await jobFinished(tx, failed.id);
+    // What drills proved changes what the agent's own retention counts as good.
+    if (failed?.type === 'drill') await bumpAgentConfigLater(tx, failed.agent_id);
     return;
   }
   const job = await setJobState(tx, e.commandId, 'succeeded', { result: json(null) });
@@ -75,6 +78,7 @@ export async function onCommandEvent(
       .execute();
   }
   await jobFinished(tx, job.id);
+  if (job.type === 'drill') await bumpAgentConfigLater(tx, job.agent_id);
 }
 
 export async function onJobEvent(tx: Tx, agentId: string, e: EventOf<'job.progress' | 'job.log'>, at: Date) {
