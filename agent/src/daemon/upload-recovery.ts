@@ -1,6 +1,6 @@
 import type { Logger } from '@dbbackup/logger';
 import { StorageSpec, type TargetSpec } from '@dbbackup/proto';
-import { removeScratch, type ScratchRecord } from '../jobs/drill-scratch.js';
+import type { ScratchRecord } from '../jobs/drill-scratch.js';
 import { removeUncommitted } from '../jobs/orphan-sweep.js';
 import { openStore } from '../storage/open-store.js';
 import type { AgentStore } from '../store/agent-store.js';
@@ -35,7 +35,11 @@ export async function recoverUploads(store: AgentStore, log: Logger) {
 
 /** After a crash: remove the scratch destinations of drills that were interrupted (their record says what). */
 export async function recoverScratch(store: AgentStore, log: Logger) {
-  for (const { key, value } of await store.metaWithPrefix('scratch:')) {
+  const records = await store.metaWithPrefix('scratch:');
+  if (!records.length) return;
+  // The database drivers are loaded only when there is something to remove (an idle agent stays small).
+  const { removeScratch } = await import('../jobs/drill-scratch.js');
+  for (const { key, value } of records) {
     try {
       const { target, scratch } = JSON.parse(value) as { target: TargetSpec; scratch: ScratchRecord };
       await removeScratch(target, scratch);

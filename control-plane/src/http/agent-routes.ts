@@ -1,5 +1,6 @@
 import { PingCommand, ProbeCommand } from '@dbbackup/proto';
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { conflict, notFound } from '../problem.js';
 import { setAgentStatus } from '../services/agent-status.js';
@@ -7,6 +8,7 @@ import { cancelAgentCommands, createCommand, getCommand } from '../services/comm
 import { redactEventBody } from '../services/redaction.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam } from './input.js';
+import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { agentView, commandView } from './views.js';
 
@@ -27,8 +29,19 @@ export function agentRoutes(d: RouteDeps) {
   const { db } = d;
   const api = new Hono<AuthEnv>();
   api.get('/agents', async (c) => {
-    const rows = await db.selectFrom('agents').selectAll().orderBy('enrolled_at').execute();
-    return c.json({ items: rows.map(agentView) });
+    const page = pageOf(c, 100);
+    const rows = await keyset(
+      db.selectFrom('agents').selectAll(),
+      { time: 'enrolled_at' },
+      'asc',
+      page,
+    ).execute();
+    const total = await db
+      .selectFrom('agents')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .executeTakeFirstOrThrow();
+    const p = paged(rows, page, (r) => timeKey(r.enrolled_at, r.id));
+    return c.json({ items: p.items.map(agentView), nextCursor: p.nextCursor, total: total.n });
   });
   api.get('/agents/:id', (c) => agentDetail(c, d));
   api.delete('/agents/:id', async (c) => {
@@ -45,14 +58,11 @@ export function agentRoutes(d: RouteDeps) {
   api.post('/agents/:id/commands', (c) => sendCommand(c, d));
   api.get('/agents/:id/commands', async (c) => {
     const id = uuidParam(c, 'id', 'agent');
-    const rows = await db
-      .selectFrom('commands')
-      .selectAll()
-      .where('agent_id', '=', id)
-      .orderBy('created_at', 'desc')
-      .limit(200)
-      .execute();
-    return c.json({ items: rows.map(commandView) });
+    const page = pageOf(c, 200);
+    const q = db.selectFrom('commands').selectAll().where('agent_id', '=', id);
+    const rows = await keyset(q, { time: 'created_at' }, 'desc', page).execute();
+    const p = paged(rows, page, (r) => timeKey(r.created_at, r.id));
+    return c.json({ items: p.items.map(commandView), nextCursor: p.nextCursor });
   });
   api.get('/commands/:id', async (c) => {
     const row = await getCommand(db, uuidParam(c, 'id', 'command'));
@@ -99,15 +109,16 @@ async function sendCommand(c: Ctx, d: RouteDeps) {
 /** The agent's event stream, newest first; refused events carry their reason, no event a wrapped key. */
 async function agentEvents(c: Ctx, { db }: RouteDeps) {
   const id = uuidParam(c, 'id', 'agent');
-  const rows = await db
+  const page = pageOf(c, 500);
+  const q = db
     .selectFrom('agent_events')
-    .select(['seq', 'type', 'body', 'received_at', 'rejected_reason'])
-    .where('agent_id', '=', id)
-    .orderBy('seq', 'desc')
-    .limit(500)
-    .execute();
+    .select(['seq', 'type', 'body', 'received_at', 'rejected_reason', 'agent_id'])
+    .where('agent_id', '=', id);
+  const rows = await keyset(q, { number: 'seq' }, 'desc', page, 'agent_id').execute();
+  const p = paged(rows, page, (r) => ({ k: Number(r.seq), id: r.agent_id }));
   return c.json({
-    items: rows.map((r) => ({
+    nextCursor: p.nextCursor,
+    items: p.items.map((r) => ({
       seq: r.seq,
       type: r.type,
       body: redactEventBody(r.body),

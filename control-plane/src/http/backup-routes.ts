@@ -4,6 +4,7 @@ import { notFound } from '../problem.js';
 import { startRestoreOrVerify } from '../services/job-creation.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam, uuidQuery } from './input.js';
+import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { backupView, jobView } from './views.js';
 
@@ -21,12 +22,15 @@ export function backupRoutes(d: RouteDeps) {
   const { db } = d;
   const api = new Hono<AuthEnv>();
   api.get('/backups', async (c) => {
-    let q = db.selectFrom('backups').selectAll().orderBy('started_at', 'desc').limit(500);
+    const page = pageOf(c, 500);
+    let q = db.selectFrom('backups').selectAll();
     // Backups removed by retention are listed only when asked for.
     if (c.req.query('deleted') !== 'true') q = q.where('deleted_at', 'is', null);
     const target = uuidQuery(c, 'target');
     if (target) q = q.where('target_id', '=', target);
-    return c.json({ items: (await q.execute()).map(backupView) });
+    const rows = await keyset(q, { time: 'started_at' }, 'desc', page).execute();
+    const p = paged(rows, page, (r) => timeKey(r.started_at, r.id));
+    return c.json({ items: p.items.map(backupView), nextCursor: p.nextCursor });
   });
   api.get('/backups/:id', async (c) => {
     const id = uuidParam(c, 'id', 'backup');

@@ -3,6 +3,7 @@ import { notFound } from '../problem.js';
 import { startBackupJob } from '../services/job-creation.js';
 import type { AuthEnv } from './auth.js';
 import { uuidParam, uuidQuery } from './input.js';
+import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { jobView } from './views.js';
 
@@ -17,12 +18,15 @@ export function jobRoutes(d: RouteDeps) {
     return c.json(jobView(job), 202, { location: `/api/v1/jobs/${job.id}` });
   });
   api.get('/jobs', async (c) => {
-    let q = db.selectFrom('jobs').selectAll().orderBy('created_at', 'desc').limit(200);
+    const page = pageOf(c, 200);
+    let q = db.selectFrom('jobs').selectAll();
     const target = uuidQuery(c, 'target');
     if (target) q = q.where('target_id', '=', target);
     const state = c.req.query('state');
     if (state) q = q.where('state', '=', state as never);
-    return c.json({ items: (await q.execute()).map(jobView) });
+    const rows = await keyset(q, { time: 'created_at' }, 'desc', page).execute();
+    const p = paged(rows, page, (r) => timeKey(r.created_at, r.id));
+    return c.json({ items: p.items.map(jobView), nextCursor: p.nextCursor });
   });
   api.get('/jobs/:id', async (c) => {
     const id = uuidParam(c, 'id', 'job');

@@ -102,7 +102,13 @@ const Rotation = z.looseObject({
   total: z.number().int(),
   done: z.number().int(),
 });
-const list = <T extends z.ZodType>(item: T) => z.looseObject({ items: z.array(item) });
+const list = <T extends z.ZodType>(item: T) =>
+  z.looseObject({
+    items: z.array(item),
+    /** Paged lists: the next page's cursor (null on the last), and the total where it is cheap. */
+    nextCursor: z.string().nullable().optional(),
+    total: z.number().int().optional(),
+  });
 
 type Spec = { summary: string; body?: z.ZodType; response?: z.ZodType; status?: number };
 const SPECS: Record<string, Spec> = {

@@ -10,6 +10,7 @@ import {
   TargetOptions,
 } from '@dbbackup/proto';
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { conflict, notFound, validationProblem } from '../problem.js';
@@ -17,6 +18,7 @@ import { bumpAgentConfig } from '../services/agent-config.js';
 import { testConnection } from '../services/connection-test.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam, uuidQuery } from './input.js';
+import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { targetView } from './views.js';
 
@@ -75,21 +77,8 @@ export function targetRoutes(d: RouteDeps) {
     c.json({ items: await discovered(db, uuidParam(c, 'id', 'agent')) }),
   );
   api.post('/agents/:id/discovered/:key/adopt', (c) => adoptDiscovered(c, d));
-  api.get('/targets', async (c) => {
-    let q = db.selectFrom('targets').selectAll().orderBy('created_at');
-    const agent = uuidQuery(c, 'agent');
-    if (agent) q = q.where('agent_id', '=', agent);
-    return c.json({ items: (await q.execute()).map(targetView) });
-  });
-  api.get('/agents/:id/targets', async (c) => {
-    const rows = await db
-      .selectFrom('targets')
-      .selectAll()
-      .where('agent_id', '=', uuidParam(c, 'id', 'agent'))
-      .orderBy('created_at')
-      .execute();
-    return c.json({ items: rows.map(targetView) });
-  });
+  api.get('/targets', (c) => listTargets(c, db, uuidQuery(c, 'agent')));
+  api.get('/agents/:id/targets', (c) => listTargets(c, db, uuidParam(c, 'id', 'agent')));
   api.get('/targets/:id', async (c) => {
     const id = uuidParam(c, 'id', 'target');
     const row = await db.selectFrom('targets').selectAll().where('id', '=', id).executeTakeFirst();
@@ -99,6 +88,21 @@ export function targetRoutes(d: RouteDeps) {
   api.patch('/targets/:id', (c) => patchTarget(c, d));
   api.delete('/targets/:id', (c) => deleteTarget(c, d));
   return api;
+}
+
+/** Targets, of one agent or all, oldest first, a page at a time, with the total. */
+async function listTargets(c: Ctx, db: Db, agentId: string | undefined) {
+  const page = pageOf(c, 100);
+  let q = db.selectFrom('targets').selectAll();
+  let count = db.selectFrom('targets').select(sql<number>`count(*)::int`.as('n'));
+  if (agentId) {
+    q = q.where('agent_id', '=', agentId);
+    count = count.where('agent_id', '=', agentId);
+  }
+  const rows = await keyset(q, { time: 'created_at' }, 'asc', page).execute();
+  const p = paged(rows, page, (r) => timeKey(r.created_at, r.id));
+  const total = (await count.executeTakeFirstOrThrow()).n;
+  return c.json({ items: p.items.map(targetView), nextCursor: p.nextCursor, total });
 }
 
 function testDeps(d: RouteDeps) {

@@ -115,4 +115,19 @@ export class Api {
 
   get = <T>(p: string) => this.call<T>('GET', p);
   post = <T>(p: string, body: unknown = {}) => this.call<T>('POST', p, body);
+
+  /** Every item of a paged list, following its cursors (up to `max` items). */
+  async all<T>(p: string, max = 100_000): Promise<{ items: T[] }> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const sep = p.includes('?') ? '&' : '?';
+      const page: { items: T[]; nextCursor?: string | null } = await this.get(
+        cursor ? `${p}${sep}limit=1000&cursor=${encodeURIComponent(cursor)}` : `${p}${sep}limit=1000`,
+      );
+      items.push(...page.items);
+      cursor = page.nextCursor ?? null;
+    } while (cursor && items.length < max);
+    return { items };
+  }
 }

@@ -30,7 +30,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function resolveTarget(api: Api, ref: string | undefined): Promise<Target> {
   if (!ref) throw usage('which target? give its id or name');
   if (UUID.test(ref)) return api.get<Target>(`/api/v1/targets/${ref}`);
-  const all = (await api.get<{ items: Target[] }>('/api/v1/targets')).items.filter((t) => t.name === ref);
+  const all = (await api.all<Target>('/api/v1/targets')).items.filter((t) => t.name === ref);
   if (all.length === 0) throw new CliError(`no target named ${JSON.stringify(ref)}`, EXIT.notFound);
   if (all.length > 1) throw usage(`${all.length} targets are named ${JSON.stringify(ref)}; use the id`);
   return all[0] as Target;
@@ -39,7 +39,7 @@ export async function resolveTarget(api: Api, ref: string | undefined): Promise<
 export async function resolveAgent(api: Api, ref: string | undefined): Promise<Agent> {
   if (!ref) throw usage('which agent? give its id or host name');
   if (UUID.test(ref)) return api.get<Agent>(`/api/v1/agents/${ref}`);
-  const all = (await api.get<{ items: Agent[] }>('/api/v1/agents')).items.filter(
+  const all = (await api.all<Agent>('/api/v1/agents')).items.filter(
     (a) => a.hostname === ref && a.status !== 'revoked',
   );
   if (all.length === 0) throw new CliError(`no agent on host ${JSON.stringify(ref)}`, EXIT.notFound);

@@ -8,8 +8,8 @@ import { show, table } from '../output.js';
 export async function status(c: Ctx): Promise<number> {
   const { api, out, flags, server } = c;
   const [agents, targets, alerts, jobs] = await Promise.all([
-    api.get<{ items: Agent[] }>('/api/v1/agents'),
-    api.get<{ items: Target[] }>('/api/v1/targets'),
+    api.all<Agent>('/api/v1/agents'),
+    api.all<Target>('/api/v1/targets'),
     api.get<{ items: { kind: string; message: string }[] }>('/api/v1/alerts?state=firing'),
     api.get<{ items: Job[] }>('/api/v1/jobs?state=running'),
   ]);
@@ -53,7 +53,7 @@ export async function status(c: Ctx): Promise<number> {
 export async function agents(c: Ctx): Promise<number> {
   const { api, out, sub, rest } = c;
   if (sub === 'ls' || !sub) {
-    const r = await api.get<{ items: Agent[] }>('/api/v1/agents');
+    const r = await api.all<Agent>('/api/v1/agents');
     show(out, r.items, () =>
       table(out, r.items as never, ['id', 'hostname', 'status', 'agentVersion', 'lastSeenAt']),
     );
@@ -96,7 +96,7 @@ export async function targets(c: Ctx): Promise<number> {
     const q = flags.agent
       ? `/api/v1/agents/${(await resolveAgent(api, flags.agent as string)).id}/targets`
       : '/api/v1/targets';
-    const r = await api.get<{ items: Target[] }>(q);
+    const r = await api.all<Target>(q);
     show(out, r.items, () => table(out, r.items as never, ['id', 'name', 'engine', 'agentId']));
     return EXIT.ok;
   }
