@@ -10,6 +10,7 @@ import { ProblemError, problemBody } from '../problem.js';
 import { setAgentStatus } from '../services/agent-status.js';
 import { type AgentAuthOptions, authenticateAgent } from './agent-auth.js';
 import { AgentSession } from './agent-session.js';
+import { Liveness } from './liveness.js';
 
 export interface GatewayOptions extends AgentAuthOptions {
   log: Logger;
@@ -28,10 +29,16 @@ export class AgentGateway {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   readonly #sessions = new Map<string, AgentSession>();
   readonly #o: GatewayOptions;
+  readonly #liveness: Liveness;
   #closing = false;
 
   constructor(o: GatewayOptions) {
     this.#o = o;
+    this.#liveness = new Liveness(
+      o.db,
+      o.log,
+      Math.min(1000, Math.max(50, Math.floor(o.heartbeatIntervalMs / 4))),
+    );
   }
 
   attach(server: Server) {
@@ -79,6 +86,7 @@ export class AgentGateway {
           kek: this.#o.kek,
           log: this.#o.log,
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
+          liveness: this.#liveness,
         },
         (s) => this.#closed(s),
       );
@@ -129,6 +137,7 @@ export class AgentGateway {
 
   async close() {
     this.#closing = true;
+    await this.#liveness.close();
     const ids = [...this.#sessions.keys()];
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
     // Its agents will reconnect, here after a restart or to another replica; until then they are offline.

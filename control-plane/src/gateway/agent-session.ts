@@ -22,10 +22,15 @@ import {
   toWireCommand,
   transition,
 } from '../services/command-state.js';
+import type { Liveness } from './liveness.js';
 
 export interface SessionDeps extends HydrationDeps {
   heartbeatIntervalMs: number;
+  liveness: Liveness;
 }
+
+/** Facts that did not change are written again after this long (uptime and load stay roughly current). */
+const FACTS_REFRESH_MS = 5 * 60_000;
 
 const HELLO_TIMEOUT_MS = 10_000;
 /** Frames received and not yet handled; an agent keeps at most 100 events unacknowledged. */
@@ -56,6 +61,9 @@ export class AgentSession {
   #tokensAt = Date.now();
   /** The last event sequence number this session applied or was told of (undefined before the first event). */
   #seq: number | undefined;
+  /** The facts last written (without clocks and load), and when. */
+  #facts: string | undefined;
+  #factsAt = 0;
   #timer: NodeJS.Timeout;
   #onClosed: (s: AgentSession) => void;
 
@@ -254,16 +262,24 @@ export class AgentSession {
       });
   }
 
+  /**
+   * A heartbeat: the agent is seen (written in the next liveness batch) and answered at once.
+   * Its facts are written only when something but the clocks and the load changed, or every
+   * FACTS_REFRESH_MS, so an idle fleet's heartbeats cost the database next to nothing.
+   */
   async #heartbeat(p: AgentPayload<'heartbeat'>) {
-    const { db } = this.#deps;
-    await db
+    this.#deps.liveness.seen(this.agentId);
+    this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
+    const { uptimeSeconds: _u, hostUptimeSeconds: _h, load: _l, ...lasting } = p.facts;
+    const stable = JSON.stringify(lasting);
+    if (stable === this.#facts && Date.now() - this.#factsAt < FACTS_REFRESH_MS) return;
+    await this.#deps.db
       .updateTable('agents')
-      .set({ last_seen_at: new Date(), facts: json(p.facts), hostname: p.facts.hostname })
+      .set({ facts: json(p.facts), hostname: p.facts.hostname })
       .where('id', '=', this.agentId)
       .execute();
-    // The sweeper may have marked us offline while a heartbeat was late.
-    await setAgentStatus(db, this.agentId, 'online', 'heartbeat resumed');
-    this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
+    this.#facts = stable;
+    this.#factsAt = Date.now();
   }
 
   async #event(event: AgentPayload<'event'>) {

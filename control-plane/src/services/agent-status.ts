@@ -40,6 +40,36 @@ export async function setAgentStatus(
 }
 
 /**
+ * Bring back online those of `ids` that are marked offline (their heartbeats arrive again),
+ * each with its history row and notification, in one transaction. Returns the ids it changed.
+ */
+export async function markOnlineAgain(db: Db, ids: string[], reason: string): Promise<string[]> {
+  if (!ids.length) return [];
+  return db.transaction().execute(async (tx) => {
+    const back = await tx
+      .updateTable('agents')
+      .set({ status: 'online', connected_at: new Date() })
+      .where('id', 'in', ids)
+      .where('status', '=', 'offline')
+      .returning(['id', 'hostname'])
+      .execute();
+    for (const a of back) {
+      await notify(tx, 'agent.online', {
+        title: `Agent ${a.hostname} is back online`,
+        message: reason,
+        agentId: a.id,
+        host: a.hostname,
+      });
+      await tx
+        .insertInto('agent_status_history')
+        .values({ agent_id: a.id, status: 'online', reason })
+        .execute();
+    }
+    return back.map((a) => a.id);
+  });
+}
+
+/**
  * Mark offline every online agent not heard from in `staleMs`, whichever replica
  * held its socket. Returns the ids it changed.
  */
