@@ -31,6 +31,7 @@ const Schema = z
     DBBACKUP_ENROLLMENT_TOKEN_TTL_SECONDS: int(60, 30 * 86_400).default(86_400),
     DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS: int(10, 900).default(300),
     DBBACKUP_CLOCK_SKEW_SECONDS: int(0, 300).default(5),
+    DBBACKUP_MAX_AGENT_HANDSHAKES: int(1, 100_000).default(64),
     DBBACKUP_LOG_LEVEL: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
@@ -76,6 +77,8 @@ export type Config = Readonly<{
   enrollmentTokenTtlSeconds: number;
   agentTokenMaxAgeSeconds: number;
   clockSkewSeconds: number;
+  /** Agent connections admitted at once (authentication to welcome); more are told to come back (503, Retry-After). */
+  maxAgentHandshakes: number;
   logLevel: string;
   maxBodyBytes: number;
   masterKey: string | undefined;
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     enrollmentTokenTtlSeconds: c.DBBACKUP_ENROLLMENT_TOKEN_TTL_SECONDS,
     agentTokenMaxAgeSeconds: c.DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS,
     clockSkewSeconds: c.DBBACKUP_CLOCK_SKEW_SECONDS,
+    maxAgentHandshakes: c.DBBACKUP_MAX_AGENT_HANDSHAKES,
     logLevel: c.DBBACKUP_LOG_LEVEL,
     maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
     masterKey: c.DBBACKUP_MASTER_KEY,

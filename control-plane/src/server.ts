@@ -128,6 +128,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     maxAgeSeconds: config.agentTokenMaxAgeSeconds,
     clockSkewSeconds: config.clockSkewSeconds,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    maxHandshakes: config.maxAgentHandshakes,
   });
   bus.onSignal((s) => {
     if (s.kind === 'commands') gateway.dispatch(s.agentId);

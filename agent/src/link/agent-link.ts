@@ -11,15 +11,16 @@ import {
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   type ServerMessage,
-  type ServerPayload,
 } from '@dbbackup/proto';
 import WebSocket from 'ws';
 import { connectToken } from '../identity.js';
-import { Backoff } from './backoff.js';
-import type { LinkOptions } from './link-options.js';
+import { Backoff, retryAfterMs } from './backoff.js';
+import type { LinkEvents, LinkOptions } from './link-options.js';
+import type { LinkState } from './link-state.js';
 import { describeProxy, proxyAgentFor } from './proxy.js';
 
 export type { LinkOptions } from './link-options.js';
+export type { LinkState } from './link-state.js';
 
 /**
  * The agent's one outbound connection, as an explicit state machine:
@@ -31,8 +32,6 @@ export type { LinkOptions } from './link-options.js';
  *     └──────────── backoff ◀───────────────────────────────────────┘
  *   any ──stop──▶ stopping ──▶ stopped            (refused as revoked ──▶ stopped)
  */
-export type LinkState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'stopping' | 'stopped';
-
 const ALLOWED: Record<LinkState, LinkState[]> = {
   idle: ['connecting', 'stopped'],
   connecting: ['handshaking', 'backoff', 'stopping', 'stopped'],
@@ -42,12 +41,6 @@ const ALLOWED: Record<LinkState, LinkState[]> = {
   stopping: ['stopped'],
   stopped: [],
 };
-
-export interface LinkEvents {
-  command: [ServerPayload<'command'>];
-  revoked: [string];
-  state: [LinkState];
-}
 
 const OUTBOX_WINDOW = 100;
 
@@ -62,6 +55,8 @@ export class AgentLink extends EventEmitter<LinkEvents> {
   #heartbeatMs: number;
   #sentUpTo = 0;
   #flushing = false;
+  /** The wait the control plane asked for in its last refusal (Retry-After), if any. */
+  #retryAfter: number | undefined;
   #flushAgain = false;
 
   constructor(o: LinkOptions) {
@@ -146,6 +141,8 @@ export class AgentLink extends EventEmitter<LinkEvents> {
   }
 
   #refused(ws: WebSocket, res: IncomingMessage) {
+    const retryAfter = res.headers['retry-after'];
+    this.#retryAfter = retryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
     res.on('end', () => {
@@ -351,8 +348,14 @@ export class AgentLink extends EventEmitter<LinkEvents> {
 
   #retry() {
     if (!this.#to('backoff')) return;
-    const delay = this.#backoff.next();
-    this.#o.log.info({ delayMs: delay, attempt: this.#backoff.attempt }, 'reconnecting after backoff');
+    // A control plane that asked for a wait (503 with Retry-After while it admits a crowd) gets it.
+    const asked = this.#retryAfter;
+    this.#retryAfter = undefined;
+    const delay = Math.max(this.#backoff.next(), asked ?? 0);
+    this.#o.log.info(
+      { delayMs: delay, attempt: this.#backoff.attempt, retryAfterMs: asked },
+      'reconnecting after backoff',
+    );
     this.#timer(delay, () => void this.#connect());
   }
 

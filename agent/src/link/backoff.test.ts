@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from './backoff.js';
+import { Backoff, retryAfterMs } from './backoff.js';
 
 describe('Backoff', () => {
   it('grows from about 1 s to a 60 s cap', () => {
@@ -28,5 +28,20 @@ describe('Backoff', () => {
     expect(b.next()).toBe(8000);
     b.connectionLasted(30_000);
     expect(b.next()).toBe(1000);
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads seconds or an HTTP date, spread over 100–150 % of it, and ignores what it cannot read', () => {
+    expect(retryAfterMs('3', () => 0)).toBe(3000);
+    expect(retryAfterMs('3', () => 1)).toBe(4500);
+    const now = Date.parse('2026-12-02T00:00:00Z');
+    expect(retryAfterMs('Wed, 02 Dec 2026 00:00:10 GMT', () => 0, now)).toBe(10_000);
+    expect(retryAfterMs('999999', () => 0)).toBe(3_600_000);
+    for (const bad of [undefined, '', 'soon', '-5', 'Tue, 01 Dec 2026 00:00:00 GMT'])
+      expect(
+        retryAfterMs(bad, () => 0, now),
+        String(bad),
+      ).toBeUndefined();
   });
 });

@@ -39,3 +39,19 @@ export class Backoff {
     if (ms >= this.#o.stableAfterMs) this.#attempt = 0;
   }
 }
+
+/**
+ * A refusal's `Retry-After` (seconds, or an HTTP date) in milliseconds, spread over
+ * [100 %, 150 %] of it so that agents told the same wait do not all come back at once.
+ * Undefined when there is none (or it is unreadable); at most an hour.
+ */
+export function retryAfterMs(
+  header: string | undefined,
+  random = Math.random,
+  now = Date.now(),
+): number | undefined {
+  if (!header) return undefined;
+  const seconds = /^\d{1,6}$/.test(header.trim()) ? Number(header.trim()) : (Date.parse(header) - now) / 1000;
+  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
+  return Math.round(Math.min(seconds, 3600) * 1000 * (1 + 0.5 * random()));
+}

@@ -1,9 +1,10 @@
 import type { Logger } from '@dbbackup/logger';
-import type { AgentPayload } from '@dbbackup/proto';
+import type { AgentPayload, ServerPayload } from '@dbbackup/proto';
 import type { Identity } from '../identity.js';
 import type { AgentStore } from '../store/agent-store.js';
+import type { LinkState } from './link-state.js';
 
-/** What the agent's link is built from. */
+/** What the agent's link is built from, and the events it emits. */
 
 export interface LinkOptions {
   identity: Identity;
@@ -19,4 +20,10 @@ export interface LinkOptions {
   /** Used until the welcome names the control plane's own interval. */
   heartbeatIntervalMs: number;
   collectFacts: () => Promise<AgentPayload<'heartbeat'>['facts']>;
+}
+
+export interface LinkEvents {
+  command: [ServerPayload<'command'>];
+  revoked: [string];
+  state: [LinkState];
 }

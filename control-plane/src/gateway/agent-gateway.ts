@@ -18,6 +18,8 @@ export interface GatewayOptions extends AgentAuthOptions {
   db: Db;
   box: SecretBox;
   kek: KekSource;
+  /** Handshakes (authentication to welcome) admitted at once; more are answered 503 with Retry-After. */
+  maxHandshakes?: number;
 }
 
 /**
@@ -31,6 +33,8 @@ export class AgentGateway {
   readonly #o: GatewayOptions;
   readonly #liveness: Liveness;
   #closing = false;
+  /** Agent connections between the upgrade request and their welcome. */
+  #handshakes = 0;
 
   constructor(o: GatewayOptions) {
     this.#o = o;
@@ -38,6 +42,7 @@ export class AgentGateway {
       o.db,
       o.log,
       Math.min(1000, Math.max(50, Math.floor(o.heartbeatIntervalMs / 4))),
+      (agentId) => this.#sessions.has(agentId),
     );
   }
 
@@ -61,6 +66,29 @@ export class AgentGateway {
     if (pathname !== AGENT_CONNECT_PATH)
       return refuse(socket, new ProblemError(404, 'Not Found', 'no WebSocket here'));
     if (this.#closing) return refuse(socket, new ProblemError(503, 'Service Unavailable', 'shutting down'));
+    // A fleet reconnecting at once (a restart) is admitted a bounded number at a time; the rest
+    // are told when to come back, spread over a few seconds, and agents honour it.
+    if (this.#handshakes >= (this.#o.maxHandshakes ?? 64))
+      return refuse(
+        socket,
+        new ProblemError(503, 'Service Unavailable', 'busy admitting agents; retry'),
+        2 + Math.floor(Math.random() * 4),
+      );
+    this.#handshakes++;
+    let admitted = true;
+    const done = () => {
+      if (admitted) this.#handshakes--;
+      admitted = false;
+    };
+    try {
+      await this.#admit(req, socket, head, done);
+    } catch (err) {
+      done();
+      throw err;
+    }
+  }
+
+  async #admit(req: IncomingMessage, socket: Duplex, head: Buffer, done: () => void) {
     let agentId: string;
     try {
       agentId = await authenticateAgent(req.headers.authorization, this.#o);
@@ -70,11 +98,19 @@ export class AgentGateway {
           { reason: err.message, type: err.type, remote: req.socket.remoteAddress },
           'agent connect refused',
         );
+        done();
         return refuse(socket, err);
       }
       this.#o.log.error({ err }, 'agent authentication failed');
-      return refuse(socket, new ProblemError(503, 'Service Unavailable', 'cannot authenticate now; retry'));
+      done();
+      return refuse(
+        socket,
+        new ProblemError(503, 'Service Unavailable', 'cannot authenticate now; retry'),
+        5,
+      );
     }
+    // The slot is freed when the session has sent its welcome, or closed before that.
+    socket.once('close', done);
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       const previous = this.#sessions.get(agentId);
       const session = new AgentSession(
@@ -87,6 +123,7 @@ export class AgentGateway {
           log: this.#o.log,
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
           liveness: this.#liveness,
+          welcomed: done,
         },
         (s) => this.#closed(s),
       );
@@ -98,6 +135,7 @@ export class AgentGateway {
   #closed(s: AgentSession) {
     if (this.#sessions.get(s.agentId) !== s) return;
     this.#sessions.delete(s.agentId);
+    this.#liveness.forget(s.agentId);
     if (!this.#closing) {
       void setAgentStatus(this.#o.db, s.agentId, 'offline', 'disconnected').catch((err) =>
         this.#o.log.error({ err }, 'failed to record offline'),
@@ -151,12 +189,13 @@ export class AgentGateway {
   }
 }
 
-function refuse(socket: Duplex, p: ProblemError) {
+function refuse(socket: Duplex, p: ProblemError, retryAfterSeconds?: number) {
   const body = JSON.stringify(problemBody(p));
   const reason = p.status === 401 ? 'Unauthorized' : p.status === 404 ? 'Not Found' : 'Service Unavailable';
   socket.end(
     `HTTP/1.1 ${p.status} ${reason}\r\n` +
       'Content-Type: application/problem+json\r\n' +
+      (retryAfterSeconds !== undefined ? `Retry-After: ${retryAfterSeconds}\r\n` : '') +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `Date: ${new Date().toUTCString()}\r\n` +
       'Connection: close\r\n\r\n' +

@@ -27,6 +27,8 @@ import type { Liveness } from './liveness.js';
 export interface SessionDeps extends HydrationDeps {
   heartbeatIntervalMs: number;
   liveness: Liveness;
+  /** Called once the welcome is sent (the gateway admits the next handshake). */
+  welcomed?: () => void;
 }
 
 /** Facts that did not change are written again after this long (uptime and load stay roughly current). */
@@ -237,6 +239,7 @@ export class AgentSession {
       protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
     });
     await setAgentStatus(db, this.agentId, 'online', 'connected');
+    this.#deps.welcomed?.();
     this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
     // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
     if (p.configVersion !== undefined && p.configVersion < agent.config_version)

@@ -18,6 +18,8 @@ export class Liveness {
     readonly db: Db,
     readonly log: Logger,
     readonly flushMs: number,
+    /** Whether the agent still has its socket here (a heartbeat from before a disconnect brings nothing back). */
+    readonly connected: (agentId: string) => boolean,
   ) {
     this.#timer = setInterval(() => void this.flush(), flushMs);
     this.#timer.unref();
@@ -25,6 +27,11 @@ export class Liveness {
 
   seen(agentId: string, at = new Date()) {
     this.#seen.set(agentId, at);
+  }
+
+  /** Its socket closed: a heartbeat not yet written must not bring it back online. */
+  forget(agentId: string) {
+    this.#seen.delete(agentId);
   }
 
   /** Write what was seen since the last flush (one flush at a time). */
@@ -47,8 +54,9 @@ export class Liveness {
        WHERE agents.id = v.id AND (agents.last_seen_at IS NULL OR agents.last_seen_at < v.at)`.execute(
       this.db,
     );
-    // The sweeper may have marked some offline while their heartbeats were late.
-    await markOnlineAgain(this.db, ids, 'heartbeat resumed');
+    // The sweeper may have marked some offline while their heartbeats were late; only those
+    // still connected come back (one that disconnected since is offline for good reason).
+    await markOnlineAgain(this.db, ids.filter(this.connected), 'heartbeat resumed');
   }
 
   async close() {
