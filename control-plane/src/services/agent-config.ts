@@ -132,45 +132,24 @@ export async function drillVerdicts(
 }
 
 /**
- * A new configuration version for the agent, from inside another transaction (a drill's end):
- * the config.sync command is queued and the sweeper's dispatch sends it after the commit.
+ * A new configuration version for the agent, and its config.sync command queued. Returns
+ * false if there is no such agent. From inside another transaction (a drill's end) that is
+ * all: the sweeper's dispatch sends the command after the commit.
  */
-export async function bumpAgentConfigLater(db: Db, agentId: string) {
+export async function bumpAgentConfigLater(db: Db, agentId: string, createdBy: string | null = null) {
   const r = await db
     .updateTable('agents')
     .set((eb) => ({ config_version: eb('config_version', '+', 1) }))
     .where('id', '=', agentId)
     .returning('config_version')
     .executeTakeFirst();
-  if (r)
-    await createCommand(db, {
-      agentId,
-      command: { kind: 'config.sync', version: r.config_version },
-      ttlSeconds: CONFIG_TTL_SECONDS,
-      createdBy: null,
-    });
+  if (!r) return false;
+  const command: Command = { kind: 'config.sync', version: r.config_version };
+  await createCommand(db, { agentId, command, ttlSeconds: CONFIG_TTL_SECONDS, createdBy });
+  return true;
 }
 
 /** A new configuration version for the agent, delivered by a config.sync command (reliable, exactly once). */
 export async function bumpAgentConfig(db: Db, bus: NotifyBus, agentId: string, createdBy: string | null) {
-  const r = await db
-    .updateTable('agents')
-    .set((eb) => ({ config_version: eb('config_version', '+', 1) }))
-    .where('id', '=', agentId)
-    .returning('config_version')
-    .executeTakeFirst();
-  if (!r) return;
-  await queueConfigSync(db, bus, agentId, r.config_version, createdBy);
-}
-
-export async function queueConfigSync(
-  db: Db,
-  bus: NotifyBus,
-  agentId: string,
-  version: number,
-  createdBy: string | null,
-) {
-  const command: Command = { kind: 'config.sync', version };
-  await createCommand(db, { agentId, command, ttlSeconds: CONFIG_TTL_SECONDS, createdBy });
-  await bus.publish({ kind: 'commands', agentId });
+  if (await bumpAgentConfigLater(db, agentId, createdBy)) await bus.publish({ kind: 'commands', agentId });
 }

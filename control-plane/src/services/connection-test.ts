@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import { conflict, notFound, ProblemError } from '../problem.js';
 import { createCommand, getCommand, TERMINAL } from './command-state.js';
 import type { NotifyBus } from './notify-bus.js';
+import { checkStorage } from './storage-specs.js';
 
 export interface ConnectionTestDeps {
   db: Db;
@@ -58,15 +59,7 @@ async function checkTestable(db: Db, agentId: string, storageId: string) {
       `agent is ${agent.status}; a target is tested through its agent before it is saved`,
       'agent-offline',
     );
-  const storage = await db
-    .selectFrom('storage_profiles')
-    .select('id')
-    .where('id', '=', storageId)
-    .executeTakeFirst();
-  if (!storage)
-    throw new ProblemError(422, 'Unprocessable Content', 'storageId names no storage profile', {
-      type: 'validation',
-    });
+  await checkStorage(db, storageId);
 }
 
 /** Read the command back until it is settled or the time is up (every 100 ms). */
