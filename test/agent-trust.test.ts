@@ -262,9 +262,11 @@ describe('a compromised agent', () => {
       const id = randomUUID();
       await query(
         cp.databaseUrl,
+        // meta_kid as the catalogue records it (migration 0011): else the key rotator would ask
+        // the agent to rewrite this planted meta.json, a command this test does not count on.
         `INSERT INTO backups (id, target_id, agent_id, storage_id, object_key, meta_key, filename, size_bytes, sha256,
-           status, started_at, finished_at, meta, key_bound)
-         VALUES ($1, $2, $3, $4, $5, $5 || '.meta.json', 'f', 1, $6, 'completed', now(), now(), $7, $8)`,
+           status, started_at, finished_at, meta, key_bound, meta_kid)
+         VALUES ($1, $2, $3, $4, $5, $5 || '.meta.json', 'f', 1, $6, 'completed', now(), now(), $7, $8, $7::jsonb->>'kekId')`,
         [
           id,
           targetA,
