@@ -22,37 +22,41 @@ function lastDrills(db: Db) {
 
 let registered = false;
 
+/** A per-target drill gauge, collected from the newest successful drills (one shared query a scrape). */
+function drillGauge(
+  name: string,
+  help: string,
+  value: (r: { finished_at: Date; rto: number | null }) => number | null,
+) {
+  return new client.Gauge({
+    name,
+    help,
+    labelNames: ['target_id', 'target', 'dbtype'] as const,
+    registers: [registry],
+    async collect() {
+      const db = boundMetricsDb();
+      if (!db) return;
+      this.reset();
+      for (const r of (await lastDrills(db)).rows) {
+        const v = value(r);
+        if (v !== null) this.set({ target_id: r.id, target: r.name, dbtype: r.engine }, v);
+      }
+    },
+  });
+}
+
 /** `dbbackup_last_drill_success_timestamp` and `dbbackup_restore_rto_seconds`, per target. */
 export function registerDrillMetrics() {
   if (registered) return;
   registered = true;
-  new client.Gauge({
-    name: 'dbbackup_last_drill_success_timestamp',
-    help: 'Unix time of the newest successful restore drill of each target (absent: none yet)',
-    labelNames: ['target_id', 'target', 'dbtype'] as const,
-    registers: [registry],
-    async collect() {
-      const db = boundMetricsDb();
-      if (!db) return;
-      this.reset();
-      for (const r of (await lastDrills(db)).rows)
-        this.set(
-          { target_id: r.id, target: r.name, dbtype: r.engine },
-          new Date(r.finished_at).getTime() / 1000,
-        );
-    },
-  });
-  new client.Gauge({
-    name: 'dbbackup_restore_rto_seconds',
-    help: 'Restore time measured by the newest successful drill of each target (first byte fetched to check passed)',
-    labelNames: ['target_id', 'target', 'dbtype'] as const,
-    registers: [registry],
-    async collect() {
-      const db = boundMetricsDb();
-      if (!db) return;
-      this.reset();
-      for (const r of (await lastDrills(db)).rows)
-        if (r.rto !== null) this.set({ target_id: r.id, target: r.name, dbtype: r.engine }, r.rto);
-    },
-  });
+  drillGauge(
+    'dbbackup_last_drill_success_timestamp',
+    'Unix time of the newest successful restore drill of each target (absent: none yet)',
+    (r) => new Date(r.finished_at).getTime() / 1000,
+  );
+  drillGauge(
+    'dbbackup_restore_rto_seconds',
+    'Restore time measured by the newest successful drill of each target (first byte fetched to check passed)',
+    (r) => r.rto,
+  );
 }
