@@ -8,3 +8,4 @@ export * from './results.js';
 export * from './retention.js';
 export * from './targets.js';
 export * from './version.js';
+export * from './backoff.js';

@@ -4,17 +4,18 @@ import {
   type AgentMessageType,
   type AgentPayload,
   agentConnectUrl,
+  Backoff,
   CloseCode,
   decodeServerMessage,
   encodeAgentMessage,
   MAX_FRAME_BYTES,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
+  retryAfterMs,
   type ServerMessage,
 } from '@dbbackup/proto';
 import WebSocket from 'ws';
 import { connectToken } from '../identity.js';
-import { Backoff, retryAfterMs } from './backoff.js';
 import type { LinkEvents, LinkOptions } from './link-options.js';
 import type { LinkState } from './link-state.js';
 import { describeProxy, proxyAgentFor } from './proxy.js';
