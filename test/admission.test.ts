@@ -5,11 +5,12 @@ import WebSocket from 'ws';
 import { controlPlane, rawIdentity } from './support.js';
 
 let cp: ControlPlane;
+let queued: ControlPlane;
 
 /** Open the agent socket with a token; the upgrade's status and Retry-After (or the open socket). */
-function upgrade(jwt: string): Promise<{ status: number; retryAfter?: string; ws?: WebSocket }> {
+function upgrade(jwt: string, on = cp): Promise<{ status: number; retryAfter?: string; ws?: WebSocket }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(agentConnectUrl(`http://127.0.0.1:${cp.port}`), {
+    const ws = new WebSocket(agentConnectUrl(on.url), {
       headers: { authorization: `Bearer ${jwt}` },
     });
     ws.on('open', () => resolve({ status: 101, ws }));
@@ -27,7 +28,13 @@ function upgrade(jwt: string): Promise<{ status: number; retryAfter?: string; ws
 
 beforeAll(async () => {
   // One handshake at a time: the second agent that knocks while one is being admitted waits.
-  cp = await controlPlane({ env: { DBBACKUP_MAX_AGENT_HANDSHAKES: '1' } });
+  // No line to wait in: the others are refused at once.
+  cp = await controlPlane({
+    env: { DBBACKUP_MAX_AGENT_HANDSHAKES: '1', DBBACKUP_AGENT_ADMISSION_QUEUE: '0' },
+  });
+  queued = await controlPlane({
+    env: { DBBACKUP_MAX_AGENT_HANDSHAKES: '1', DBBACKUP_AGENT_ADMISSION_QUEUE: '8' },
+  });
 }, 120_000);
 afterAll(cleanupAll);
 
@@ -53,5 +60,26 @@ describe('admission of a reconnecting fleet', () => {
       { what: 'admitted after the slot freed' },
     );
     next.value.ws?.terminate();
+  });
+
+  it('with a line: the others wait for the slot instead of being refused, and are admitted in turn', async () => {
+    const ids = await Promise.all(Array.from({ length: 4 }, () => rawIdentity(queued)));
+    const [first, ...rest] = await Promise.all(ids.map((id) => id.jwt()));
+    const holder = await upgrade(first as string, queued);
+    expect(holder.status).toBe(101);
+    const settled: number[] = [];
+    const waiting = rest.map((jwt) =>
+      upgrade(jwt, queued).then((r) => {
+        settled.push(r.status);
+        // Each one admitted goes at once, freeing the slot for the next in line.
+        r.ws?.terminate();
+        return r;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 700));
+    expect(settled).toEqual([]);
+    holder.ws?.terminate();
+    const results = await Promise.all(waiting);
+    expect(results.map((r) => r.status)).toEqual([101, 101, 101]);
   });
 });

@@ -56,7 +56,9 @@ describe('commands', () => {
     try {
       await cp.stop('SIGTERM');
       await cp.restart();
-      expect((await getAgent(cp, agent.id)).status).toBe('offline');
+      // A restart marks nobody offline; the new process's sweeper does, once the frozen agent
+      // has been silent for a staleness window counted from the process's start.
+      await waitFor(async () => (await getAgent(cp, agent.id)).status === 'offline', { what: 'offline' });
       const id = await send(agent.id, { kind: 'ping', echo: 'while-away' });
       expect((await getCommand(cp, id)).state).toBe('queued');
       agent.proc.child.kill('SIGCONT');

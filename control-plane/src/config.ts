@@ -32,6 +32,9 @@ const Schema = z
     DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS: int(10, 900).default(300),
     DBBACKUP_CLOCK_SKEW_SECONDS: int(0, 300).default(5),
     DBBACKUP_MAX_AGENT_HANDSHAKES: int(1, 100_000).default(64),
+    DBBACKUP_AGENT_ADMISSION_QUEUE: int(0, 1_000_000).default(4096),
+    DBBACKUP_SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(10_000),
+    DBBACKUP_RECONNECT_GRACE_MS: int(0, 3_600_000).default(90_000),
     DBBACKUP_LOG_LEVEL: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
@@ -79,6 +82,12 @@ export type Config = Readonly<{
   clockSkewSeconds: number;
   /** Agent connections admitted at once (authentication to welcome); more are told to come back (503, Retry-After). */
   maxAgentHandshakes: number;
+  /** Agent handshakes that may wait in line for a slot (beyond: 503 with Retry-After). */
+  agentAdmissionQueue: number;
+  /** A graceful stop that takes longer exits 1. */
+  shutdownTimeoutMs: number;
+  /** After a start, no agent is marked offline for silence before this much time has passed. */
+  reconnectGraceMs: number;
   logLevel: string;
   maxBodyBytes: number;
   masterKey: string | undefined;
@@ -153,6 +162,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     agentTokenMaxAgeSeconds: c.DBBACKUP_AGENT_TOKEN_MAX_AGE_SECONDS,
     clockSkewSeconds: c.DBBACKUP_CLOCK_SKEW_SECONDS,
     maxAgentHandshakes: c.DBBACKUP_MAX_AGENT_HANDSHAKES,
+    agentAdmissionQueue: c.DBBACKUP_AGENT_ADMISSION_QUEUE,
+    shutdownTimeoutMs: c.DBBACKUP_SHUTDOWN_TIMEOUT_MS,
+    reconnectGraceMs: c.DBBACKUP_RECONNECT_GRACE_MS,
     logLevel: c.DBBACKUP_LOG_LEVEL,
     maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
     masterKey: c.DBBACKUP_MASTER_KEY,

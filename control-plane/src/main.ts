@@ -37,7 +37,10 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const force = setTimeout(() => {
+      log.error({ budgetMs: config.shutdownTimeoutMs }, 'shutdown took longer than its budget; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
     force.unref();
     cp.stop().then(
       () => process.exit(0),

@@ -129,6 +129,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     clockSkewSeconds: config.clockSkewSeconds,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     maxHandshakes: config.maxAgentHandshakes,
+    admissionQueue: config.agentAdmissionQueue,
   });
   bus.onSignal((s) => {
     if (s.kind === 'commands') gateway.dispatch(s.agentId);

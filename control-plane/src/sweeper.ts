@@ -23,10 +23,14 @@ export function startSweeper(
 ) {
   const dispatchQueued = d.dispatchQueued;
   let lastMissedSweep = 0;
+  // A fleet reconnecting after a restart (its backoff may have grown to a minute while no process
+  // ran) is marked offline by nobody before the reconnect grace has passed (see sweepStaleAgents).
+  const staleMs = 2 * config.heartbeatIntervalMs + 500;
+  const silentFrom = new Date(Date.now() + Math.max(0, config.reconnectGraceMs - staleMs));
   const sweeper = setInterval(
     () => {
       void (async () => {
-        const offline = await sweepStaleAgents(db, 2 * config.heartbeatIntervalMs + 500);
+        const offline = await sweepStaleAgents(db, staleMs, silentFrom);
         if (offline.length) log.info({ agents: offline }, 'agents marked offline (no heartbeat)');
         const expired = await expireCommands(db);
         if (expired) log.info({ expired }, 'commands expired');

@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './codec.js';
 export * from './commands.js';
 export * from './key-binding.js';
@@ -8,4 +9,3 @@ export * from './results.js';
 export * from './retention.js';
 export * from './targets.js';
 export * from './version.js';
-export * from './backoff.js';

@@ -8,6 +8,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { ProblemError, problemBody } from '../problem.js';
 import { setAgentStatus } from '../services/agent-status.js';
+import { Admission } from './admission.js';
 import { type AgentAuthOptions, authenticateAgent } from './agent-auth.js';
 import { AgentSession } from './agent-session.js';
 import { Liveness } from './liveness.js';
@@ -18,8 +19,10 @@ export interface GatewayOptions extends AgentAuthOptions {
   db: Db;
   box: SecretBox;
   kek: KekSource;
-  /** Handshakes (authentication to welcome) admitted at once; more are answered 503 with Retry-After. */
+  /** Handshakes (authentication to welcome) admitted at once. */
   maxHandshakes?: number;
+  /** Handshakes that may wait in line for a slot; more are answered 503 with Retry-After. */
+  admissionQueue?: number;
 }
 
 /**
@@ -34,10 +37,11 @@ export class AgentGateway {
   readonly #liveness: Liveness;
   #closing = false;
   /** Agent connections between the upgrade request and their welcome. */
-  #handshakes = 0;
+  readonly #admission: Admission;
 
   constructor(o: GatewayOptions) {
     this.#o = o;
+    this.#admission = new Admission(o.maxHandshakes ?? 64, o.admissionQueue ?? 4096);
     this.#liveness = new Liveness(
       o.db,
       o.log,
@@ -66,24 +70,20 @@ export class AgentGateway {
     if (pathname !== AGENT_CONNECT_PATH)
       return refuse(socket, new ProblemError(404, 'Not Found', 'no WebSocket here'));
     if (this.#closing) return refuse(socket, new ProblemError(503, 'Service Unavailable', 'shutting down'));
-    // A fleet reconnecting at once (a restart) is admitted a bounded number at a time; the rest
-    // are told when to come back, spread over a few seconds, and agents honour it.
-    if (this.#handshakes >= (this.#o.maxHandshakes ?? 64))
+    // A fleet reconnecting at once (a restart) is admitted a bounded number at a time; a line waits,
+    // and beyond it agents are told when to come back (Retry-After), which they honour.
+    const entry = await this.#admission.enter(socket);
+    if ('gone' in entry) return;
+    if ('retryAfterSeconds' in entry)
       return refuse(
         socket,
         new ProblemError(503, 'Service Unavailable', 'busy admitting agents; retry'),
-        2 + Math.floor(Math.random() * 4),
+        entry.retryAfterSeconds,
       );
-    this.#handshakes++;
-    let admitted = true;
-    const done = () => {
-      if (admitted) this.#handshakes--;
-      admitted = false;
-    };
     try {
-      await this.#admit(req, socket, head, done);
+      await this.#admit(req, socket, head, entry.release);
     } catch (err) {
-      done();
+      entry.release();
       throw err;
     }
   }
@@ -173,18 +173,17 @@ export class AgentGateway {
     for (const r of rows) this.dispatch(r.agent_id);
   }
 
+  /**
+   * A graceful stop: last-seen times written, sockets closed with 1001. No agent is marked
+   * offline: they reconnect (here after a restart, or to another replica) well within the
+   * staleness window, and one that does not is marked by the sweeper of whichever process
+   * runs next. So a restart writes no status history and sends no notifications.
+   */
   async close() {
     this.#closing = true;
     await this.#liveness.close();
-    const ids = [...this.#sessions.keys()];
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
-    // Its agents will reconnect, here after a restart or to another replica; until then they are offline.
-    const results = await Promise.allSettled(
-      ids.map((id) => setAgentStatus(this.#o.db, id, 'offline', 'control plane shut down')),
-    );
-    for (const r of results)
-      if (r.status === 'rejected') this.#o.log.warn({ err: r.reason }, 'could not record agent offline');
-    this.#o.log.info({ agents: ids.length }, 'agent sockets closed');
+    this.#o.log.info({ agents: this.#sessions.size }, 'agent sockets closed');
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }

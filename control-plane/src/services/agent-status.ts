@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AgentStatus } from '../db/schema.js';
-import { notify } from './notifications.js';
+import { notify, notifyEach } from './notifications.js';
 
 /**
  * Move an agent to a status and record the change in its history, in one
@@ -39,6 +39,31 @@ export async function setAgentStatus(
   });
 }
 
+/** Record `status` for agents that just moved to it: their history rows and (online/offline) notifications. */
+async function recordTransitions(
+  tx: Db,
+  moved: { id: string; hostname: string }[],
+  status: 'online' | 'offline',
+  reason: string,
+) {
+  if (!moved.length) return;
+  for (let i = 0; i < moved.length; i += 1000)
+    await tx
+      .insertInto('agent_status_history')
+      .values(moved.slice(i, i + 1000).map((a) => ({ agent_id: a.id, status, reason })))
+      .execute();
+  await notifyEach(
+    tx,
+    status === 'offline' ? 'agent.offline' : 'agent.online',
+    moved.map((a) => ({
+      title: `Agent ${a.hostname} is ${status === 'offline' ? 'offline' : 'back online'}`,
+      message: reason,
+      agentId: a.id,
+      host: a.hostname,
+    })),
+  );
+}
+
 /**
  * Bring back online those of `ids` that are marked offline (their heartbeats arrive again),
  * each with its history row and notification, in one transaction. Returns the ids it changed.
@@ -53,36 +78,30 @@ export async function markOnlineAgain(db: Db, ids: string[], reason: string): Pr
       .where('status', '=', 'offline')
       .returning(['id', 'hostname'])
       .execute();
-    for (const a of back) {
-      await notify(tx, 'agent.online', {
-        title: `Agent ${a.hostname} is back online`,
-        message: reason,
-        agentId: a.id,
-        host: a.hostname,
-      });
-      await tx
-        .insertInto('agent_status_history')
-        .values({ agent_id: a.id, status: 'online', reason })
-        .execute();
-    }
+    await recordTransitions(tx, back, 'online', reason);
     return back.map((a) => a.id);
   });
 }
 
 /**
- * Mark offline every online agent not heard from in `staleMs`, whichever replica
- * held its socket. Returns the ids it changed.
+ * Mark offline, in one statement, every online agent not heard from in `staleMs`, whichever
+ * replica held its socket. No agent could be heard from while no control plane ran, so the
+ * silence is counted from `notBefore` at the earliest: the sweeper passes its process's start
+ * plus the reconnect grace (less the window), so a restarting fleet has time to come back.
+ * Returns the ids it changed.
  */
-export async function sweepStaleAgents(db: Db, staleMs: number): Promise<string[]> {
-  const stale = await db
-    .selectFrom('agents')
-    .select('id')
-    .where('status', '=', 'online')
-    .where('last_seen_at', '<', sql<Date>`now() - make_interval(secs => ${staleMs / 1000})`)
-    .execute();
-  const changed: string[] = [];
-  for (const { id } of stale) {
-    if (await setAgentStatus(db, id, 'offline', 'no heartbeat')) changed.push(id);
-  }
-  return changed;
+export async function sweepStaleAgents(db: Db, staleMs: number, notBefore = new Date(0)): Promise<string[]> {
+  return db.transaction().execute(async (tx) => {
+    const gone = await tx
+      .updateTable('agents')
+      .set({ status: 'offline' })
+      .where('status', '=', 'online')
+      .where(
+        sql<boolean>`greatest(last_seen_at, ${notBefore}::timestamptz) < now() - make_interval(secs => ${staleMs / 1000})`,
+      )
+      .returning(['id', 'hostname'])
+      .execute();
+    await recordTransitions(tx, gone, 'offline', 'no heartbeat');
+    return gone.map((a) => a.id);
+  });
 }

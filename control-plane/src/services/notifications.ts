@@ -61,6 +61,33 @@ export interface NotifyPayload {
   [k: string]: unknown;
 }
 
+/** Queue one `event` per payload for every enabled channel subscribed to it: one read of the channels, one insert. */
+export async function notifyEach(db: Db, event: NotifyEvent, payloads: NotifyPayload[]) {
+  if (!payloads.length) return;
+  const channels = await db
+    .selectFrom('notification_channels')
+    .select('id')
+    .where('enabled', '=', true)
+    .where(sql<boolean>`events @> ${JSON.stringify([event])}::jsonb`)
+    .execute();
+  if (!channels.length) return;
+  const at = new Date().toISOString();
+  const rows = payloads.flatMap((p) =>
+    channels.map((c) => ({
+      id: randomUUID(),
+      channel_id: c.id,
+      event,
+      payload: json({ ...p, at }),
+      state: 'pending' as const,
+    })),
+  );
+  for (let i = 0; i < rows.length; i += 1000)
+    await db
+      .insertInto('notification_deliveries')
+      .values(rows.slice(i, i + 1000))
+      .execute();
+}
+
 /** Queue `event` for every enabled channel subscribed to it (inside the caller's transaction). */
 export async function notify(
   db: Db,

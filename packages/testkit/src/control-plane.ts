@@ -41,6 +41,8 @@ async function launch(o: ControlPlaneOptions, dataDir: string, port: number) {
       DBBACKUP_PORT: String(port),
       DBBACKUP_HEARTBEAT_INTERVAL_MS: String(o.heartbeatIntervalMs ?? 500),
       DBBACKUP_LOG_LEVEL: 'debug',
+      // Agents under test reconnect within a second or two (their backoff is short).
+      DBBACKUP_RECONNECT_GRACE_MS: '3000',
       ...o.env,
     },
   });

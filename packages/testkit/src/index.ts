@@ -1,6 +1,7 @@
 export * from './adversary.js';
 export * from './agent.js';
 export * from './control-plane.js';
+export * from './fleet.js';
 export * from './net.js';
 export * from './postgres.js';
 export * from './processes.js';

@@ -1,0 +1,189 @@
+/**
+ * pnpm bench:fleet [agents] — a protocol-level fleet against one (or two) real control-plane processes.
+ *
+ * Real enrolments (an enrolment token and an Ed25519 key each), real connect tokens, real sockets on
+ * 127.0.0.1, the agent's backoff and Retry-After reading and message formats from proto/, 15 s
+ * heartbeats (FLEET_HEARTBEAT_MS). The simulator shares the machine's cores with the control plane
+ * and its Postgres. It prints one table row:
+ *
+ *   connect all · steady heartbeat-ack p99 · dispatch p99 of 200 paced pings (request → agent
+ *   received / → success acknowledged) · a burst of FLEET_BURST (1000) commands, first request → all
+ *   succeeded · control-plane RSS · graceful restart (SIGTERM: shutdown time; new process up → all
+ *   welcomed) · kill -9 restart (the same) · connection attempts per 100 ms and per agent, peak / mean
+ *   · status-history rows the restarts wrote · welcomed connections dropped while steady.
+ *
+ * FLEET_REPLICAS=2 starts two processes on the one database; each agent picks one of the two URLs at
+ * random on every attempt (DNS round robin), and the paced commands go through the replica that does
+ * not hold the agent's socket (routed by Postgres NOTIFY).
+ */
+import { readFileSync } from 'node:fs';
+import {
+  attemptRate,
+  type ControlPlane,
+  cleanupAll,
+  enrolFleet,
+  Fleet,
+  fleetApi,
+  percentile,
+  pool,
+  query,
+  startControlPlane,
+  startPostgres,
+} from '@dbbackup/testkit';
+
+const N = Number(process.argv[2] ?? process.env.FLEET_AGENTS ?? 1000);
+const HB = Number(process.env.FLEET_HEARTBEAT_MS ?? 15_000);
+const BURST = Number(process.env.FLEET_BURST ?? 1000);
+const REPLICAS = Number(process.env.FLEET_REPLICAS ?? 1);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const ms = (x: number) => `${Math.round(x)} ms`;
+
+function rssMb(pid: number | undefined): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m?.[1]) / 1024);
+}
+
+/** Commands through `via` for agents chosen by `pick`; returns request → received and → succeeded. */
+async function commands(
+  fleet: Fleet,
+  cps: ControlPlane[],
+  count: number,
+  paceMs: number,
+  concurrency: number,
+) {
+  const sent: { id: string; at: number; answered: number }[] = [];
+  const first = Date.now();
+  await pool(Array.from({ length: count }), concurrency, async (_x, i) => {
+    if (paceMs) await sleep(Math.max(0, first + i * paceMs - Date.now()));
+    const agent = fleet.agents[Math.floor(Math.random() * fleet.agents.length)];
+    const cp = cps[i % cps.length] as ControlPlane;
+    const at = Date.now();
+    const r = await fleetApi<{ id: string }>(
+      cp.url,
+      cp.adminToken,
+      'POST',
+      `/api/v1/agents/${agent?.id.agentId}/commands`,
+      {
+        command: { kind: 'ping', echo: String(i) },
+      },
+    );
+    sent.push({ id: r.id, at, answered: Date.now() - at });
+  });
+  await fleet.rec.until(
+    () => sent.every((x) => fleet.rec.succeeded.has(x.id)),
+    120_000,
+    `${count} commands succeeded`,
+  );
+  const received = sent.map((x) => (fleet.rec.received.get(x.id) as number) - x.at);
+  const succeeded = sent.map((x) => (fleet.rec.succeeded.get(x.id) as number) - x.at);
+  const last = Math.max(...sent.map((x) => fleet.rec.succeeded.get(x.id) as number));
+  return {
+    answered: percentile(
+      sent.map((x) => x.answered),
+      99,
+    ),
+    received: percentile(received, 99),
+    succeeded: percentile(succeeded, 99),
+    totalMs: last - first,
+  };
+}
+
+async function historyRows(dbUrl: string, since: Date) {
+  const rows = await query<{ status: string; reason: string; n: number }>(
+    dbUrl,
+    'SELECT status, reason, count(*)::int AS n FROM agent_status_history WHERE at >= $1 GROUP BY 1, 2 ORDER BY 3 DESC',
+    [since],
+  );
+  return rows.map((r) => `${r.n} ${r.status} (${r.reason})`).join(', ') || 'none';
+}
+
+/** Stop every process with `signal`, start them again, and time the fleet's return. */
+async function restart(fleet: Fleet, cps: ControlPlane[], dbUrl: string, signal: NodeJS.Signals) {
+  const since = new Date();
+  const stopAt = Date.now();
+  const exits = await Promise.all(cps.map((cp) => cp.stop(signal).then(() => cp.proc.exited)));
+  const shutdownMs = Date.now() - stopAt;
+  await sleep(1000);
+  await Promise.all(cps.map((cp) => cp.restart()));
+  const up = Date.now();
+  await fleet.untilReady(N, 600_000);
+  const back = Date.now() - up;
+  const rate = attemptRate(fleet.rec.attempts, up, up + back);
+  // Stay a while: flapping shows as drops and history rows after everyone is back.
+  const drops = fleet.rec.drops;
+  await sleep(2 * HB);
+  return {
+    shutdownMs,
+    exit: exits.map((e) => e.code ?? e.signal).join('/'),
+    back,
+    rate,
+    perAgent: rate.total / N,
+    dropsAfter: fleet.rec.drops - drops,
+    history: await historyRows(dbUrl, since),
+  };
+}
+
+async function main() {
+  const pg = await startPostgres();
+  const dbUrl = await pg.createDatabase('fleet');
+  const env = { DBBACKUP_LOG_LEVEL: 'info', DBBACKUP_RECONNECT_GRACE_MS: '90000' };
+  const cps: ControlPlane[] = [];
+  for (let i = 0; i < REPLICAS; i++)
+    cps.push(await startControlPlane({ databaseUrl: dbUrl, heartbeatIntervalMs: HB, env }));
+  const main = cps[0] as ControlPlane;
+  let t = Date.now();
+  const ids = await enrolFleet(main.url, main.adminToken, N, 16);
+  console.error(`enrolled ${N} agents in ${s(Date.now() - t)}`);
+  const fleet = new Fleet(ids, () => cps.map((cp) => cp.url));
+  t = Date.now();
+  fleet.start();
+  await fleet.untilReady(N, 600_000);
+  const connectAll = Date.now() - t;
+  console.error(`all ${N} welcomed in ${s(connectAll)}`);
+  await sleep(HB);
+  const dropsBefore = fleet.rec.drops;
+  fleet.rec.measuring = true;
+  await sleep(2 * HB);
+  fleet.rec.measuring = false;
+  const hbP99 = percentile(fleet.rec.heartbeatAcks, 99);
+  const steadyDrops = fleet.rec.drops - dropsBefore;
+  const rss = cps.map((cp) => rssMb(cp.proc.child.pid));
+  console.error(
+    `steady: heartbeat-ack p99 ${ms(hbP99)} over ${fleet.rec.heartbeatAcks.length} acks; RSS ${rss.join('/')} MB`,
+  );
+  const paced = await commands(fleet, cps, 200, 50, 200);
+  console.error(
+    `paced: POST answered p99 ${ms(paced.answered)}, received p99 ${ms(paced.received)}, succeeded p99 ${ms(paced.succeeded)}`,
+  );
+  const burst = await commands(fleet, cps, BURST, 0, 50);
+  console.error(`burst of ${BURST}: ${s(burst.totalMs)}`);
+  const graceful = await restart(fleet, cps, dbUrl, 'SIGTERM');
+  console.error(`graceful restart: ${JSON.stringify(graceful)}`);
+  const killed = await restart(fleet, cps, dbUrl, 'SIGKILL');
+  console.error(`kill -9 restart: ${JSON.stringify(killed)}`);
+  fleet.stop();
+
+  const rate = (r: typeof graceful) =>
+    `${r.rate.peak} / ${r.rate.mean.toFixed(1)} per 100 ms; ${r.perAgent.toFixed(2)} per agent`;
+  console.log(
+    '\n| agents | replicas | connect all | heartbeat-ack p99 | dispatch p99 (received / succeeded) | burst | RSS | graceful: shutdown, all back | kill -9: all back | attempts (graceful) | drops while steady |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log(
+    `| ${N} | ${REPLICAS} | ${s(connectAll)} | ${ms(hbP99)} | ${ms(paced.received)} / ${ms(paced.succeeded)} | ${BURST} in ${s(burst.totalMs)} | ${rss.join(' + ')} MB | ${s(graceful.shutdownMs)} (exit ${graceful.exit}), ${s(graceful.back)} | ${s(killed.back)} | ${rate(graceful)} | ${steadyDrops} |`,
+  );
+  console.log(
+    `\ngraceful restart wrote: ${graceful.history}; drops after all were back: ${graceful.dropsAfter}`,
+  );
+  console.log(
+    `kill -9 restart wrote: ${killed.history}; drops after: ${killed.dropsAfter}; attempts ${rate(killed)}`,
+  );
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());
