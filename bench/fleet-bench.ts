@@ -16,7 +16,7 @@
  * random on every attempt (DNS round robin), and the paced commands go through the replica that does
  * not hold the agent's socket (routed by Postgres NOTIFY).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import {
   attemptRate,
   type ControlPlane,
@@ -42,6 +42,38 @@ const ms = (x: number) => `${Math.round(x)} ms`;
 function rssMb(pid: number | undefined): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Math.round(Number(m?.[1]) / 1024);
+}
+
+/** CPU seconds used so far by a process (`pid`), or by every process named `comm`. */
+function cpuSeconds(o: { pid?: number; comm?: string }): number {
+  const pids = o.pid ? [o.pid] : readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      if (o.comm && name !== o.comm) continue;
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return ticks / 100;
+}
+
+/** CPU seconds the control planes, Postgres and this simulator use while `fn` runs. */
+async function cpuOf<T>(cps: ControlPlane[], fn: () => Promise<T>) {
+  const read = () => ({
+    cp: cps.reduce((a, cp) => a + cpuSeconds({ pid: cp.proc.child.pid as number }), 0),
+    pg: cpuSeconds({ comm: 'postgres' }),
+    sim: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+  });
+  const a = read();
+  const t = Date.now();
+  const value = await fn();
+  const b = read();
+  const wall = (Date.now() - t) / 1000;
+  const pct = (x: number) => `${Math.round((100 * x) / wall)}%`;
+  return { value, cpu: `cp ${pct(b.cp - a.cp)}, pg ${pct(b.pg - a.pg)}, sim ${pct(b.sim - a.sim)}` };
 }
 
 /** Commands through `via` for agents chosen by `pick`; returns request → received and → succeeded. */
@@ -138,9 +170,9 @@ async function main() {
   const fleet = new Fleet(ids, () => cps.map((cp) => cp.url));
   t = Date.now();
   fleet.start();
-  await fleet.untilReady(N, 600_000);
+  const { cpu: connectCpu } = await cpuOf(cps, () => fleet.untilReady(N, 600_000));
   const connectAll = Date.now() - t;
-  console.error(`all ${N} welcomed in ${s(connectAll)}`);
+  console.error(`all ${N} welcomed in ${s(connectAll)} (CPU: ${connectCpu})`);
   await sleep(HB);
   const dropsBefore = fleet.rec.drops;
   fleet.rec.measuring = true;
@@ -156,13 +188,21 @@ async function main() {
   console.error(
     `paced: POST answered p99 ${ms(paced.answered)}, received p99 ${ms(paced.received)}, succeeded p99 ${ms(paced.succeeded)}`,
   );
-  const burst = await commands(fleet, cps, BURST, 0, 50);
-  console.error(`burst of ${BURST}: ${s(burst.totalMs)}`);
+  const { value: burst, cpu: burstCpu } = await cpuOf(cps, () => commands(fleet, cps, BURST, 0, 50));
+  console.error(`burst of ${BURST}: ${s(burst.totalMs)} (CPU: ${burstCpu})`);
   const graceful = await restart(fleet, cps, dbUrl, 'SIGTERM');
   console.error(`graceful restart: ${JSON.stringify(graceful)}`);
   const killed = await restart(fleet, cps, dbUrl, 'SIGKILL');
   console.error(`kill -9 restart: ${JSON.stringify(killed)}`);
   fleet.stop();
+  if (process.env.FLEET_LOG_HISTOGRAM) {
+    const counts = new Map<string, number>();
+    for (const l of cps.flatMap((cp) => cp.proc.lines)) {
+      const msg = /"msg":"([^"]*)"/.exec(l)?.[1] ?? l.slice(0, 60);
+      counts.set(msg, (counts.get(msg) ?? 0) + 1);
+    }
+    console.error([...counts].sort((a, b) => b[1] - a[1]).slice(0, 15));
+  }
 
   const rate = (r: typeof graceful) =>
     `${r.rate.peak} / ${r.rate.mean.toFixed(1)} per 100 ms; ${r.perAgent.toFixed(2)} per agent`;

@@ -35,6 +35,7 @@ const Schema = z
     DBBACKUP_AGENT_ADMISSION_QUEUE: int(0, 1_000_000).default(4096),
     DBBACKUP_SHUTDOWN_TIMEOUT_MS: int(1000, 600_000).default(10_000),
     DBBACKUP_RECONNECT_GRACE_MS: int(0, 3_600_000).default(90_000),
+    DBBACKUP_DATABASE_POOL_SIZE: int(2, 1000).default(20),
     DBBACKUP_LOG_LEVEL: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info'),
@@ -88,6 +89,8 @@ export type Config = Readonly<{
   shutdownTimeoutMs: number;
   /** After a start, no agent is marked offline for silence before this much time has passed. */
   reconnectGraceMs: number;
+  /** Connections this process keeps to its database. */
+  databasePoolSize: number;
   logLevel: string;
   maxBodyBytes: number;
   masterKey: string | undefined;
@@ -165,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     agentAdmissionQueue: c.DBBACKUP_AGENT_ADMISSION_QUEUE,
     shutdownTimeoutMs: c.DBBACKUP_SHUTDOWN_TIMEOUT_MS,
     reconnectGraceMs: c.DBBACKUP_RECONNECT_GRACE_MS,
+    databasePoolSize: c.DBBACKUP_DATABASE_POOL_SIZE,
     logLevel: c.DBBACKUP_LOG_LEVEL,
     maxBodyBytes: c.DBBACKUP_MAX_BODY_BYTES,
     masterKey: c.DBBACKUP_MASTER_KEY,

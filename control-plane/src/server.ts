@@ -38,7 +38,7 @@ async function openDatabase(config: Config, log: Logger) {
     databaseUrl = pg.url;
     stopEmbedded = pg.stop;
   }
-  const { db, pool } = createDb(databaseUrl);
+  const { db, pool } = createDb(databaseUrl, config.databasePoolSize);
   const migration = await migrate(db as never);
   if (migration.error) throw new Error('database migration failed', { cause: migration.error });
   if (migration.applied.length) log.info({ applied: migration.applied }, 'migrations applied');

@@ -7,8 +7,8 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-export function createDb(connectionString: string): { db: Db; pool: pg.Pool } {
-  const pool = new pg.Pool({ connectionString, max: 10 });
+export function createDb(connectionString: string, max = 20): { db: Db; pool: pg.Pool } {
+  const pool = new pg.Pool({ connectionString, max });
   // An idle client losing its server must not crash the process.
   pool.on('error', () => {});
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool };

@@ -54,6 +54,9 @@ export const ACCESS_TOKEN_AUDIENCE = 'dbbackup-api';
  * token (a short-lived JWT from POST /auth/login, HS256 under a key derived
  * from the master key; the user must still exist and not be disabled).
  */
+
+/** When this process last wrote each token's last_used_at (it is written at most once a minute). */
+const lastUseWritten = new Map<string, number>();
 export function authenticate(db: Db, jwtKey: Uint8Array): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
@@ -91,13 +94,16 @@ export function authenticate(db: Db, jwtKey: Uint8Array): MiddlewareHandler<Auth
       throw unauthorized(`API token '${row.name}' expired at ${new Date(row.expires_at).toISOString()}`);
     }
     c.set('principal', { tokenId: row.id, name: row.name, role: row.role, kind: 'token' });
-    // Best effort; a lost update of last_used_at is harmless.
-    void db
-      .updateTable('api_tokens')
-      .set({ last_used_at: new Date() })
-      .where('id', '=', row.id)
-      .execute()
-      .catch(() => {});
+    // Best effort, at most once a minute per token; a lost update of last_used_at is harmless.
+    if (Date.now() - (lastUseWritten.get(row.id) ?? 0) >= 60_000) {
+      lastUseWritten.set(row.id, Date.now());
+      void db
+        .updateTable('api_tokens')
+        .set({ last_used_at: new Date() })
+        .where('id', '=', row.id)
+        .execute()
+        .catch(() => {});
+    }
     await next();
   };
 }

@@ -47,22 +47,79 @@ export function auditHash(prev: string, r: Omit<AuditRow, 'prev_hash' | 'hash'>)
   return createHash('sha256').update(`${prev}\n${body}`).digest('hex');
 }
 
-/** Append one entry; inside the caller's transaction when given one (it commits or rolls back with it). */
-export async function appendAudit(db: Db, e: AuditEntry): Promise<string> {
-  const inTx = <T>(fn: (tx: Db) => Promise<T>) =>
-    db.isTransaction ? fn(db) : db.transaction().execute((tx) => fn(tx as unknown as Db));
-  return inTx(async (tx) => {
-    await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(tx);
-    const last = await tx
-      .selectFrom('audit_log')
-      .select('hash')
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const { rows } = await sql<{ id: string }>`SELECT nextval('audit_log_id_seq')::text AS id`.execute(tx);
+/**
+ * Append one entry. Inside the caller's transaction when given one (it commits or rolls back
+ * with it); otherwise it joins the next batch: entries made at the same moment (a burst of API
+ * calls) are chained and written in one transaction under the lock, instead of each request
+ * holding a database connection while it waits for the lock.
+ */
+export function appendAudit(db: Db, e: AuditEntry): Promise<string> {
+  if (db.isTransaction) return appendChained(db, [e]).then((ids) => ids[0] as string);
+  let w = writers.get(db);
+  if (!w) {
+    w = new BatchWriter(db);
+    writers.set(db, w);
+  }
+  return w.add(e);
+}
+
+const writers = new WeakMap<Db, BatchWriter>();
+
+/** One batch at a time per database handle; what arrives while one is written forms the next. */
+class BatchWriter {
+  #queue: { e: AuditEntry; resolve: (id: string) => void; reject: (err: unknown) => void }[] = [];
+  #running = false;
+
+  constructor(readonly db: Db) {}
+
+  add(e: AuditEntry): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ e, resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  async #drain() {
+    this.#running = true;
+    while (this.#queue.length) {
+      const batch = this.#queue.splice(0, 500);
+      try {
+        const ids = await this.db.transaction().execute((tx) =>
+          appendChained(
+            tx as unknown as Db,
+            batch.map((b) => b.e),
+          ),
+        );
+        batch.forEach((b, i) => b.resolve(ids[i] as string));
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+    this.#running = false;
+  }
+}
+
+/** Chain and insert `entries` in order, in the transaction `tx`, under the audit lock. */
+async function appendChained(tx: Db, entries: AuditEntry[]): Promise<string[]> {
+  await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(tx);
+  const last = await tx
+    .selectFrom('audit_log')
+    .select('hash')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const { rows: ids } = await sql<{ id: string }>`
+    SELECT nextval('audit_log_id_seq')::text AS id FROM generate_series(1, ${entries.length}::int)`.execute(
+    tx,
+  );
+  // In id order, so the chain follows the ids that verification walks.
+  ids.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  let prev = last?.hash ?? GENESIS_HASH;
+  const at = new Date();
+  const rows = entries.map((e, i) => {
     const row = {
-      id: (rows[0] as { id: string }).id,
-      at: new Date(),
+      id: (ids[i] as { id: string }).id,
+      at,
       actor: e.actor,
       actor_id: e.actorId ?? null,
       source_ip: e.sourceIp ?? null,
@@ -72,13 +129,13 @@ export async function appendAudit(db: Db, e: AuditEntry): Promise<string> {
       status: e.status ?? null,
       detail: e.detail ?? {},
     };
-    const prev = last?.hash ?? GENESIS_HASH;
-    await tx
-      .insertInto('audit_log')
-      .values({ ...row, detail: JSON.stringify(row.detail), prev_hash: prev, hash: auditHash(prev, row) })
-      .execute();
-    return row.id;
+    const hash = auditHash(prev, row);
+    const out = { ...row, detail: JSON.stringify(row.detail), prev_hash: prev, hash };
+    prev = hash;
+    return out;
   });
+  await tx.insertInto('audit_log').values(rows).execute();
+  return rows.map((r) => r.id);
 }
 
 export type ChainCheck =
