@@ -55,6 +55,8 @@ function cpuSeconds(o: { pid?: number; comm?: string }): number {
       if (o.comm && name !== o.comm) continue;
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]);
+      // Children it reaped (a postmaster's exited backends) count too.
+      if (o.comm) ticks += Number(f[13]) + Number(f[14]);
     } catch {}
   }
   return ticks / 100;
@@ -176,7 +178,7 @@ async function main() {
   await sleep(HB);
   const dropsBefore = fleet.rec.drops;
   fleet.rec.measuring = true;
-  await sleep(2 * HB);
+  const { cpu: steadyCpu } = await cpuOf(cps, () => sleep(2 * HB));
   fleet.rec.measuring = false;
   const hbP99 = percentile(fleet.rec.heartbeatAcks, 99);
   const steadyDrops = fleet.rec.drops - dropsBefore;

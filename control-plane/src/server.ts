@@ -155,15 +155,27 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
     port,
     db,
     async stop() {
+      const t0 = Date.now();
+      const took: Record<string, number> = {};
+      const step = async (name: string, fn: () => Promise<unknown> | unknown) => {
+        const t = Date.now();
+        await fn();
+        took[name] = Date.now() - t;
+      };
       stopSweeper();
-      await notifier.stop();
-      await rotator.stop();
-      await gateway.close();
-      await new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections?.();
-      await bus.close();
-      await db.destroy();
-      await stopEmbedded?.();
+      await step('workers', () => Promise.all([notifier.stop(), rotator.stop()]));
+      await step('agents', () => gateway.close());
+      await step('http', async () => {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections?.();
+        await closed;
+      });
+      await step('database', async () => {
+        await bus.close();
+        await db.destroy();
+        await stopEmbedded?.();
+      });
+      log.info({ ms: Date.now() - t0, steps: took }, 'control plane stopped');
     },
   };
 }

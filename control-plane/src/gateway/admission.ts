@@ -69,12 +69,16 @@ export class Admission {
     }
   }
 
-  /** Seconds until the line ahead has been admitted at the current rate: 2 to 60, plus up to 3 of jitter. */
+  /**
+   * Seconds until the line ahead has been admitted at the rate handshakes completed over the last
+   * two seconds (assumed at least 100 a second: before any complete, a guess on the low side would
+   * send the whole crowd a minute away), 2 to 30, plus up to 3 of jitter; agents add their own.
+   */
   #retryAfter(): number {
     const now = Date.now();
     while (this.#completed.length && (this.#completed[0] as number) < now - 2000) this.#completed.shift();
-    const perSecond = Math.max(10, this.#completed.length / 2);
+    const perSecond = Math.max(100, this.#completed.length / 2);
     const ahead = this.#line.length + this.#inFlight;
-    return Math.min(60, Math.max(2, Math.ceil(ahead / perSecond))) + Math.floor(Math.random() * 4);
+    return Math.min(30, Math.max(2, Math.ceil(ahead / perSecond))) + Math.floor(Math.random() * 4);
   }
 }

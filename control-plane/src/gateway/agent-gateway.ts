@@ -182,8 +182,13 @@ export class AgentGateway {
   async close() {
     this.#closing = true;
     await this.#liveness.close();
+    const n = this.#sessions.size;
     for (const s of this.#sessions.values()) s.close(CloseCode.goingAway, 'control plane shutting down');
-    this.#o.log.info({ agents: this.#sessions.size }, 'agent sockets closed');
+    // Agents answer the close at once; one that does not within a second is cut off.
+    const deadline = Date.now() + 1000;
+    while (this.#wss.clients.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const ws of this.#wss.clients) ws.terminate();
+    this.#o.log.info({ agents: n }, 'agent sockets closed');
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }

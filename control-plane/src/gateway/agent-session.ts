@@ -3,6 +3,7 @@ import {
   type AgentMessage,
   type AgentPayload,
   CloseCode,
+  canonicalJson,
   decodeAgentMessage,
   encodeServerMessage,
   PROTOCOL_MAJOR,
@@ -227,7 +228,7 @@ export class AgentSession {
       .updateTable('agents')
       .set({ last_seen_at: new Date(), agent_version: p.agentVersion })
       .where('id', '=', this.agentId)
-      .returning(['last_event_seq', 'config_version', 'status'])
+      .returning(['last_event_seq', 'config_version', 'status', 'facts'])
       .executeTakeFirst();
     if (!agent || agent.status === 'revoked') return this.close(CloseCode.revoked, 'agent revoked');
     this.#ready = true;
@@ -238,7 +239,10 @@ export class AgentSession {
       eventsAckedUpTo: agent.last_event_seq,
       protocol: { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR },
     });
-    await setAgentStatus(db, this.agentId, 'online', 'connected');
+    // An agent already online (a reconnect after a restart) costs no transaction here.
+    if (agent.status !== 'online') await setAgentStatus(db, this.agentId, 'online', 'connected');
+    this.#facts = agent.facts ? stableFacts(agent.facts as AgentPayload<'heartbeat'>['facts']) : undefined;
+    this.#factsAt = Date.now();
     this.#deps.welcomed?.();
     this.#log.info({ agentVersion: p.agentVersion, protocol: p.protocol }, 'agent online');
     // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
@@ -273,8 +277,7 @@ export class AgentSession {
   async #heartbeat(p: AgentPayload<'heartbeat'>) {
     this.#deps.liveness.seen(this.agentId);
     this.send('heartbeat.ack', { serverTime: new Date().toISOString() });
-    const { uptimeSeconds: _u, hostUptimeSeconds: _h, load: _l, ...lasting } = p.facts;
-    const stable = JSON.stringify(lasting);
+    const stable = stableFacts(p.facts);
     if (stable === this.#facts && Date.now() - this.#factsAt < FACTS_REFRESH_MS) return;
     await this.#deps.db
       .updateTable('agents')
@@ -302,4 +305,10 @@ export class AgentSession {
     this.#seq = Math.max(this.#seq ?? 0, r.upTo);
     this.send('event.ack', { upTo: r.upTo });
   }
+}
+
+/** Facts without the clocks and the load, in one canonical form (the stored jsonb reorders keys). */
+function stableFacts(f: AgentPayload<'heartbeat'>['facts']): string {
+  const { uptimeSeconds: _u, hostUptimeSeconds: _h, load: _l, ...lasting } = f;
+  return canonicalJson(lasting);
 }

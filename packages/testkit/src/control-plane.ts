@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
   databaseUrl: string;
   env?: Record<string, string>;
   heartbeatIntervalMs?: number;
+  /** Another replica of a database that already has its admin token (this one writes none). */
+  adminToken?: string;
 }
 
 async function launch(o: ControlPlaneOptions, dataDir: string, port: number) {
@@ -54,7 +56,7 @@ async function launch(o: ControlPlaneOptions, dataDir: string, port: number) {
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const dataDir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-cp-')));
   let { proc, port } = await launch(o, dataDir, 0);
-  const adminToken = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const adminToken = o.adminToken ?? readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   const cp: ControlPlane = {
     get url() {
       return `http://127.0.0.1:${port}`;

@@ -24,6 +24,10 @@ export class FleetRecorder {
   measuring = false;
   /** When each connection attempt (an upgrade request) was made. */
   attempts: number[] = [];
+  /** Attempt → welcome (ms) of each admitted connection. */
+  handshakes: number[] = [];
+  /** Attempts refused with 503 (busy admitting; Retry-After). */
+  refused = 0;
   /** Connections that were welcomed and then closed (not by the fleet stopping). */
   drops = 0;
   /** Per command id: when the agent received it, and when its success was acknowledged. */
@@ -68,6 +72,8 @@ const BACKOFF = { baseMs: 1000, capMs: 60_000, stableAfterMs: 30_000 };
  */
 export class SimAgent {
   ready = false;
+  /** The control-plane URL of the current (or last) connection. */
+  url = '';
   #ws: WebSocket | undefined;
   #stopped = true;
   #seq = 1;
@@ -75,6 +81,7 @@ export class SimAgent {
   #backoff = new Backoff(BACKOFF);
   #retryAfter: number | undefined;
   #connectedAt = 0;
+  #attemptAt = 0;
   #lastInbound = 0;
   #beats: number[] = [];
   /** Sequence number of a command's succeeded event → the command id. */
@@ -145,13 +152,16 @@ export class SimAgent {
 
   async #connect() {
     if (this.#stopped) return;
-    this.rec.attempts.push(Date.now());
-    const ws = new WebSocket(agentConnectUrl(this.pickUrl()), {
+    this.#attemptAt = Date.now();
+    this.rec.attempts.push(this.#attemptAt);
+    this.url = this.pickUrl();
+    const ws = new WebSocket(agentConnectUrl(this.url), {
       headers: { authorization: `Bearer ${await this.#token()}` },
-      handshakeTimeout: 30_000,
+      handshakeTimeout: 15_000,
     });
     this.#ws = ws;
     ws.on('unexpected-response', (_req, res) => {
+      if (res.statusCode === 503) this.rec.refused++;
       const ra = res.headers['retry-after'];
       this.#retryAfter = retryAfterMs(Array.isArray(ra) ? ra[0] : ra);
       res.resume();
@@ -213,6 +223,7 @@ export class SimAgent {
     this.#seq = Math.max(this.#seq, Number(p.eventsAckedUpTo) + 1);
     this.ready = true;
     this.#connectedAt = Date.now();
+    this.rec.handshakes.push(this.#connectedAt - this.#attemptAt);
     this.rec.changed();
     const hb = Number(p.heartbeatIntervalMs);
     const beat = () => {
