@@ -123,6 +123,32 @@ async function commands(
   };
 }
 
+/**
+ * Plant `perAgent` PostgreSQL targets per agent, each with an hourly schedule (straight into the
+ * database: the target API would ask each agent to test the connection), to show what the
+ * periodic sweeps cost with a large catalogue.
+ */
+async function plantTargets(dbUrl: string, perAgent: number) {
+  await query(
+    dbUrl,
+    `INSERT INTO storage_profiles (id, name, kind, config) VALUES (gen_random_uuid(), 'bench', 'local', '{"path":"/tmp/x"}')`,
+  );
+  await query(
+    dbUrl,
+    `INSERT INTO targets (id, agent_id, engine, name, connection, secret_ref, options, storage_id)
+     SELECT gen_random_uuid(), a.id, 'postgresql', 'db' || g, '{"host":"127.0.0.1","port":5432,"database":"x","user":"x"}',
+            '{}', '{}', (SELECT id FROM storage_profiles WHERE name = 'bench')
+       FROM agents a CROSS JOIN generate_series(1, $1) g`,
+    [perAgent],
+  );
+  await query(
+    dbUrl,
+    `INSERT INTO schedules (id, target_id, cron, timezone) SELECT gen_random_uuid(), id, '0 * * * *', 'UTC' FROM targets`,
+  );
+  const [n] = await query<{ n: number }>(dbUrl, 'SELECT count(*)::int AS n FROM targets');
+  return n?.n ?? 0;
+}
+
 async function historyRows(dbUrl: string, since: Date) {
   const rows = await query<{ status: string; reason: string; n: number }>(
     dbUrl,
@@ -186,6 +212,11 @@ async function main() {
   console.error(
     `steady: heartbeat-ack p99 ${ms(hbP99)} over ${fleet.rec.heartbeatAcks.length} acks; RSS ${rss.join('/')} MB`,
   );
+  // The same idle minute with a large catalogue: what the sweeps (missed backups, stalled jobs) add.
+  const targets = await plantTargets(dbUrl, Number(process.env.FLEET_TARGETS_PER_AGENT ?? 5));
+  await sleep(HB);
+  const { cpu: catalogueCpu } = await cpuOf(cps, () => sleep(2 * HB));
+  console.error(`idle with ${targets} targets and schedules: CPU ${catalogueCpu}`);
   const paced = await commands(fleet, cps, 200, 50, 200);
   console.error(
     `paced: POST answered p99 ${ms(paced.answered)}, received p99 ${ms(paced.received)}, succeeded p99 ${ms(paced.succeeded)}`,
@@ -214,6 +245,9 @@ async function main() {
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   console.log(
     `| ${N} | ${REPLICAS} | ${s(connectAll)} | ${ms(hbP99)} | ${ms(paced.received)} / ${ms(paced.succeeded)} | ${BURST} in ${s(burst.totalMs)} | ${rss.join(' + ')} MB | ${s(graceful.shutdownMs)} (exit ${graceful.exit}), ${s(graceful.back)} | ${s(killed.back)} | ${rate(graceful)} | ${steadyDrops} |`,
+  );
+  console.log(
+    `\nidle CPU over ${s(2 * HB)}: ${steadyCpu}; with ${targets} targets and schedules: ${catalogueCpu}`,
   );
   console.log(
     `\ngraceful restart wrote: ${graceful.history}; drops after all were back: ${graceful.dropsAfter}`,

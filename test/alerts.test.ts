@@ -64,6 +64,13 @@ describe('missed backups', () => {
     expect(health.rpoSeconds).toBeGreaterThanOrEqual(4);
     expect(new Date(health.nextExpectedRun).getTime()).toBeLessThan(Date.now());
     expect(health.firingAlerts).toHaveLength(1);
+    // The fleet's aggregate counts it (one query, not the client counting lists).
+    const summary = await cp.api<{ total: number; overdue: number; failing: number; neverBackedUp: number }>(
+      'GET',
+      '/api/v1/targets/summary',
+    );
+    expect(summary.body).toMatchObject({ overdue: 1, neverBackedUp: 0 });
+    expect(summary.body.total).toBeGreaterThanOrEqual(1);
 
     agent.restart();
     await waitFor(async () => (await alerts('&kind=backup_missed')).every((a) => a.state === 'resolved'), {
@@ -72,6 +79,7 @@ describe('missed backups', () => {
     });
     const all = await alerts('&kind=backup_missed');
     expect(all).toHaveLength(1);
+    expect((await cp.api<{ overdue: number }>('GET', '/api/v1/targets/summary')).body.overdue).toBe(0);
     expect(all[0]!.resolvedAt).not.toBeNull();
     await cp.api('DELETE', `/api/v1/targets/${targetId}/schedules/${sch.body.id}`);
   }, 120_000);

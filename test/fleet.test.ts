@@ -91,6 +91,8 @@ describe(`a fleet of ${N} agents`, () => {
     expect(new Set(seen.map((a) => a.id)).size).toBe(N);
     expect(new Set(fleet.agents.map((a) => a.id.agentId))).toEqual(new Set(seen.map((a) => a.id)));
     expect(seen.filter((a) => a.status !== 'online')).toEqual([]);
+    const summary = await fleetApi(cp.url, cp.adminToken, 'GET', '/api/v1/agents/summary');
+    expect(summary).toEqual({ total: N, online: N, offline: 0, pending: 0, revoked: 0 });
   });
 
   it('no agent is marked offline, or dropped, while its heartbeats arrive', async () => {

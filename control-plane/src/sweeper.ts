@@ -4,9 +4,10 @@ import type { SecretBox } from './crypto/secret-box.js';
 import type { Db } from './db/database.js';
 import { purgeExpiredJtis } from './gateway/agent-auth.js';
 import { sweepStaleAgents } from './services/agent-status.js';
-import { sweepMissedBackups, sweepStalledJobs } from './services/alerts.js';
+import { sweepStalledJobs } from './services/alerts.js';
 import { expireCommands } from './services/command-state.js';
 import { runDueDrills } from './services/drills.js';
+import { sweepMissedBackups } from './services/missed-backups.js';
 import type { NotifyBus } from './services/notify-bus.js';
 
 /**

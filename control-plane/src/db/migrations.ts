@@ -430,6 +430,20 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0014_scale': {
+    // A fleet of 10 000 agents and 50 000 targets: each sweep reads only what may have changed.
+    async up(db) {
+      await sql`
+        ALTER TABLE schedules ADD COLUMN next_expected_at timestamptz;
+        CREATE INDEX schedules_next_expected ON schedules (next_expected_at) WHERE enabled;
+        CREATE INDEX jobs_running ON jobs (started_at) WHERE state = 'running';
+        CREATE INDEX commands_expiry ON commands (expires_at) WHERE state IN ('queued','delivered');
+        CREATE INDEX agents_online_seen ON agents (last_seen_at) WHERE status = 'online';
+        CREATE INDEX backups_good ON backups (target_id, started_at DESC) WHERE status = 'completed' AND deleted_at IS NULL;
+        CREATE INDEX jobs_target_backups ON jobs (target_id, created_at DESC) WHERE type = 'backup';
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

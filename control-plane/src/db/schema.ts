@@ -205,6 +205,12 @@ export interface SchedulesTable {
   options: Json<{ storageId?: string; compression?: 'zstd' | 'gzip' | 'none' }>;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /**
+   * The missed-backup sweep's note of when this schedule next expects a backup (never later
+   * than the truth: computed from a last good backup that can only have moved forward since);
+   * null when not yet computed, infinity when the schedule never fires again.
+   */
+  next_expected_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'stalled';

@@ -52,7 +52,7 @@ export async function authenticateAgent(
     );
   }
   try {
-    const key = await importJWK(agent.signing_jwk as JWK, 'EdDSA');
+    const key = await signingKey(agent.signing_jwk as JWK);
     await jwtVerify(token, key, {
       algorithms: ['EdDSA', 'Ed25519'],
       audience: o.audience,
@@ -90,6 +90,20 @@ export async function authenticateAgent(
     .executeTakeFirst();
   if (!inserted) throw unauthorized('agent token already used (replay)', 'token-replayed');
   return agentId;
+}
+
+/** Imported public keys by their JWK (an agent's key never changes; a fleet reconnecting imports each once). */
+const keys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
+
+async function signingKey(jwk: JWK) {
+  const id = `${jwk.crv}:${jwk.x}`;
+  let key = keys.get(id);
+  if (!key) {
+    key = await importJWK(jwk, 'EdDSA');
+    if (keys.size >= 50_000) keys.clear();
+    keys.set(id, key);
+  }
+  return key;
 }
 
 function clockSkew(detail: string, type = 'clock-skew'): ProblemError {

@@ -11,6 +11,7 @@ import {
   type ServerMessageType,
   type ServerPayload,
 } from '@dbbackup/proto';
+import { sql } from 'kysely';
 import type { WebSocket } from 'ws';
 import { json } from '../db/database.js';
 import { applyAgentEvent } from '../services/agent-events.js';
@@ -228,7 +229,16 @@ export class AgentSession {
       .updateTable('agents')
       .set({ last_seen_at: new Date(), agent_version: p.agentVersion })
       .where('id', '=', this.agentId)
-      .returning(['last_event_seq', 'config_version', 'status', 'facts'])
+      .returning([
+        'last_event_seq',
+        'config_version',
+        'status',
+        'facts',
+        // Whether there is anything to push: most reconnects find nothing, and skip the query.
+        sql<boolean>`exists (select 1 from commands c where c.agent_id = agents.id and c.state in ('queued', 'delivered'))`.as(
+          'has_pending',
+        ),
+      ])
       .executeTakeFirst();
     if (!agent || agent.status === 'revoked') return this.close(CloseCode.revoked, 'agent revoked');
     this.#ready = true;
@@ -248,6 +258,8 @@ export class AgentSession {
     // An agent behind on its configuration (a new state directory, or a sync it never got) gets one.
     if (p.configVersion !== undefined && p.configVersion < agent.config_version)
       await this.#queueConfigSync(agent.config_version);
+    // A command made from here on is pushed by its signal (queued behind this hello).
+    else if (!agent.has_pending) return;
     await this.#dispatch();
   }
 

@@ -148,6 +148,11 @@ const SPECS: Record<string, Spec> = {
     }),
   },
   'GET /api/v1/agents': { summary: 'List agents', response: list(Agent) },
+  'GET /api/v1/agents/summary': { summary: 'Agents by status (one query)' },
+  'GET /api/v1/targets/summary': {
+    summary:
+      'Targets: total, overdue (backup_missed firing), failing (newest backup job failed), never backed up',
+  },
   'GET /api/v1/agents/:id': { summary: 'An agent, its facts and status history', response: Agent },
   'DELETE /api/v1/agents/:id': { summary: 'Revoke an agent', status: 204 },
   'POST /api/v1/agents/:id/commands': { summary: 'Send a command', status: 202 },

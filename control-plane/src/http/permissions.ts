@@ -19,6 +19,8 @@ export const PERMISSIONS: Readonly<Record<string, Role>> = {
   'DELETE /api/v1/tokens/:id': 'admin',
   'POST /api/v1/enrollment-tokens': 'operator',
   'GET /api/v1/agents': 'viewer',
+  'GET /api/v1/agents/summary': 'viewer',
+  'GET /api/v1/targets/summary': 'viewer',
   'GET /api/v1/agents/:id': 'viewer',
   'DELETE /api/v1/agents/:id': 'operator',
   'POST /api/v1/agents/:id/commands': 'operator',

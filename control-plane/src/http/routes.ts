@@ -17,6 +17,7 @@ import type { RouteDeps } from './route-deps.js';
 import { scheduleRoutes } from './schedule-routes.js';
 import { sessionRoutes } from './session-routes.js';
 import { storageRoutes } from './storage-routes.js';
+import { summaryRoutes } from './summary-routes.js';
 import { targetRoutes } from './target-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { userRoutes } from './user-routes.js';
@@ -34,6 +35,8 @@ export function apiRoutes(d: RouteDeps) {
   api.route('/', sessionRoutes(d.db, d.auth));
   api.use('*', authenticate(d.db, d.auth.jwtKey));
   api.use('*', authorize());
+  // Before the routes with an :id, which would take "summary" for one.
+  api.route('/', summaryRoutes(d));
   api.route('/', userRoutes(d.db));
   api.route('/', auditRoutes(d.db));
   api.route('/', storageRoutes(d));

@@ -160,6 +160,8 @@ async function patchSchedule(c: Ctx, { db, bus }: RouteDeps) {
       enabled: merged.enabled,
       options: scheduleOptions(merged),
       updated_at: new Date(),
+      // The missed-backup sweep computes it again from the new timing.
+      next_expected_at: null,
     })
     .where('id', '=', row.id)
     .returningAll()

@@ -1,4 +1,5 @@
 import type { AgentEvent } from '@dbbackup/proto';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { json } from '../db/database.js';
 import { EventRejected, reject } from './agent-reports.js';
@@ -16,6 +17,8 @@ function summarise(result: unknown): unknown {
   }
   return result ?? null;
 }
+
+const JOBLESS = new Set(['ping', 'probe', 'target.test']);
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'rejected';
 
@@ -84,6 +87,20 @@ async function lockAgentSeq(tx: Db, agentId: string) {
   return Number(agent.last_event_seq);
 }
 
+/**
+ * Lock the agent's row and move its high-water mark to `seq` (never back), in one statement;
+ * the mark before. The move rolls back with the transaction if the event does not apply.
+ */
+async function advanceAgentSeq(tx: Db, agentId: string, seq: number): Promise<number> {
+  const { rows } = await sql<{ last: number | string }>`
+    WITH old AS (SELECT last_event_seq FROM agents WHERE id = ${agentId} FOR UPDATE)
+    UPDATE agents SET last_event_seq = greatest(agents.last_event_seq, ${seq}::bigint)
+      FROM old WHERE agents.id = ${agentId}
+    RETURNING old.last_event_seq AS last`.execute(tx);
+  if (!rows[0]) throw new Error(`agent ${agentId} not found`);
+  return Number(rows[0].last);
+}
+
 async function recordRejected(
   db: Db,
   agentId: string,
@@ -145,7 +162,7 @@ async function applyOnce(
 ): Promise<{ outcome: ApplyOutcome; upTo: number }> {
   return db.transaction().execute(async (tx) => {
     const txDb = tx as unknown as Db;
-    const last = await lockAgentSeq(txDb, agentId);
+    const last = await advanceAgentSeq(txDb, agentId, event.seq);
     if (event.seq <= last) return { outcome: 'duplicate' as const, upTo: last };
     // Events are sent in order and deleted by the agent only once acknowledged, so a
     // gap at the start of a session means this database lost events it had acknowledged
@@ -166,8 +183,10 @@ async function applyOnce(
             : b.type === 'command.failed'
               ? { agentId, error: b.error }
               : { agentId };
-        if (await transition(txDb, b.commandId, to, patch)) await onCommandEvent(txDb, agentId, b);
-        else {
+        const kind = await transition(txDb, b.commandId, to, patch);
+        // Commands that never have a job (a ping, a probe) skip the job update.
+        if (kind && !JOBLESS.has(kind)) await onCommandEvent(txDb, agentId, b);
+        else if (!kind) {
           const mine = await txDb
             .selectFrom('commands')
             .select('id')
@@ -200,7 +219,6 @@ async function applyOnce(
       case 'log':
         break;
     }
-    await tx.updateTable('agents').set({ last_event_seq: event.seq }).where('id', '=', agentId).execute();
     return { outcome: 'applied' as const, upTo: event.seq };
   });
 }

@@ -91,14 +91,13 @@ export async function markOnlineAgain(db: Db, ids: string[], reason: string): Pr
  * Returns the ids it changed.
  */
 export async function sweepStaleAgents(db: Db, staleMs: number, notBefore = new Date(0)): Promise<string[]> {
+  if (Date.now() - staleMs < notBefore.getTime()) return [];
   return db.transaction().execute(async (tx) => {
     const gone = await tx
       .updateTable('agents')
       .set({ status: 'offline' })
       .where('status', '=', 'online')
-      .where(
-        sql<boolean>`greatest(last_seen_at, ${notBefore}::timestamptz) < now() - make_interval(secs => ${staleMs / 1000})`,
-      )
+      .where('last_seen_at', '<', sql<Date>`now() - make_interval(secs => ${staleMs / 1000})`)
       .returning(['id', 'hostname'])
       .execute();
     await recordTransitions(tx, gone, 'offline', 'no heartbeat');

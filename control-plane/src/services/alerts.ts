@@ -126,38 +126,6 @@ export async function targetHealth(db: Db, targetId: string, now = new Date()) {
 }
 
 /**
- * `backup_missed`: a target whose schedule should have produced a backup more than
- * `graceMs` ago and has no good backup since. A good backup resolves it.
- */
-export async function sweepMissedBackups(db: Db, graceMs: number, now = new Date()) {
-  const targets = await db.selectFrom('targets').select(['id', 'name']).execute();
-  const fired: string[] = [];
-  const resolved: string[] = [];
-  for (const t of targets) {
-    const subject = `target:${t.id}`;
-    const next = await nextExpectedRun(db, t.id);
-    if (next && next.at.getTime() + graceMs < now.getTime()) {
-      const last = await lastGoodBackup(db, t.id);
-      if (
-        await fireAlert(db, {
-          kind: 'backup_missed',
-          subject,
-          targetId: t.id,
-          message: `no good backup of ${t.name} since ${last?.toISOString() ?? 'it was scheduled'}; one was expected at ${next.at.toISOString()}`,
-          details: {
-            expectedAt: next.at.toISOString(),
-            scheduleId: next.scheduleId,
-            lastGoodBackupAt: last?.toISOString() ?? null,
-          },
-        })
-      )
-        fired.push(t.id);
-    } else if (await resolveAlert(db, 'backup_missed', subject)) resolved.push(t.id);
-  }
-  return { fired, resolved };
-}
-
-/**
  * `job_stalled`: a job running past `maxDurationMs`, or whose agent is offline. It is
  * marked stalled; if the agent later reports it finished, the job takes its real
  * outcome (the events carry it) and the alert resolves.

@@ -90,7 +90,7 @@ class BatchWriter {
             batch.map((b) => b.e),
           ),
         );
-        batch.forEach((b, i) => b.resolve(ids[i] as string));
+        for (const [i, b] of batch.entries()) b.resolve(ids[i] as string);
       } catch (err) {
         for (const b of batch) b.reject(err);
       }

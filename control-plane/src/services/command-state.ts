@@ -65,12 +65,13 @@ export function toWireCommand(row: Pick<CommandsTable, 'kind'> & { payload: unkn
   return { ...(row.payload as object), kind: row.kind } as Command;
 }
 
+/** Move a command to `to` when its state allows (and it is `agentId`'s); its kind if it moved. */
 export async function transition(
   db: Db,
   id: string,
   to: CommandState,
   patch: Partial<Record<'result' | 'error', unknown>> & { agentId?: string } = {},
-): Promise<boolean> {
+): Promise<string | undefined> {
   const now = new Date();
   const set: Record<string, unknown> = { state: to, updated_at: now };
   if (to === 'acknowledged') set.acknowledged_at = now;
@@ -80,11 +81,11 @@ export async function transition(
   if (patch.error !== undefined) set.error = json(patch.error);
   let q = db.updateTable('commands').set(set).where('id', '=', id).where('state', 'in', FROM[to]);
   if (patch.agentId) q = q.where('agent_id', '=', patch.agentId);
-  const r = await q.returning('created_at').executeTakeFirst();
+  const r = await q.returning(['created_at', 'kind']).executeTakeFirst();
   if (r && to === 'acknowledged') {
     dispatchLatency.observe(Math.max(0, (now.getTime() - new Date(r.created_at).getTime()) / 1000));
   }
-  return r !== undefined;
+  return r?.kind;
 }
 
 /** Commands to push to an agent now: not yet acknowledged and not expired, oldest first. */
