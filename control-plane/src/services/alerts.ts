@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Cron } from 'croner';
 import { type Db, json } from '../db/database.js';
 import type { AlertKind } from '../db/schema.js';
 import { type NotifyEvent, notify } from './notifications.js';
+import { cronOf } from './schedule-times.js';
 
 type Kind = AlertKind;
 
@@ -109,7 +109,7 @@ export async function nextExpectedRun(
   let best: { at: Date; scheduleId: string } | undefined;
   for (const s of schedules) {
     const from = new Date(Math.max(last?.getTime() ?? 0, new Date(s.created_at).getTime()));
-    const at = new Cron(s.cron, { timezone: s.timezone, paused: true }).nextRun(from);
+    const at = cronOf(s.cron, s.timezone).nextRun(from);
     if (at && (!best || at < best.at)) best = { at, scheduleId: s.id };
   }
   return best;

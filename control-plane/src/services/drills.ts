@@ -1,9 +1,9 @@
-import { Cron } from 'croner';
 import { sql } from 'kysely';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { conflict } from '../problem.js';
 import { startRestoreOrVerify } from './job-creation.js';
+import { cronOf } from './schedule-times.js';
 
 /**
  * Restore drills: each target's newest good backup restored on a schedule (or after every
@@ -86,7 +86,7 @@ async function isDue(
   now: Date,
 ) {
   if (p.cron) {
-    const next = new Cron(p.cron, { timezone: p.timezone, paused: true }).nextRun(p.since);
+    const next = cronOf(p.cron, p.timezone).nextRun(p.since);
     if (next && next <= now) return true;
   }
   if (p.every_n_backups) {

@@ -1,24 +1,10 @@
-import { Cron } from 'croner';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { fireAlert, resolveAlert } from './alerts.js';
+import { cronOf } from './schedule-times.js';
 
 /** Rows one sweep looks at, at most (the rest are next). */
-const BATCH = 5000;
-
-/** Parsed cron expressions, by expression and time zone (most schedules share a few). */
-const crons = new Map<string, Cron>();
-
-function cronOf(expr: string, timezone: string): Cron {
-  const key = `${expr}\u0000${timezone}`;
-  let c = crons.get(key);
-  if (!c) {
-    if (crons.size >= 10_000) crons.clear();
-    c = new Cron(expr, { timezone, paused: true });
-    crons.set(key, c);
-  }
-  return c;
-}
+const BATCH = 2000;
 
 type Due = {
   id: string;
@@ -53,7 +39,9 @@ export async function sweepMissedBackups(db: Db, graceMs: number, now = new Date
      LIMIT ${BATCH}`.execute(db);
   const overdue = new Map<string, { due: Due; at: Date }>();
   const notes: { id: string; at: string }[] = [];
-  for (const r of rows) {
+  for (const [i, r] of rows.entries()) {
+    // A large first sweep (notes not yet made) lets the event loop breathe.
+    if (i % 200 === 199) await new Promise((res) => setImmediate(res));
     const from = new Date(
       Math.max(r.last_good ? new Date(r.last_good).getTime() : 0, new Date(r.created_at).getTime()),
     );

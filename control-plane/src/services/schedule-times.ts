@@ -5,6 +5,38 @@ import { badRequest } from '../problem.js';
 export const CLASH_WINDOW_MS = 5 * 60_000;
 const HORIZON_MS = 8 * 86_400_000;
 
+const UTC_NAMES = new Set([
+  'UTC',
+  'Etc/UTC',
+  'GMT',
+  'Etc/GMT',
+  'UCT',
+  'Etc/UCT',
+  'Universal',
+  'Etc/Universal',
+  'Zulu',
+  'Etc/Zulu',
+]);
+const crons = new Map<string, Cron>();
+
+/**
+ * A parsed schedule for the sweeps, shared by every schedule with the same expression and
+ * zone. UTC goes by a zero offset: croner's time-zone path (Intl) costs about 100 times more
+ * (500 µs against 4 µs a next-run here), which a sweep over 50 000 schedules would feel.
+ */
+export function cronOf(expr: string, timezone: string): Cron {
+  const key = `${expr}\u0000${timezone}`;
+  let c = crons.get(key);
+  if (!c) {
+    if (crons.size >= 10_000) crons.clear();
+    c = UTC_NAMES.has(timezone)
+      ? new Cron(expr, { utcOffset: 0, paused: true })
+      : new Cron(expr, { timezone, paused: true });
+    crons.set(key, c);
+  }
+  return c;
+}
+
 /** The cron expression and time zone as croner reads them, or a 400 naming what is wrong. */
 export function parseSchedule(cron: string, timezone: string): Cron {
   try {
