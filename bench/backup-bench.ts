@@ -8,6 +8,10 @@
  * (a) pg_dump -Fc -Z0 | zstd -3 -T0 > file      (b) agent backup to local disk
  * (c) agent backup to s3rver                      (d) pg_restore from a local file into an empty database
  * (e) agent restore from local disk
+ * (a2) pg_dump -Fc -Z0 | zstd -3 -T0 | age -r KEY | tee file | sha256sum: the same work as the agent
+ *      (compress, encrypt to a public key, hash), when Debian's `age` is installed; b/a2 compares them.
+ * Each database also prints one backup's phases from the request: dispatch, start (engine, tools,
+ * storage), dump + upload (streamed together), commit (meta.json), report (success recorded).
  * Prints wall and CPU seconds, MB/s of table data, b/a and e/d, and the agent's idle and peak RSS.
  * BENCH_REPEAT (default 3): a/b and d/e run that many times, interleaved, and medians are compared.
  * BENCH_LOGS=1 prints each agent job's log with times from the request (where fixed time goes).
@@ -23,6 +27,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  type ControlPlane,
   cleanupAll,
   postgresBinDir,
   query,
@@ -40,7 +45,7 @@ const RANDOM_MB = Number(process.env.BENCH_RANDOM_MB ?? 600);
 const bin = postgresBinDir();
 const TICK = 100; // clock ticks per second on Linux
 
-type Run = { wall: number; cpu: number; peak?: number; ownCpu?: number };
+type Run = { wall: number; cpu: number; peak?: number; ownCpu?: number; phases?: string };
 
 /** CPU seconds of a process and its reaped children; `own`: of the process alone. */
 function procCpu(pid: number, own = false): number {
@@ -69,11 +74,14 @@ const median = (xs: number[]) => {
 async function interleaved<R extends Run>(
   base: (i: number) => Promise<Run> | Run,
   agent: (i: number) => Promise<R>,
-): Promise<{ base: Run; agent: R; ratios: number[] }> {
+  extra?: (i: number) => Promise<Run> | Run,
+): Promise<{ base: Run; agent: R; ratios: number[]; extra?: Run; extraRatios?: number[] }> {
   const bs: Run[] = [];
   const as: R[] = [];
+  const xs: Run[] = [];
   for (let i = 0; i < REPEAT; i++) {
     bs.push(await base(i));
+    if (extra) xs.push(await extra(i));
     as.push(await agent(i));
   }
   const med = <T extends Run>(rs: T[]): T => ({
@@ -83,7 +91,27 @@ async function interleaved<R extends Run>(
     ...(rs[0]!.ownCpu === undefined ? {} : { ownCpu: median(rs.map((r) => r.ownCpu ?? 0)) }),
     ...(rs[0]!.peak === undefined ? {} : { peak: Math.max(...rs.map((r) => r.peak ?? 0)) }),
   });
-  return { base: med(bs), agent: med(as), ratios: as.map((r, i) => r.wall / bs[i]!.wall) };
+  return {
+    base: med(bs),
+    agent: med(as),
+    ratios: as.map((r, i) => r.wall / bs[i]!.wall),
+    ...(extra ? { extra: med(xs), extraRatios: as.map((r, i) => r.wall / xs[i]!.wall) } : {}),
+  };
+}
+
+/**
+ * The DBA's own pipeline doing the agent's work (compress, encrypt to a public key, hash),
+ * with Debian's `age`: a key made for this run, or undefined when age is not installed.
+ */
+function ageRecipient(dir: string): string | undefined {
+  if (spawnSync('age-keygen', ['--version']).status !== 0) {
+    console.log('age is not installed (apt-get install age): the age pipeline baseline is skipped');
+    return undefined;
+  }
+  execFileSync('age-keygen', ['-o', `${dir}/age.key`], { stdio: 'ignore' });
+  return execFileSync('age-keygen', ['-y', `${dir}/age.key`])
+    .toString()
+    .trim();
 }
 
 function shell(script: string, env: Record<string, string>): Run {
@@ -132,6 +160,7 @@ async function pgMain() {
   psql('bench_random', 'VACUUM ANALYZE sbtest1');
 
   const h = await harness(await pg.createDatabase('cp'));
+  const recipient = ageRecipient(h.dir);
   const out: string[] = [];
   const only = process.env.BENCH_ONLY;
   for (const db of ['bench_pgbench', 'bench_random'].filter((d) => !only || d.endsWith(only))) {
@@ -156,6 +185,13 @@ async function pgMain() {
     const ab = await interleaved(
       () => shell(`${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q > ${h.dir}/${db}.baseline.zst`, pgEnv),
       () => h.backupNow(tLocal),
+      recipient
+        ? () =>
+            shell(
+              `${bin}/pg_dump -Fc -Z0 ${db} | zstd -3 -T0 -q | age -r ${recipient} | tee ${h.dir}/${db}.baseline.age | sha256sum > /dev/null`,
+              pgEnv,
+            )
+        : undefined,
     );
     const [a, b] = [ab.base, ab.agent];
     const c = await h.backupNow(tS3);
@@ -185,6 +221,17 @@ async function pgMain() {
       out,
       [ab.ratios, de.ratios],
     );
+    if (ab.extra) {
+      const x = ab.extra;
+      const fmt = (n: number) => n.toFixed(2).padStart(8);
+      out.push(
+        `  ${'(a2) … | zstd | age -r | tee | sha256sum'.padEnd(40)} ${fmt(x.wall)} ${fmt(x.cpu)} ${fmt(size / x.wall)}`,
+      );
+      out.push(
+        `  b/a2 = ${(b.wall / x.wall).toFixed(3)}   (per run: ${ab.extraRatios?.map((r) => r.toFixed(2)).join(' ')}): the agent against the same work done by the DBA's pipeline`,
+      );
+    }
+    out.push(`  one backup's phases (b, last run): ${b.phases}`);
   }
   out.push(
     `\nagent RSS: idle ${h.idleRss.toFixed(1)} MB, peak ${h.peak().toFixed(1)} MB (largest per-job VmHWM; dump tools are separate processes)`,
@@ -211,6 +258,44 @@ function gcSummary(lines: string[]): string {
 }
 
 /** The control plane, an agent, storage profiles, and a way to time agent jobs. */
+/**
+ * Where one agent job's time went, from the request: dispatch (until the agent acknowledged
+ * the command), start (until the dump was running: engine, tools, storage), dump + upload
+ * (streamed together, until the data object was complete), commit (meta.json), report (until
+ * the control plane recorded success) and seen (until this bench's poll saw it).
+ */
+async function phasesOf(cp: ControlPlane, jobId: string, postedAt: number): Promise<string> {
+  const job = (
+    await cp.api<{ commandId: string; result: { meta?: { endTime?: string } } | null }>(
+      'GET',
+      `/api/v1/jobs/${jobId}`,
+    )
+  ).body;
+  const cmd = (await cp.api<Record<string, string | null>>('GET', `/api/v1/commands/${job.commandId}`)).body;
+  const logs = (
+    await cp.api<{ items: { at: string; message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)
+  ).body.items;
+  const at = (re: RegExp) => {
+    const l = logs.find((x) => re.test(x.message));
+    return l ? Date.parse(l.at) : Number.NaN;
+  };
+  const marks: [string, number][] = [
+    ['dispatch', Date.parse(cmd.acknowledgedAt ?? '')],
+    ['start', at(/^dumping /)],
+    ['dump+upload', Date.parse(job.result?.meta?.endTime ?? '')],
+    ['commit', at(/^(backup committed|restored)/)],
+    ['report', Date.parse(cmd.finishedAt ?? '')],
+  ];
+  let prev = postedAt;
+  const parts: string[] = [];
+  for (const [name, t] of marks) {
+    if (Number.isNaN(t)) continue;
+    parts.push(`${name} ${Math.max(0, t - prev)}`);
+    prev = t;
+  }
+  return `${parts.join(', ')} ms`;
+}
+
 async function harness(databaseUrl: string) {
   const cp = await startControlPlane({ databaseUrl, heartbeatIntervalMs: 5000 });
   const s3 = await startS3();
@@ -281,10 +366,18 @@ async function harness(databaseUrl: string) {
       console.log(`    +${String(Math.round(wall * 1000)).padStart(6)} ms  (seen finished by the bench)`);
     }
     if (value.state !== 'succeeded') throw new Error(`job failed: ${JSON.stringify(value.error)}`);
+    const phases = await phasesOf(cp, job.id, Date.now() - wall * 1000);
     const peak = procRss(pid, 'VmHWM');
     maxPeak = Math.max(maxPeak, peak);
     if (process.env.BENCH_GC) console.log(`    gc: ${gcSummary(agent.proc.lines.slice(gcFrom))}`);
-    return { wall, cpu: procCpu(pid) - cpu0, ownCpu: procCpu(pid, true) - own0, peak, result: value.result };
+    return {
+      wall,
+      cpu: procCpu(pid) - cpu0,
+      ownCpu: procCpu(pid, true) - own0,
+      peak,
+      result: value.result,
+      phases,
+    };
   }
   /** A backup of the target now, timed as an agent job. */
   const backupNow = (targetId: string) =>
@@ -362,6 +455,7 @@ async function mariaMain() {
     1024 /
     1024;
   const h = await harness(await pg.createDatabase('cp'));
+  const recipient = ageRecipient(h.dir);
   const target = async (name: string, storageId: string) =>
     (
       await h.cp.api<{ id: string }>('POST', `/api/v1/agents/${h.agent.id}/targets`, {
