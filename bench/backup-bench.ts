@@ -455,7 +455,6 @@ async function mariaMain() {
     1024 /
     1024;
   const h = await harness(await pg.createDatabase('cp'));
-  const recipient = ageRecipient(h.dir);
   const target = async (name: string, storageId: string) =>
     (
       await h.cp.api<{ id: string }>('POST', `/api/v1/agents/${h.agent.id}/targets`, {

@@ -85,13 +85,15 @@ async function commands(
   count: number,
   paceMs: number,
   concurrency: number,
+  dbUrl: string,
 ) {
   const sent: { id: string; at: number; answered: number }[] = [];
   const first = Date.now();
   await pool(Array.from({ length: count }), concurrency, async (_x, i) => {
     if (paceMs) await sleep(Math.max(0, first + i * paceMs - Date.now()));
     const agent = fleet.agents[Math.floor(Math.random() * fleet.agents.length)];
-    const cp = cps[i % cps.length] as ControlPlane;
+    // With replicas, through one that does not hold the agent's socket (routed by Postgres).
+    const cp = (cps.find((c) => c.url !== agent?.url) ?? cps[0]) as ControlPlane;
     const at = Date.now();
     const r = await fleetApi<{ id: string }>(
       cp.url,
@@ -112,7 +114,17 @@ async function commands(
   const received = sent.map((x) => (fleet.rec.received.get(x.id) as number) - x.at);
   const succeeded = sent.map((x) => (fleet.rec.succeeded.get(x.id) as number) - x.at);
   const last = Math.max(...sent.map((x) => fleet.rec.succeeded.get(x.id) as number));
+  // The control plane's own part: the command row's creation to its push on the socket.
+  const inCp = await query<{ ms: number }>(
+    dbUrl,
+    'SELECT extract(epoch FROM delivered_at - created_at) * 1000 AS ms FROM commands WHERE id = ANY($1::uuid[])',
+    [sent.map((x) => x.id)],
+  );
   return {
+    delivered: percentile(
+      inCp.map((r) => Number(r.ms)),
+      99,
+    ),
     answered: percentile(
       sent.map((x) => x.answered),
       99,
@@ -164,6 +176,9 @@ async function restart(fleet: Fleet, cps: ControlPlane[], dbUrl: string, signal:
   const stopAt = Date.now();
   const exits = await Promise.all(cps.map((cp) => cp.stop(signal).then(() => cp.proc.exited)));
   const shutdownMs = Date.now() - stopAt;
+  const steps = cps.map(
+    (cp) => /"steps":(\{[^}]*\})/.exec(cp.proc.lines.find((l) => /control plane stopped/.test(l)) ?? '')?.[1],
+  );
   await sleep(1000);
   await Promise.all(cps.map((cp) => cp.restart()));
   const up = Date.now();
@@ -175,6 +190,7 @@ async function restart(fleet: Fleet, cps: ControlPlane[], dbUrl: string, signal:
   await sleep(2 * HB);
   return {
     shutdownMs,
+    steps: steps.join(' '),
     exit: exits.map((e) => e.code ?? e.signal).join('/'),
     back,
     rate,
@@ -217,11 +233,11 @@ async function main() {
   await sleep(HB);
   const { cpu: catalogueCpu } = await cpuOf(cps, () => sleep(2 * HB));
   console.error(`idle with ${targets} targets and schedules: CPU ${catalogueCpu}`);
-  const paced = await commands(fleet, cps, 200, 50, 200);
+  const paced = await commands(fleet, cps, 200, 50, 200, dbUrl);
   console.error(
-    `paced: POST answered p99 ${ms(paced.answered)}, received p99 ${ms(paced.received)}, succeeded p99 ${ms(paced.succeeded)}`,
+    `paced: POST answered p99 ${ms(paced.answered)}, created → pushed p99 ${ms(paced.delivered)} (in the control plane), received p99 ${ms(paced.received)}, succeeded p99 ${ms(paced.succeeded)}`,
   );
-  const { value: burst, cpu: burstCpu } = await cpuOf(cps, () => commands(fleet, cps, BURST, 0, 50));
+  const { value: burst, cpu: burstCpu } = await cpuOf(cps, () => commands(fleet, cps, BURST, 0, 50, dbUrl));
   console.error(`burst of ${BURST}: ${s(burst.totalMs)} (CPU: ${burstCpu})`);
   const graceful = await restart(fleet, cps, dbUrl, 'SIGTERM');
   console.error(`graceful restart: ${JSON.stringify(graceful)}`);
@@ -240,11 +256,11 @@ async function main() {
   const rate = (r: typeof graceful) =>
     `${r.rate.peak} / ${r.rate.mean.toFixed(1)} per 100 ms; ${r.perAgent.toFixed(2)} per agent`;
   console.log(
-    '\n| agents | replicas | connect all | heartbeat-ack p99 | dispatch p99 (received / succeeded) | burst | RSS | graceful: shutdown, all back | kill -9: all back | attempts (graceful) | drops while steady |',
+    '\n| agents | replicas | connect all | heartbeat-ack p99 | dispatch p99 (pushed / received / succeeded) | burst | RSS | graceful: shutdown, all back | kill -9: all back | attempts (graceful) | drops while steady |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   console.log(
-    `| ${N} | ${REPLICAS} | ${s(connectAll)} | ${ms(hbP99)} | ${ms(paced.received)} / ${ms(paced.succeeded)} | ${BURST} in ${s(burst.totalMs)} | ${rss.join(' + ')} MB | ${s(graceful.shutdownMs)} (exit ${graceful.exit}), ${s(graceful.back)} | ${s(killed.back)} | ${rate(graceful)} | ${steadyDrops} |`,
+    `| ${N} | ${REPLICAS} | ${s(connectAll)} | ${ms(hbP99)} | ${ms(paced.delivered)} / ${ms(paced.received)} / ${ms(paced.succeeded)} | ${BURST} in ${s(burst.totalMs)} | ${rss.join(' + ')} MB | ${s(graceful.shutdownMs)} (exit ${graceful.exit}), ${s(graceful.back)} | ${s(killed.back)} | ${rate(graceful)} | ${steadyDrops} |`,
   );
   console.log(
     `\nidle CPU over ${s(2 * HB)}: ${steadyCpu}; with ${targets} targets and schedules: ${catalogueCpu}`,

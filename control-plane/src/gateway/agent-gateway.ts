@@ -124,6 +124,7 @@ export class AgentGateway {
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
           liveness: this.#liveness,
           welcomed: done,
+          quiet: () => this.#closing,
         },
         (s) => this.#closed(s),
       );
@@ -136,7 +137,9 @@ export class AgentGateway {
     if (this.#sessions.get(s.agentId) !== s) return;
     this.#sessions.delete(s.agentId);
     this.#liveness.forget(s.agentId);
-    if (!this.#closing) {
+    // A connection that never got its welcome changed nothing (the agent may well be online
+    // on its next attempt, or still on another replica): only a session that was up goes offline.
+    if (!this.#closing && s.ready) {
       void setAgentStatus(this.#o.db, s.agentId, 'offline', 'disconnected').catch((err) =>
         this.#o.log.error({ err }, 'failed to record offline'),
       );
@@ -160,17 +163,17 @@ export class AgentGateway {
    * command still `queued` for an agent connected here.
    */
   async dispatchQueued() {
-    const ids = [...this.#sessions.keys()];
-    if (ids.length === 0) return;
+    if (this.#sessions.size === 0) return;
+    // Normally none: read them all (indexed) and keep those connected here, rather than
+    // sending the database every connected agent's id.
     const rows = await this.#o.db
       .selectFrom('commands')
       .select('agent_id')
       .distinct()
       .where('state', '=', 'queued')
-      .where('agent_id', 'in', ids)
       .where('created_at', '<', new Date(Date.now() - 1000))
       .execute();
-    for (const r of rows) this.dispatch(r.agent_id);
+    for (const r of rows) if (this.#sessions.has(r.agent_id)) this.dispatch(r.agent_id);
   }
 
   /**

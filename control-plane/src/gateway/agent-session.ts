@@ -31,6 +31,8 @@ export interface SessionDeps extends HydrationDeps {
   liveness: Liveness;
   /** Called once the welcome is sent (the gateway admits the next handshake). */
   welcomed?: () => void;
+  /** Whether a disconnect is routine (the gateway is shutting down) and logged at debug. */
+  quiet?: () => boolean;
 }
 
 /** Facts that did not change are written again after this long (uptime and load stay roughly current). */
@@ -117,7 +119,11 @@ export class AgentSession {
     ws.on('close', (code, reason) => {
       this.#closed = true;
       clearInterval(this.#timer);
-      this.#log.info({ code, reason: reason.toString() }, 'agent disconnected');
+      // A control plane shutting down closes every socket: one summary line, not one per agent.
+      this.#log[this.#deps.quiet?.() ? 'debug' : 'info'](
+        { code, reason: reason.toString() },
+        'agent disconnected',
+      );
       this.#onClosed(this);
     });
   }
