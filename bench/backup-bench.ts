@@ -266,11 +266,12 @@ function gcSummary(lines: string[]): string {
  */
 async function phasesOf(cp: ControlPlane, jobId: string, postedAt: number): Promise<string> {
   const job = (
-    await cp.api<{ commandId: string; result: { meta?: { endTime?: string } } | null }>(
-      'GET',
-      `/api/v1/jobs/${jobId}`,
-    )
+    await cp.api<{ commandId: string; result: { backupId?: string } | null }>('GET', `/api/v1/jobs/${jobId}`)
   ).body;
+  // A backup's data object was complete at its meta.json's endTime.
+  const backup = job.result?.backupId
+    ? (await cp.api<{ meta?: { endTime?: string } }>('GET', `/api/v1/backups/${job.result.backupId}`)).body
+    : undefined;
   const cmd = (await cp.api<Record<string, string | null>>('GET', `/api/v1/commands/${job.commandId}`)).body;
   const logs = (
     await cp.api<{ items: { at: string; message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)
@@ -282,7 +283,7 @@ async function phasesOf(cp: ControlPlane, jobId: string, postedAt: number): Prom
   const marks: [string, number][] = [
     ['dispatch', Date.parse(cmd.acknowledgedAt ?? '')],
     ['start', at(/^dumping /)],
-    ['dump+upload', Date.parse(job.result?.meta?.endTime ?? '')],
+    ['dump+upload', Date.parse(backup?.meta?.endTime ?? '')],
     ['commit', at(/^(backup committed|restored)/)],
     ['report', Date.parse(cmd.finishedAt ?? '')],
   ];
@@ -290,7 +291,7 @@ async function phasesOf(cp: ControlPlane, jobId: string, postedAt: number): Prom
   const parts: string[] = [];
   for (const [name, t] of marks) {
     if (Number.isNaN(t)) continue;
-    parts.push(`${name} ${Math.max(0, t - prev)}`);
+    parts.push(`${name} ${Math.round(Math.max(0, t - prev))}`);
     prev = t;
   }
   return `${parts.join(', ')} ms`;

@@ -1,4 +1,5 @@
 import { decodeJwt, errors, importJWK, type JWK, jwtVerify } from 'jose';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { ProblemError, unauthorized } from '../problem.js';
 
@@ -36,13 +37,21 @@ export async function authenticateAgent(
   const agentId = claims.sub;
   if (!agentId || !UUID_RE.test(agentId)) throw unauthorized('agent token has no agent id (sub)');
 
-  const agent = await o.db
-    .selectFrom('agents')
-    .select(['id', 'signing_jwk', 'status'])
-    .where('id', '=', agentId)
-    .executeTakeFirst();
-  if (!agent) throw unauthorized('unknown agent');
-  if (agent.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
+  // An agent's public key never changes (a new enrolment is a new agent id), so it is read
+  // once per process; whether the agent is revoked is read with the token's jti below, every time.
+  let jwk = signingJwks.get(agentId);
+  if (!jwk) {
+    const agent = await o.db
+      .selectFrom('agents')
+      .select(['id', 'signing_jwk', 'status'])
+      .where('id', '=', agentId)
+      .executeTakeFirst();
+    if (!agent) throw unauthorized('unknown agent');
+    if (agent.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
+    jwk = agent.signing_jwk as JWK;
+    if (signingJwks.size >= 100_000) signingJwks.clear();
+    signingJwks.set(agentId, jwk);
+  }
 
   const nowS = Date.now() / 1000;
   const skew = o.clockSkewSeconds;
@@ -52,7 +61,7 @@ export async function authenticateAgent(
     );
   }
   try {
-    const key = await signingKey(agent.signing_jwk as JWK);
+    const key = await signingKey(jwk);
     await jwtVerify(token, key, {
       algorithms: ['EdDSA', 'Ed25519'],
       audience: o.audience,
@@ -82,15 +91,22 @@ export async function authenticateAgent(
   }
   const jti = String(claims.jti);
   if (jti.length > 128) throw unauthorized('agent token jti too long');
-  const inserted = await o.db
-    .insertInto('agent_token_jtis')
-    .values({ jti: `${agentId}:${jti}`, agent_id: agentId, expires_at: new Date((claims.exp + skew) * 1000) })
-    .onConflict((oc) => oc.doNothing())
-    .returning('jti')
-    .executeTakeFirst();
-  if (!inserted) throw unauthorized('agent token already used (replay)', 'token-replayed');
+  // One statement: the jti recorded (single use) and the agent's status as of now.
+  const { rows } = await sql<{ status: string; fresh: boolean }>`
+    WITH ins AS (
+      INSERT INTO agent_token_jtis (jti, agent_id, expires_at)
+      VALUES (${`${agentId}:${jti}`}, ${agentId}, ${new Date((claims.exp + skew) * 1000)})
+      ON CONFLICT DO NOTHING RETURNING 1)
+    SELECT a.status, EXISTS (SELECT 1 FROM ins) AS fresh FROM agents a WHERE a.id = ${agentId}`.execute(o.db);
+  const now = rows[0];
+  if (!now) throw unauthorized('unknown agent');
+  if (now.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
+  if (!now.fresh) throw unauthorized('agent token already used (replay)', 'token-replayed');
   return agentId;
 }
+
+/** Agents' public signing keys (JWK) by agent id. */
+const signingJwks = new Map<string, JWK>();
 
 /** Imported public keys by their JWK (an agent's key never changes; a fleet reconnecting imports each once). */
 const keys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
