@@ -37,21 +37,7 @@ export async function authenticateAgent(
   const agentId = claims.sub;
   if (!agentId || !UUID_RE.test(agentId)) throw unauthorized('agent token has no agent id (sub)');
 
-  // An agent's public key never changes (a new enrolment is a new agent id), so it is read
-  // once per process; whether the agent is revoked is read with the token's jti below, every time.
-  let jwk = signingJwks.get(agentId);
-  if (!jwk) {
-    const agent = await o.db
-      .selectFrom('agents')
-      .select(['id', 'signing_jwk', 'status'])
-      .where('id', '=', agentId)
-      .executeTakeFirst();
-    if (!agent) throw unauthorized('unknown agent');
-    if (agent.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
-    jwk = agent.signing_jwk as JWK;
-    if (signingJwks.size >= 100_000) signingJwks.clear();
-    signingJwks.set(agentId, jwk);
-  }
+  const jwk = await signingJwkOf(agentId, o.db);
 
   const nowS = Date.now() / 1000;
   const skew = o.clockSkewSeconds;
@@ -91,18 +77,42 @@ export async function authenticateAgent(
   }
   const jti = String(claims.jti);
   if (jti.length > 128) throw unauthorized('agent token jti too long');
-  // One statement: the jti recorded (single use) and the agent's status as of now.
+  await recordJti(o.db, agentId, jti, new Date((claims.exp + skew) * 1000));
+  return agentId;
+}
+
+/**
+ * An agent's public signing key. It never changes (a new enrolment is a new agent id), so it is
+ * read once per process; whether the agent is revoked is read at every connect (`recordJti`).
+ */
+async function signingJwkOf(agentId: string, db: Db): Promise<JWK> {
+  let jwk = signingJwks.get(agentId);
+  if (jwk) return jwk;
+  const agent = await db
+    .selectFrom('agents')
+    .select(['id', 'signing_jwk', 'status'])
+    .where('id', '=', agentId)
+    .executeTakeFirst();
+  if (!agent) throw unauthorized('unknown agent');
+  if (agent.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
+  jwk = agent.signing_jwk as JWK;
+  if (signingJwks.size >= 100_000) signingJwks.clear();
+  signingJwks.set(agentId, jwk);
+  return jwk;
+}
+
+/** One statement: the token's jti recorded (single use) and the agent's status as of now. */
+async function recordJti(db: Db, agentId: string, jti: string, expiresAt: Date) {
   const { rows } = await sql<{ status: string; fresh: boolean }>`
     WITH ins AS (
       INSERT INTO agent_token_jtis (jti, agent_id, expires_at)
-      VALUES (${`${agentId}:${jti}`}, ${agentId}, ${new Date((claims.exp + skew) * 1000)})
+      VALUES (${`${agentId}:${jti}`}, ${agentId}, ${expiresAt})
       ON CONFLICT DO NOTHING RETURNING 1)
-    SELECT a.status, EXISTS (SELECT 1 FROM ins) AS fresh FROM agents a WHERE a.id = ${agentId}`.execute(o.db);
+    SELECT a.status, EXISTS (SELECT 1 FROM ins) AS fresh FROM agents a WHERE a.id = ${agentId}`.execute(db);
   const now = rows[0];
   if (!now) throw unauthorized('unknown agent');
   if (now.status === 'revoked') throw unauthorized('agent has been revoked', 'agent-revoked');
   if (!now.fresh) throw unauthorized('agent token already used (replay)', 'token-replayed');
-  return agentId;
 }
 
 /** Agents' public signing keys (JWK) by agent id. */
