@@ -16,6 +16,7 @@
  * random on every attempt (DNS round robin), and the paced commands go through the replica that does
  * not hold the agent's socket (routed by Postgres NOTIFY).
  */
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import {
   attemptRate,
@@ -203,10 +204,22 @@ async function restart(fleet: Fleet, cps: ControlPlane[], dbUrl: string, signal:
 async function main() {
   const pg = await startPostgres();
   const dbUrl = await pg.createDatabase('fleet');
-  const env = { DBBACKUP_LOG_LEVEL: 'info', DBBACKUP_RECONNECT_GRACE_MS: '90000' };
+  // Replicas of one database share its master key; the first writes the admin token.
+  const env = {
+    DBBACKUP_LOG_LEVEL: 'info',
+    DBBACKUP_RECONNECT_GRACE_MS: '90000',
+    DBBACKUP_MASTER_KEY: randomBytes(32).toString('base64'),
+  };
   const cps: ControlPlane[] = [];
   for (let i = 0; i < REPLICAS; i++)
-    cps.push(await startControlPlane({ databaseUrl: dbUrl, heartbeatIntervalMs: HB, env }));
+    cps.push(
+      await startControlPlane({
+        databaseUrl: dbUrl,
+        heartbeatIntervalMs: HB,
+        env,
+        ...(cps[0] ? { adminToken: cps[0].adminToken } : {}),
+      }),
+    );
   const main = cps[0] as ControlPlane;
   let t = Date.now();
   const ids = await enrolFleet(main.url, main.adminToken, N, 16);
