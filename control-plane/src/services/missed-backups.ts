@@ -28,6 +28,23 @@ type Due = {
  * the note on, in a few statements. A schedule that is edited loses its note.
  */
 export async function sweepMissedBackups(db: Db, graceMs: number, now = new Date()) {
+  // One replica at a time: the others skip this round rather than redo the same work.
+  return db.connection().execute(async (conn) => {
+    const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${SWEEP_LOCK}) AS ok`.execute(
+      conn,
+    );
+    if (!rows[0]?.ok) return { fired: [] as string[], resolved: [] as string[] };
+    try {
+      return await sweepMissed(conn as Db, graceMs, now);
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${SWEEP_LOCK})`.execute(conn);
+    }
+  });
+}
+
+const SWEEP_LOCK = 727003;
+
+async function sweepMissed(db: Db, graceMs: number, now: Date) {
   const cutoff = new Date(now.getTime() - graceMs);
   const { rows } = await sql<Due>`
     SELECT s.id, s.target_id, t.name, s.cron, s.timezone, s.created_at,
