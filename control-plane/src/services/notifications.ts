@@ -61,15 +61,20 @@ export interface NotifyPayload {
   [k: string]: unknown;
 }
 
+/** The enabled channels subscribed to `event` (or just `onlyChannel`, for a test message). */
+function subscribed(db: Db, event: NotifyEvent | 'test', onlyChannel?: string) {
+  const q = db.selectFrom('notification_channels').select('id').where('enabled', '=', true);
+  return (
+    onlyChannel
+      ? q.where('id', '=', onlyChannel)
+      : q.where(sql<boolean>`events @> ${JSON.stringify([event])}::jsonb`)
+  ).execute();
+}
+
 /** Queue one `event` per payload for every enabled channel subscribed to it: one read of the channels, one insert. */
 export async function notifyEach(db: Db, event: NotifyEvent, payloads: NotifyPayload[]) {
   if (!payloads.length) return;
-  const channels = await db
-    .selectFrom('notification_channels')
-    .select('id')
-    .where('enabled', '=', true)
-    .where(sql<boolean>`events @> ${JSON.stringify([event])}::jsonb`)
-    .execute();
+  const channels = await subscribed(db, event);
   if (!channels.length) return;
   const at = new Date().toISOString();
   const rows = payloads.flatMap((p) =>
@@ -95,11 +100,7 @@ export async function notify(
   payload: NotifyPayload,
   onlyChannel?: string,
 ) {
-  let q = db.selectFrom('notification_channels').select('id').where('enabled', '=', true);
-  q = onlyChannel
-    ? q.where('id', '=', onlyChannel)
-    : q.where(sql<boolean>`events @> ${JSON.stringify([event])}::jsonb`);
-  const channels = await q.execute();
+  const channels = await subscribed(db, event, onlyChannel);
   if (channels.length === 0) return [];
   const body = json({ ...payload, at: new Date().toISOString() });
   const rows = channels.map((c) => ({
