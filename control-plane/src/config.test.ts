@@ -17,6 +17,13 @@ describe('loadConfig', () => {
       /DBBACKUP_HEARTBEAT_INTERVAL_MS/,
     );
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(ConfigError);
+    // The fleet's settings (admission line, reconnect grace, shutdown budget, pool) are checked the same way.
+    expect(() => loadConfig({ DBBACKUP_AGENT_ADMISSION_QUEUE: '-1' })).toThrow(
+      /DBBACKUP_AGENT_ADMISSION_QUEUE/,
+    );
+    expect(() => loadConfig({ DBBACKUP_RECONNECT_GRACE_MS: 'soon' })).toThrow(/DBBACKUP_RECONNECT_GRACE_MS/);
+    expect(() => loadConfig({ DBBACKUP_SHUTDOWN_TIMEOUT_MS: '10' })).toThrow(/DBBACKUP_SHUTDOWN_TIMEOUT_MS/);
+    expect(() => loadConfig({ DBBACKUP_DATABASE_POOL_SIZE: '1' })).toThrow(/DBBACKUP_DATABASE_POOL_SIZE/);
   });
 
   it('reads a JSON file that the environment overrides', () => {
