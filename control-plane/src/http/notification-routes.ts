@@ -168,13 +168,10 @@ async function testChannel(c: Ctx, db: Db, notifier: Notifier) {
     'test',
     { title: `Test message for channel ${ch.name}`, message: 'If you can read this, the channel works.' },
     ch.id,
+    // Written leased, so the background sender never picks it up while we send it here
+    // (leasing it in a second statement left a moment in which it could be sent twice).
+    300_000,
   );
-  // Lease it so the background sender does not pick it up while we send it here.
-  await db
-    .updateTable('notification_deliveries')
-    .set({ next_attempt_at: new Date(Date.now() + 300_000) })
-    .where('id', '=', deliveryId as string)
-    .execute();
   const row = await db
     .selectFrom('notification_deliveries')
     .selectAll()

@@ -99,6 +99,8 @@ export async function notify(
   event: NotifyEvent | 'test',
   payload: NotifyPayload,
   onlyChannel?: string,
+  /** Written already leased for this long, so the background sender leaves it to the caller. */
+  heldForMs?: number,
 ) {
   const channels = await subscribed(db, event, onlyChannel);
   if (channels.length === 0) return [];
@@ -109,6 +111,7 @@ export async function notify(
     event,
     payload: body,
     state: 'pending' as const,
+    ...(heldForMs ? { next_attempt_at: new Date(Date.now() + heldForMs) } : {}),
   }));
   await db.insertInto('notification_deliveries').values(rows).execute();
   return rows.map((r) => r.id);
