@@ -79,10 +79,17 @@ async function interleaved<R extends Run>(
   const bs: Run[] = [];
   const as: R[] = [];
   const xs: Run[] = [];
+  // Each run starts once the disk has taken what the last one wrote (untimed `sync`): the shell
+  // pipelines leave their output in the page cache, and its writeback would otherwise land in
+  // whichever run came next (the agent fsyncs its own object before it counts as stored).
+  const settled = async <T>(run: () => Promise<T> | T) => {
+    execFileSync('sync');
+    return await run();
+  };
   for (let i = 0; i < REPEAT; i++) {
-    bs.push(await base(i));
-    if (extra) xs.push(await extra(i));
-    as.push(await agent(i));
+    bs.push(await settled(() => base(i)));
+    if (extra) xs.push(await settled(() => extra(i)));
+    as.push(await settled(() => agent(i)));
   }
   const med = <T extends Run>(rs: T[]): T => ({
     ...rs[rs.length - 1]!,
@@ -431,7 +438,7 @@ function report(
   if (ba.length > 1) {
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     out.push(
-      `  (medians of ${ba.length} interleaved runs; per run b/a: ${list(ba)}; e/d: ${list(ed)}; c ran once)`,
+      `  (medians of ${ba.length} interleaved runs; per run b/a: ${list(ba)}; e/d: ${list(ed)}; c ran once; each run starts after an untimed `sync`)`,
     );
   }
 }

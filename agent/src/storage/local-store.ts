@@ -1,8 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { joinKey, type StorageSpec } from '@dbbackup/proto';
+import { FileWriter } from './file-writer.js';
 import type { ObjectStore, ObjectWriter } from './object-store.js';
 
 type LocalSpec = Extract<StorageSpec, { kind: 'local' }>;
@@ -35,7 +36,7 @@ export class LocalStore implements ObjectStore {
     const final = this.#path(key);
     const tmp = `${final}${PARTIAL}`;
     await mkdir(path.dirname(final), { recursive: true });
-    const stream = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+    const stream = new FileWriter(await open(tmp, 'wx', 0o600));
     const finished = new Promise<void>((resolve, reject) => {
       stream.once('finish', resolve);
       stream.once('error', reject);
@@ -45,12 +46,7 @@ export class LocalStore implements ObjectStore {
       stream,
       async commit() {
         await finished;
-        const fh = await open(tmp, 'r+');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        await stream.sync();
         await rename(tmp, final);
         await syncDir(path.dirname(final));
         return { sizeBytes: (await stat(final)).size };
