@@ -438,7 +438,7 @@ function report(
   if (ba.length > 1) {
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     out.push(
-      `  (medians of ${ba.length} interleaved runs; per run b/a: ${list(ba)}; e/d: ${list(ed)}; c ran once; each run starts after an untimed `sync`)`,
+      `  (medians of ${ba.length} interleaved runs; per run b/a: ${list(ba)}; e/d: ${list(ed)}; c ran once; each run starts after an untimed sync)`,
     );
   }
 }
