@@ -9,3 +9,4 @@ export * from './results.js';
 export * from './retention.js';
 export * from './targets.js';
 export * from './version.js';
+export * from './wal.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Command, DumpTool } from './commands.js';
 import { EngineId } from './targets.js';
+import { WalArchived, WalStatus } from './wal.js';
 
 const Id = z.string().min(1).max(128);
 const Uuid = z.uuid();
@@ -92,6 +93,9 @@ export const AgentEventBody = z.discriminatedUnion('type', [
     level: z.enum(['info', 'warn', 'error']),
     message: z.string().max(8192),
   }),
+  /** A WAL file archived for a physical target, and the archiver's state (protocol 1.7). */
+  WalArchived,
+  WalStatus,
 ]);
 export type AgentEventBody = z.infer<typeof AgentEventBody>;
 

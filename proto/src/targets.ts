@@ -161,8 +161,35 @@ export const TargetOptions = z
     startCommand: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
     /** What old backups go away (applied by the agent after each good backup, and daily). */
     retention: RetentionPolicy.optional(),
+    /**
+     * PostgreSQL: physical base backups of the whole cluster (pg_basebackup) instead of a
+     * logical dump of one database, for point-in-time recovery with WAL archiving.
+     */
+    physical: z.boolean().optional(),
+    /** Physical targets: archive WAL continuously (pg_receivewal on a replication slot). Default true. */
+    walArchive: z.boolean().optional(),
+    /**
+     * Physical targets: the longest a written WAL record waits before its segment is
+     * completed and archived (the agent calls pg_switch_wal()): the RPO of an idle
+     * database. Default 60.
+     */
+    walSwitchSeconds: z.number().int().min(5).max(86_400).optional(),
   })
   .strict();
+
+/** Why a target's options do not fit its engine (undefined when they do). */
+export function optionsProblem(engine: EngineId, o: z.infer<typeof TargetOptions>): string | undefined {
+  const walOnly = o.walArchive !== undefined || o.walSwitchSeconds !== undefined;
+  if (o.physical && engine !== 'postgresql') return 'options.physical is for PostgreSQL targets only';
+  if (o.physical && o.dumpTool) return 'options.dumpTool does not apply to a physical target (pg_basebackup)';
+  if (walOnly && !o.physical) return 'options.walArchive and options.walSwitchSeconds need options.physical';
+  return undefined;
+}
+
+/** Whether the agent archives this target's WAL. */
+export function archivesWal(t: { engine: EngineId; options: { physical?: boolean; walArchive?: boolean } }) {
+  return t.engine === 'postgresql' && t.options.physical === true && t.options.walArchive !== false;
+}
 
 export const TargetSpec = z
   .object({
@@ -176,6 +203,8 @@ export const TargetSpec = z
   .superRefine((t, ctx) => {
     const p = connectionProblem(t.engine, t.connection);
     if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+    const o = optionsProblem(t.engine, t.options);
+    if (o) ctx.addIssue({ code: 'custom', path: ['options'], message: o });
   });
 export type TargetSpec = z.infer<typeof TargetSpec>;
 

@@ -23,9 +23,12 @@
  *        (tablesTotal); meta.json signed by its agent.
  *   1.6  command drill (a restore into a scratch destination the agent makes, checks,
  *        measures and removes).
+ *   1.7  target option `physical` (PostgreSQL base backups with pg_basebackup) with WAL
+ *        archiving (config targets[].wal; events wal.archived, wal.status); command
+ *        pitr.restore (a base backup and WAL into a new data directory, to a point in time).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 6;
+export const PROTOCOL_MINOR = 7;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

@@ -10,6 +10,9 @@ import { agentConfig } from '../config.js';
 
 export type Tool = { path: string; major: number; version: string };
 
+/** The PostgreSQL client programs the agent runs. */
+export type PgToolName = 'pg_dump' | 'pg_restore' | 'pg_basebackup' | 'pg_receivewal' | 'pg_ctl';
+
 /** What `--version` said for a tool file, with the file identity it was said for. */
 const probed = new Map<string, { sig: string; tool: Tool | null }>();
 
@@ -33,7 +36,7 @@ async function probeTool(file: string, installed: string): Promise<Tool | null> 
 }
 
 /** Every runnable `name` under /usr/lib/postgresql/<major>/bin and on PATH, in that order. */
-async function toolVersions(name: 'pg_dump' | 'pg_restore'): Promise<Tool[]> {
+async function toolVersions(name: PgToolName): Promise<Tool[]> {
   const dirs = new Set<string>();
   const majors = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
   for (const m of majors) dirs.add(`/usr/lib/postgresql/${m}/bin`);
@@ -90,7 +93,7 @@ export async function toolFor(
  * The pg_dump/pg_restore for a server: the same major version when there is
  * one, else the oldest newer one; a tool older than the server cannot dump it.
  */
-export async function pickTool(name: 'pg_dump' | 'pg_restore', serverMajor: number): Promise<Tool> {
+export async function pickTool(name: PgToolName, serverMajor: number): Promise<Tool> {
   const tools = await toolVersions(name);
   const same = tools.find((t) => t.major === serverMajor);
   if (same) return same;
@@ -101,5 +104,20 @@ export async function pickTool(name: 'pg_dump' | 'pg_restore', serverMajor: numb
     'tool-too-old',
     `the server is PostgreSQL ${serverMajor} but no ${name} of version ${serverMajor} or newer is installed (found: ${have}); ` +
       `install postgresql-client-${serverMajor} on this host`,
+  );
+}
+
+/**
+ * A program that must be the server's own major version (pg_ctl starting a restored
+ * data directory: the server binaries beside it are what will read it).
+ */
+export async function exactTool(name: PgToolName, serverMajor: number): Promise<Tool> {
+  const tools = await toolVersions(name);
+  const same = tools.find((t) => t.major === serverMajor);
+  if (same) return same;
+  throw new AgentError(
+    'tool-missing',
+    `the backup is of PostgreSQL ${serverMajor}, but no ${name} of that version is installed on this host; ` +
+      `install postgresql-${serverMajor}`,
   );
 }

@@ -16,7 +16,12 @@ const ENGINES: Record<string, () => Promise<Engine>> = {
   files: async () => (await import('./files-engine.js')).filesEngine,
 };
 
-export async function engineFor(t: Pick<TargetSpec, 'engine'>): Promise<Engine> {
+export async function engineFor(
+  t: Pick<TargetSpec, 'engine'> & { options?: { physical?: boolean | undefined } },
+): Promise<Engine> {
+  // A physical PostgreSQL target is backed up with pg_basebackup instead of pg_dump.
+  if (t.engine === 'postgresql' && t.options?.physical)
+    return (await import('./postgres-physical.js')).physicalEngine;
   const load = Object.hasOwn(ENGINES, t.engine) ? ENGINES[t.engine] : undefined;
   if (!load) throw new AgentError('unsupported-engine', `this agent has no '${t.engine}' engine`);
   return load();

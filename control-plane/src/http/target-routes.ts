@@ -5,6 +5,7 @@ import {
   type DiscoveredDb,
   EngineId,
   OperatorSecretRef,
+  optionsProblem,
   ResourceName,
   SecretRef,
   TargetOptions,
@@ -48,11 +49,15 @@ const TargetPatch = z
 const TargetBody = TargetFields.superRefine((t, ctx) => {
   const p = connectionProblem(t.engine, t.connection);
   if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+  const o = optionsProblem(t.engine, t.options);
+  if (o) ctx.addIssue({ code: 'custom', path: ['options'], message: o });
 });
 /** A target after a PATCH: it may keep an older secret reference it already had. */
 const PatchedTarget = TargetFields.extend({ secretRef: SecretRef }).superRefine((t, ctx) => {
   const p = connectionProblem(t.engine, t.connection);
   if (p) ctx.addIssue({ code: 'custom', path: ['connection'], message: p });
+  const o = optionsProblem(t.engine, t.options);
+  if (o) ctx.addIssue({ code: 'custom', path: ['options'], message: o });
 });
 
 const AdoptBody = z

@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import type { Readable, Stream } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { AgentError } from '../agent-error.js';
+import { childExit, retained } from '../pipeline/child-exit.js';
+import type { DumpHandle, Engine } from './engine.js';
+import { toolError } from './engine-support.js';
+import { libpqEnv } from './postgres-client.js';
+import { checkPhysicalPrerequisites } from './postgres-prereqs.js';
+import { pickTool } from './postgres-tools.js';
+
+/**
+ * Physical base backups of a whole PostgreSQL cluster: `pg_basebackup` writing one tar
+ * (data directory, backup_label, backup_manifest, and with `-X fetch` the WAL the
+ * backup needs to be consistent) to its stdout, through the same compression,
+ * encryption and hashing as every dump. The start and end LSN, timeline, system
+ * identifier and server version go into the metadata (engineMeta): a point-in-time
+ * restore chooses its base backup and WAL by them.
+ */
+
+/** The lines pg_basebackup -v prints about the WAL the backup spans. */
+export function parseBasebackupLog(stderr: string): {
+  startLsn?: string;
+  stopLsn?: string;
+  timeline?: number;
+} {
+  const start = /write-ahead log start point: ([0-9A-F]+\/[0-9A-F]+) on timeline (\d+)/i.exec(stderr);
+  const stop = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/i.exec(stderr);
+  return {
+    ...(start ? { startLsn: start[1]!, timeline: Number(start[2]) } : {}),
+    ...(stop ? { stopLsn: stop[1]! } : {}),
+  };
+}
+
+export const PITR_ONLY =
+  'a physical base backup is restored into a new data directory, to a point in time: ' +
+  'POST /api/v1/targets/{id}/pitr-restore, or `dbbackup restore TARGET --to-time … --data-dir …`';
+
+export const physicalEngine: Engine = {
+  id: 'postgresql',
+  formatExtension: 'base.tar',
+
+  async testConnection(t) {
+    const facts = await checkPhysicalPrerequisites(t);
+    const tool = await pickTool('pg_basebackup', facts.major);
+    await pickTool('pg_receivewal', facts.major);
+    return { serverVersion: facts.version, toolVersion: tool.version, toolPath: tool.path };
+  },
+
+  async dump(t, log, into) {
+    const facts = await checkPhysicalPrerequisites(t);
+    const tool = await pickTool('pg_basebackup', facts.major);
+    log(`using ${tool.path} (${tool.version}) for server ${facts.version}, system ${facts.systemIdentifier}`);
+    // -X fetch: the WAL between the backup's start and end travels inside the tar, so the base
+    // backup restores to a consistent state on its own; the archive adds everything after it.
+    const args = ['-D', '-', '-F', 'tar', '-X', 'fetch', '--checkpoint=fast', '--no-password', '-v'];
+    const child = spawn(tool.path, args, {
+      env: { ...process.env, ...libpqEnv(t) },
+      stdio: ['ignore', into ? (into as unknown as Stream) : 'pipe', 'pipe'],
+    });
+    const engineMeta: Record<string, string> = {
+      kind: 'physical',
+      systemIdentifier: facts.systemIdentifier,
+      serverVersionNum: String(facts.versionNum),
+      walSegmentBytes: String(facts.walSegmentBytes),
+      ...(facts.dataDirectory ? { dataDirectory: facts.dataDirectory } : {}),
+    };
+    const done = childExit(child).then(
+      (e) => {
+        if (e.code !== 0)
+          throw toolError('pg_basebackup', {
+            exitCode: e.code ?? undefined,
+            signal: e.signal ?? undefined,
+            stderr: e.stderr,
+          });
+        const span = parseBasebackupLog(e.stderr);
+        if (!span.startLsn || !span.stopLsn)
+          throw new AgentError('tool-failed', 'pg_basebackup did not report the WAL start and end points');
+        // Filled in before the dump counts as done: the job writes engineMeta into meta.json after it.
+        Object.assign(engineMeta, {
+          startLsn: span.startLsn,
+          stopLsn: span.stopLsn,
+          timeline: String(span.timeline ?? facts.timeline),
+        });
+        log(`base backup spans WAL ${span.startLsn} to ${span.stopLsn} on timeline ${engineMeta.timeline}`);
+      },
+      (err: Error) => {
+        throw new AgentError('tool-failed', `pg_basebackup: ${err.message}`);
+      },
+    );
+    done.catch(() => {});
+    return {
+      stdout: retained(child.stdout),
+      done,
+      serverVersion: facts.version,
+      toolVersion: tool.version,
+      tables: Promise.resolve([]),
+      sizeHint: facts.totalBytes,
+      engineMeta,
+    } satisfies DumpHandle;
+  },
+
+  /** A readable base backup: a tar holding backup_label and PG_VERSION. */
+  async list(input: Readable) {
+    const ex = tar.extract();
+    const seen = new Set<string>();
+    let entries = 0;
+    ex.on('entry', (header, stream, next) => {
+      entries++;
+      seen.add(header.name.replace(/^\.\//, ''));
+      stream.on('end', next);
+      stream.resume();
+    });
+    await pipeline(input, ex);
+    for (const need of ['backup_label', 'PG_VERSION'])
+      if (!seen.has(need))
+        throw new AgentError('empty-dump', `the base backup has no ${need}: not a pg_basebackup tar`);
+    return { entries };
+  },
+
+  async restore() {
+    throw new AgentError('restore-kind', PITR_ONLY);
+  },
+
+  async postRestoreCheck() {
+    return [];
+  },
+};
