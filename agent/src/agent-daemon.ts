@@ -19,6 +19,7 @@ import { HostSecrets, setHostSecrets } from './secrets/host-secrets.js';
 import { legacyBindings } from './secrets/legacy-bindings.js';
 import { AgentStore } from './store/agent-store.js';
 import { AGENT_VERSION } from './version.js';
+import { WalArchivers } from './wal/wal-archivers.js';
 
 const TOOLS_TTL_MS = 10 * 60_000;
 
@@ -44,6 +45,7 @@ export class AgentDaemon {
   #jobs!: JobContexts;
   #retention!: RetentionRunner;
   #scheduler!: Scheduler;
+  #wal!: WalArchivers;
   #stopping = false;
   #tools: { at: number; list: DumpTool[] } | undefined;
   #toolsPending: Promise<DumpTool[]> | undefined;
@@ -112,6 +114,17 @@ export class AgentDaemon {
       wake: () => this.#lanes.wake(),
       graceMs: this.#c.scheduleGraceMs,
     });
+    this.#wal = new WalArchivers({
+      agentId: identity.agentId,
+      stateDir: this.#c.stateDir,
+      store: this.#store,
+      log: log.child({ component: 'wal' }),
+      emit: async (e) => {
+        await this.#store.appendEvent(e);
+        flush();
+      },
+      spoolLimitBytes: this.#c.walSpoolMaxBytes,
+    });
     this.#link.on(
       'command',
       (c) =>
@@ -128,6 +141,7 @@ export class AgentDaemon {
       'agent starting',
     );
     await this.#scheduler.start();
+    void this.#wal.start().catch((err) => log.warn({ err }, 'WAL archiving did not start'));
     this.#daily = setInterval(
       () => void this.#retention.daily().catch((err) => log.warn({ err }, 'daily retention did not run')),
       86_400_000,
@@ -189,7 +203,12 @@ export class AgentDaemon {
     return {
       tools: () => this.tools(),
       job: (jobId) => this.#jobs.for(jobId),
-      applyConfig: (config) => this.#scheduler.update(config),
+      applyConfig: async (config) => {
+        const applied = await this.#scheduler.update(config);
+        // Archivers start in the background: a database that is down does not hold up the sync.
+        if (applied.applied === config.version) void this.#wal.update(config);
+        return applied;
+      },
       applyRetention: async (c: Extract<Command, { kind: 'retention.apply' }>) => {
         const { applyRetention } = await import('./jobs/retention.js');
         return applyRetention({
@@ -237,6 +256,7 @@ export class AgentDaemon {
     this.#stopping = true;
     this.#scheduler?.stop();
     if (this.#daily) clearInterval(this.#daily);
+    await this.#wal?.stop();
     await this.#lanes?.stop(graceMs);
     await this.#link.stop();
     await this.#store.close();

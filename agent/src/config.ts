@@ -24,6 +24,8 @@ export interface AgentConfig {
   scheduleGraceMs: number;
   /** How old a data object with no meta.json must be before the sweep removes it. */
   orphanGraceMs: number;
+  /** The most completed WAL a physical target's spool may hold before receiving pauses. */
+  walSpoolMaxBytes: number;
   /** The host's declared secrets (0600; never in the state directory). */
   secretsFile: string;
   /** What discovery looks at; undefined when DBBACKUP_DISCOVERY=off. */
@@ -60,6 +62,7 @@ export const ENV: Record<string, string> = {
   'discovery-interval-ms': 'DBBACKUP_DISCOVERY_INTERVAL_MS',
   'schedule-grace-ms': 'DBBACKUP_SCHEDULE_GRACE_MS',
   'orphan-grace-ms': 'DBBACKUP_ORPHAN_GRACE_MS',
+  'wal-spool-max-bytes': 'DBBACKUP_WAL_SPOOL_MAX_BYTES',
   'secrets-file': 'DBBACKUP_SECRETS_FILE',
 };
 
@@ -147,6 +150,7 @@ export function loadAgentConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConf
     discoveryIntervalMs: intOpt(flags, 'discovery-interval-ms', env, 300_000, 1000, 86_400_000),
     scheduleGraceMs: intOpt(flags, 'schedule-grace-ms', env, 3_600_000, 0, 7 * 86_400_000),
     orphanGraceMs: intOpt(flags, 'orphan-grace-ms', env, 6 * 3_600_000, 0, 30 * 86_400_000),
+    walSpoolMaxBytes: intOpt(flags, 'wal-spool-max-bytes', env, 10 * 1024 ** 3, 64 * 1024 ** 2, 2 ** 50),
     secretsFile: opt(flags, 'secrets-file', env) ?? '/etc/dbbackup/secrets.json',
     discovery: discoveryConfig(env),
     toolDirs: (env.DBBACKUP_TOOL_DIRS ?? '/usr/bin:/usr/local/bin:/usr/lib/postgresql:/opt')

@@ -80,6 +80,8 @@ export const AgentConfig = z.object({
         unproven: z.array(z.string()).max(1000).optional(),
         /** Backups retention must keep: the newest one a drill proved, while a newer one failed its drill. */
         keep: z.array(z.string()).max(10).optional(),
+        /** A physical target's WAL archive: where the agent uploads WAL continuously (1.7). */
+        wal: z.object({ storage: StorageSpec }).optional(),
       }),
     )
     .max(1000),

@@ -51,3 +51,24 @@ export function joinKey(prefix: string, relative: string): string {
 export function backupFileId(backupId: string): string {
   return backupId.replace(/-/g, '').slice(0, 12);
 }
+
+/**
+ * `{env}/{agent}/postgresql-wal/{target}/{timeline}/{walfile}_{upload}.zst.enc`: one archived
+ * WAL file, beside its `.meta.json`. Apart from the backups' prefix (a retention run or an
+ * orphan sweep over `…/postgresql/…` never sees WAL). `upload` tells apart two uploads of
+ * the same file (after a crash between upload and report): neither overwrites the other.
+ */
+export function walObjectPath(o: {
+  env: string;
+  agentName: string;
+  targetName: string;
+  name: string;
+  upload: string;
+}) {
+  return `${walTargetPrefix(o)}${o.name.slice(0, 8)}/${o.name}_${safeSegment(o.upload)}.zst.enc`;
+}
+
+/** Where every archived WAL file of one physical target lives. */
+export function walTargetPrefix(o: { env: string; agentName: string; targetName: string }): string {
+  return `${[safeSegment(o.env), safeSegment(o.agentName), 'postgresql-wal', safeSegment(o.targetName)].join('/')}/`;
+}

@@ -80,6 +80,10 @@ export const WalArchived = z.object({
   kekId: z.string().min(1).max(128),
   segmentBytes: z.number().int().positive(),
   systemIdentifier: z.string().regex(/^\d{1,20}$/),
+  /** The storage profile it went to (the target's WAL storage). */
+  storageId: z.string().max(128),
+  /** When the file was complete on this host (its last write): nothing in it is newer. */
+  completedAt: z.string().max(64),
   archivedAt: z.string().max(64),
 });
 export type WalArchived = z.infer<typeof WalArchived>;

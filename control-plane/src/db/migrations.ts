@@ -444,6 +444,52 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0015_wal': {
+    // Point-in-time recovery: every archived WAL file of a physical target, and its archiver's state.
+    async up(db) {
+      await sql`
+        ALTER TABLE jobs DROP CONSTRAINT jobs_type_check;
+        ALTER TABLE jobs ADD CONSTRAINT jobs_type_check
+          CHECK (type IN ('backup','verify','restore','drill','pitr_restore'));
+        ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
+        ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
+          CHECK (kind IN ('backup_missed','job_stalled','agent_event_rejected','key_unavailable',
+                          'drill_failed','rto_exceeded','rpo_exceeded','wal_gap','wal_archive_lag'));
+        CREATE TABLE wal_files (
+          target_id uuid NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+          name text NOT NULL,
+          timeline integer NOT NULL,
+          segno bigint,
+          agent_id uuid NOT NULL,
+          storage_id uuid NOT NULL,
+          object_key text NOT NULL,
+          size_bytes bigint NOT NULL,
+          sha256 text NOT NULL,
+          wrapped_key text NOT NULL,
+          kek_id text NOT NULL,
+          segment_bytes integer NOT NULL,
+          system_identifier text NOT NULL,
+          completed_at timestamptz NOT NULL,
+          archived_at timestamptz NOT NULL,
+          deleted_at timestamptz,
+          PRIMARY KEY (target_id, name)
+        );
+        CREATE INDEX wal_files_order ON wal_files (target_id, timeline, segno) WHERE deleted_at IS NULL;
+        CREATE TABLE wal_status (
+          target_id uuid PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+          agent_id uuid NOT NULL,
+          receiving boolean NOT NULL,
+          spool_files integer NOT NULL,
+          spool_bytes bigint NOT NULL,
+          spool_limit_bytes bigint NOT NULL,
+          slot_retained_bytes bigint,
+          last_archived text,
+          error text,
+          reported_at timestamptz NOT NULL
+        );
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

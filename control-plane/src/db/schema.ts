@@ -181,7 +181,42 @@ export type AlertKind =
   | 'key_unavailable'
   | 'drill_failed'
   | 'rto_exceeded'
-  | 'rpo_exceeded';
+  | 'rpo_exceeded'
+  | 'wal_gap'
+  | 'wal_archive_lag';
+
+export interface WalFilesTable {
+  target_id: string;
+  name: string;
+  timeline: number;
+  /** The segment number (null for a timeline history file). */
+  segno: number | null;
+  agent_id: string;
+  storage_id: string;
+  object_key: string;
+  size_bytes: number;
+  sha256: string;
+  wrapped_key: string;
+  kek_id: string;
+  segment_bytes: number;
+  system_identifier: string;
+  completed_at: Timestamp;
+  archived_at: Timestamp;
+  deleted_at: NullableTimestamp;
+}
+
+export interface WalStatusTable {
+  target_id: string;
+  agent_id: string;
+  receiving: boolean;
+  spool_files: number;
+  spool_bytes: number;
+  spool_limit_bytes: number;
+  slot_retained_bytes: number | null;
+  last_archived: string | null;
+  error: string | null;
+  reported_at: Timestamp;
+}
 
 export interface AlertsTable {
   id: string;
@@ -217,7 +252,7 @@ export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelle
 
 export interface JobsTable {
   id: string;
-  type: 'backup' | 'verify' | 'restore' | 'drill';
+  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore';
   state: JobState;
   agent_id: string;
   target_id: ColumnType<string | null, string | null | undefined, string | null>;
@@ -346,4 +381,6 @@ export interface Database {
   agent_token_jtis: AgentTokenJtisTable;
   commands: CommandsTable;
   agent_events: AgentEventsTable;
+  wal_files: WalFilesTable;
+  wal_status: WalStatusTable;
 }

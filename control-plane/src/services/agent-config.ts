@@ -1,4 +1,4 @@
-import type { AgentConfig, AgentSchedule, Command } from '@dbbackup/proto';
+import { type AgentConfig, type AgentSchedule, archivesWal, type Command } from '@dbbackup/proto';
 import type { KekSource } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
@@ -79,11 +79,14 @@ export async function buildAgentConfig(
       });
     }
     const { unproven, keep } = await drillVerdicts(db, t.id);
+    // A physical target's WAL goes, continuously, to the target's own storage.
+    const walStorage = archivesWal(target) ? await storage(t.storage_id) : undefined;
     out.push({
       target,
       schedules: mine,
       ...(unproven.length ? { unproven } : {}),
       ...(keep.length ? { keep } : {}),
+      ...(walStorage ? { wal: { storage: walStorage } } : {}),
     });
   }
   if (skipped.length) onSkipped?.(skipped);

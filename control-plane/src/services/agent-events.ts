@@ -9,6 +9,7 @@ import { transition } from './command-state.js';
 import { onCommandEvent, onJobEvent } from './job-events.js';
 import { redactEventBody } from './redaction.js';
 import { onScheduledEvent } from './scheduled-runs.js';
+import { onWalArchived, onWalStatus } from './wal-archive.js';
 
 function summarise(result: unknown): unknown {
   if (result && typeof result === 'object' && 'meta' in result) {
@@ -215,6 +216,12 @@ async function applyOnce(
           .where('agent_id', '=', agentId)
           .where('deleted_at', 'is', null)
           .execute();
+        break;
+      case 'wal.archived':
+        await onWalArchived(txDb, agentId, b);
+        break;
+      case 'wal.status':
+        await onWalStatus(txDb, agentId, b);
         break;
       case 'log':
         break;

@@ -14,6 +14,8 @@ export const ALERT_KINDS = [
   'drill_failed',
   'rto_exceeded',
   'rpo_exceeded',
+  'wal_gap',
+  'wal_archive_lag',
 ] as const satisfies readonly AlertKind[];
 
 const NOTIFY_FOR: Record<AlertKind, NotifyEvent> = {
@@ -24,6 +26,8 @@ const NOTIFY_FOR: Record<AlertKind, NotifyEvent> = {
   drill_failed: 'drill.failed',
   rto_exceeded: 'drill.rto_exceeded',
   rpo_exceeded: 'drill.rpo_exceeded',
+  wal_gap: 'wal.gap',
+  wal_archive_lag: 'wal.archive_lag',
 };
 
 /** Raise an alert unless one of that kind and subject is already firing. Returns whether it is new. */

@@ -30,6 +30,8 @@ export const NOTIFY_EVENTS = [
   'drill.failed',
   'drill.rto_exceeded',
   'drill.rpo_exceeded',
+  'wal.gap',
+  'wal.archive_lag',
 ] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 /** What a channel gets when it names no events: everything but the (noisy) successes. */
