@@ -25,8 +25,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressor, decompressor } from '../agent/src/pipeline/compression.js';
+import { DecryptStream } from '../agent/src/pipeline/decrypt-stream.js';
 import { Meter } from '../agent/src/pipeline/meter.js';
-import { DecryptStream, EncryptStream } from '../agent/src/pipeline/segmented-gcm.js';
+import { EncryptStream } from '../agent/src/pipeline/segmented-gcm.js';
 
 const MB = Number(process.env.BENCH_MB ?? 300);
 const dir = mkdtempSync(path.join(tmpdir(), 'dbb-pipe-'));

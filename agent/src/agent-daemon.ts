@@ -114,17 +114,7 @@ export class AgentDaemon {
       wake: () => this.#lanes.wake(),
       graceMs: this.#c.scheduleGraceMs,
     });
-    this.#wal = new WalArchivers({
-      agentId: identity.agentId,
-      stateDir: this.#c.stateDir,
-      store: this.#store,
-      log: log.child({ component: 'wal' }),
-      emit: async (e) => {
-        await this.#store.appendEvent(e);
-        flush();
-      },
-      spoolLimitBytes: this.#c.walSpoolMaxBytes,
-    });
+    this.#wal = this.#createWal(identity.agentId, flush);
     this.#link.on(
       'command',
       (c) =>
@@ -149,6 +139,21 @@ export class AgentDaemon {
     this.#daily.unref();
     this.#link.start();
     this.#lanes.start();
+  }
+
+  /** Continuous WAL archiving of the physical targets in the configuration. */
+  #createWal(agentId: string, flush: () => void) {
+    return new WalArchivers({
+      agentId,
+      stateDir: this.#c.stateDir,
+      store: this.#store,
+      log: this.#log.child({ component: 'wal' }),
+      emit: async (e) => {
+        await this.#store.appendEvent(e);
+        flush();
+      },
+      spoolLimitBytes: this.#c.walSpoolMaxBytes,
+    });
   }
 
   async #createLink(identity: Awaited<ReturnType<typeof loadIdentity>>) {

@@ -6,8 +6,8 @@ import { BackupMeta } from '@dbbackup/proto';
 import type { JWK } from 'jose';
 import { decompressor } from './pipeline/compression.js';
 import { unwrapDataKey } from './pipeline/data-key.js';
+import { DecryptStream } from './pipeline/decrypt-stream.js';
 import { Meter } from './pipeline/meter.js';
-import { DecryptStream } from './pipeline/segmented-gcm.js';
 
 /**
  * For the day the control plane is gone: with the exported key-encryption

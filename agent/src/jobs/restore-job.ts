@@ -17,13 +17,9 @@ import { engineFor } from '../engines/registry.js';
 import { childSuccess } from '../pipeline/child-exit.js';
 import { decompressor, procIo } from '../pipeline/compression.js';
 import { KeyBindingError, unwrapDataKey } from '../pipeline/data-key.js';
+import { DecryptStream } from '../pipeline/decrypt-stream.js';
 import { Meter } from '../pipeline/meter.js';
-import {
-  authenticateSegments,
-  DecryptStream,
-  decryptSegments,
-  IntegrityError,
-} from '../pipeline/segmented-gcm.js';
+import { authenticateSegments, decryptSegments, IntegrityError } from '../pipeline/segmented-gcm.js';
 import { type ObjectStore, readAll } from '../storage/object-store.js';
 import { openStore } from '../storage/open-store.js';
 import { every, type JobContext } from './job-context.js';

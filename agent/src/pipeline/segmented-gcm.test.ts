@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { DecryptStream } from './decrypt-stream.js';
 import {
   authenticateSegments,
-  DecryptStream,
   decryptSegments,
   EncryptStream,
   HEADER_BYTES,

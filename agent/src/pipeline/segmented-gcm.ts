@@ -34,7 +34,7 @@ export const ENCRYPT_ALGO = 'aes-256-gcm-segmented-v1';
  * afresh and faulted in page by page: AES-256-GCM ran at 250–400 MB/s here in 1 MiB
  * updates and at 1.9 GB/s in 64 KiB ones (Node 20, OpenSSL 3).
  */
-const PIECE_BYTES = 64 * 1024;
+export const PIECE_BYTES = 64 * 1024;
 
 export class IntegrityError extends Error {
   constructor(message: string) {
@@ -43,7 +43,7 @@ export class IntegrityError extends Error {
   }
 }
 
-function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
+export function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
   const n = Buffer.alloc(12);
   prefix.copy(n, 0, 0, 7);
   n.writeUInt32BE(counter, 7);
@@ -57,7 +57,7 @@ function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
  * instead once meant that wipe zeroed the key in use: every segment was sealed
  * under an all-zero key (fixed in 0.1.1; see sealedUnderZeroKey).
  */
-function dataKey(key: Buffer): KeyObject {
+export function dataKey(key: Buffer): KeyObject {
   if (key.length !== 32) throw new Error('data key must be 32 bytes');
   return createSecretKey(key);
 }
@@ -71,7 +71,7 @@ export const LEGACY_ZERO_KEY_MESSAGE =
   "this one's data anyway, use `dbbackup-agent decrypt --legacy-zero-key`";
 
 /** Whether a first segment that failed under its data key authenticates under the all-zero key. */
-function sealedUnderZeroKey(header: Buffer, prefix: Buffer, sealed: Buffer, last: boolean): boolean {
+export function sealedUnderZeroKey(header: Buffer, prefix: Buffer, sealed: Buffer, last: boolean): boolean {
   try {
     const d = createDecipheriv('aes-256-gcm', ZERO_KEY, nonce(prefix, 0, last));
     d.setAAD(header);
@@ -95,7 +95,7 @@ function zeroKeyAuthenticates(z: DecipherGCM, tag: Buffer): boolean {
 }
 
 /** Why segment `n` did not authenticate, in the words both readers use. */
-function authFailure(n: number, last: boolean): IntegrityError {
+export function authFailure(n: number, last: boolean): IntegrityError {
   return new IntegrityError(
     last
       ? `segment ${n} failed authentication as the final segment: the backup is truncated, reordered or corrupted`
@@ -104,7 +104,7 @@ function authFailure(n: number, last: boolean): IntegrityError {
 }
 
 /** The header's segment size and nonce prefix, or an IntegrityError. */
-function parseHeader(h: Buffer): { segment: number; prefix: Buffer } {
+export function parseHeader(h: Buffer): { segment: number; prefix: Buffer } {
   if (!h.subarray(0, 8).equals(MAGIC))
     throw new IntegrityError('not a dbbackup encrypted stream (bad magic)');
   const segment = h.readUInt32BE(8);
@@ -207,94 +207,6 @@ export class EncryptStream extends Transform {
     this.#buf = [];
     this.#buffered = 0;
     cb();
-  }
-}
-
-export class DecryptStream extends Transform {
-  readonly #key: KeyObject;
-  #header: Buffer | undefined;
-  #prefix: Buffer | undefined;
-  #segment = 0;
-  #buf: Buffer = Buffer.alloc(0);
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #counter = 0;
-  segments = 0;
-
-  constructor(key: Buffer) {
-    super({ highWaterMark: 2 * DEFAULT_SEGMENT_BYTES });
-    this.#key = dataKey(key);
-  }
-
-  #open(sealed: Buffer, last: boolean): Buffer[] {
-    const header = this.#header!;
-    const n = this.#counter;
-    const d = createDecipheriv('aes-256-gcm', this.#key, nonce(this.#prefix!, this.#counter++, last));
-    d.setAAD(header);
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    try {
-      // update() hands back plaintext before the tag is checked; it is returned only once final() has checked it.
-      const body: Buffer[] = [];
-      const cipher = sealed.subarray(0, sealed.length - TAG_BYTES);
-      for (let o = 0; o < cipher.length; o += PIECE_BYTES)
-        body.push(d.update(cipher.subarray(o, o + PIECE_BYTES)));
-      const fin = d.final();
-      if (fin.length) body.push(fin);
-      this.segments++;
-      return body;
-    } catch {
-      if (n === 0 && sealedUnderZeroKey(header, this.#prefix!, sealed, last))
-        throw new IntegrityError(LEGACY_ZERO_KEY_MESSAGE);
-      throw authFailure(n, last);
-    }
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-    try {
-      // Gather chunks and join them only when a whole segment (or the header) may be complete.
-      this.#pending.push(chunk);
-      this.#pendingBytes += chunk.length;
-      const need = this.#header ? this.#segment + TAG_BYTES : HEADER_BYTES;
-      if (this.#buf.length + this.#pendingBytes <= need) return cb();
-      this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      if (!this.#header) {
-        if (this.#buf.length < HEADER_BYTES) return cb();
-        const h = this.#buf.subarray(0, HEADER_BYTES);
-        ({ segment: this.#segment, prefix: this.#prefix } = parseHeader(h));
-        this.#header = Buffer.from(h);
-        this.#buf = this.#buf.subarray(HEADER_BYTES);
-      }
-      const full = this.#segment + TAG_BYTES;
-      // A full segment is known not to be the last only once more bytes follow it.
-      while (this.#buf.length > full) {
-        for (const b of this.#open(this.#buf.subarray(0, full), false)) this.push(b);
-        this.#buf = this.#buf.subarray(full);
-      }
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
-  }
-
-  override _flush(cb: TransformCallback) {
-    try {
-      this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
-      this.#pending = [];
-      if (!this.#header && this.#buf.length >= HEADER_BYTES) {
-        this._transform(Buffer.alloc(0), 'binary', (err) => {
-          if (err) throw err;
-        });
-      }
-      if (!this.#header) throw new IntegrityError('stream ends before its header: truncated');
-      if (this.#buf.length < TAG_BYTES)
-        throw new IntegrityError('stream ends inside a segment tag: truncated');
-      for (const b of this.#open(this.#buf, true)) this.push(b);
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
   }
 }
 

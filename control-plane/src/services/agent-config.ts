@@ -80,14 +80,10 @@ export async function buildAgentConfig(
     }
     const { unproven, keep } = await drillVerdicts(db, t.id);
     // A physical target's WAL goes, continuously, to the target's own storage.
-    const walStorage = archivesWal(target) ? await storage(t.storage_id) : undefined;
-    out.push({
-      target,
-      schedules: mine,
-      ...(unproven.length ? { unproven } : {}),
-      ...(keep.length ? { keep } : {}),
-      ...(walStorage ? { wal: { storage: walStorage } } : {}),
-    });
+    const wal = archivesWal(target) ? await storage(t.storage_id) : undefined;
+    out.push({ target, schedules: mine, ...(unproven.length ? { unproven } : {}) });
+    if (keep.length) out[out.length - 1]!.keep = keep;
+    if (wal) out[out.length - 1]!.wal = { storage: wal };
   }
   if (skipped.length) onSkipped?.(skipped);
   return {
