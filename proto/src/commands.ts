@@ -125,6 +125,56 @@ export const MetaRewriteCommand = z.object({
   kekId: z.string().min(1).max(128),
 });
 
+/** Where a point-in-time restore stops: a time, an LSN, or the end of the archive. */
+export const RecoveryTarget = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('time'), time: z.string().max(64) }),
+  z.object({ kind: z.literal('lsn'), lsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i) }),
+  z.object({ kind: z.literal('latest') }),
+]);
+export type RecoveryTarget = z.infer<typeof RecoveryTarget>;
+
+/**
+ * A data directory a restore may create: an absolute path of plain characters (it is
+ * written into restore_command, which PostgreSQL runs through a shell), no `..`.
+ */
+export const DataDirectory = z
+  .string()
+  .max(1024)
+  .regex(/^\/[A-Za-z0-9_.\/-]+$/, 'an absolute path of letters, digits, _ . / - only')
+  .refine((p) => !p.split('/').includes('..') && p !== '/', "not '/' and no '..'");
+
+const WalToFetch = z.object({
+  name: z.string().regex(/^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/),
+  objectKey: z.string().min(1).max(4096),
+  sizeBytes: z.number().int().nonnegative(),
+  /** This file's data key re-wrapped for this agent (bid `wal/<name>`, use restore, expiring). */
+  wrappedKeyForAgent: z.string().min(1).max(4096),
+});
+
+/**
+ * Restore a physical target to a point in time (1.7): the base backup unpacked into a new,
+ * empty data directory, the WAL after it fetched, decrypted and handed to PostgreSQL's
+ * recovery, the server started on `port` and promoted at the target.
+ */
+export const PitrRestoreCommand = z.object({
+  kind: z.literal('pitr.restore'),
+  jobId: z.string(),
+  target: TargetSpec,
+  base: z.object({
+    backupId: z.string(),
+    storage: StorageSpec,
+    meta: BackupMetaSummary,
+    wrappedKeyForAgent: z.string().min(1).max(4096),
+  }),
+  walStorage: StorageSpec,
+  wal: z.array(WalToFetch).max(1200),
+  /** The files given run to the end of the archive (no later WAL exists yet). */
+  walToArchiveEnd: z.boolean(),
+  recoveryTarget: RecoveryTarget,
+  dataDirectory: DataDirectory,
+  port: z.number().int().min(1024).max(65535),
+});
+
 export const Command = z.discriminatedUnion('kind', [
   MetaRewriteCommand,
   ConfigSyncCommand,
@@ -136,6 +186,7 @@ export const Command = z.discriminatedUnion('kind', [
   VerifyCommand,
   RestoreCommand,
   DrillCommand,
+  PitrRestoreCommand,
 ]);
 export type Command = z.infer<typeof Command>;
 export type CommandKind = Command['kind'];

@@ -43,7 +43,7 @@ const Target = z.looseObject({
 });
 const Job = z.looseObject({
   id: Id,
-  type: z.enum(['backup', 'verify', 'restore']),
+  type: z.enum(['backup', 'verify', 'restore', 'drill', 'pitr_restore']),
   state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'stalled']),
   agentId: Id,
   targetId: Id.nullable(),
@@ -218,6 +218,14 @@ const SPECS: Record<string, Spec> = {
   'GET /api/v1/targets/:id/drill': { summary: "The target's restore drill policy" },
   'DELETE /api/v1/targets/:id/drill': { summary: 'Remove the drill policy', status: 204 },
   'POST /api/v1/targets/:id/drills': { summary: 'Drill the newest good backup now', status: 202 },
+  'GET /api/v1/targets/:id/recovery-window': {
+    summary: 'A physical target: the earliest and latest restorable point per timeline, and any WAL gap',
+  },
+  'POST /api/v1/targets/:id/restore': {
+    summary:
+      'Restore a physical target to a point in time (pointInTime | lsn | latest) into a new data directory',
+    status: 202,
+  },
   'GET /api/v1/targets/:id/drills': {
     summary: 'Drills of a target, newest first, with RTO and RPO measured',
   },

@@ -48,6 +48,8 @@ export const PERMISSIONS: Readonly<Record<string, Role>> = {
   'GET /api/v1/backups/:id': 'viewer',
   'POST /api/v1/backups/:id/verify': 'operator',
   'POST /api/v1/backups/:id/restore': 'operator',
+  'GET /api/v1/targets/:id/recovery-window': 'viewer',
+  'POST /api/v1/targets/:id/restore': 'operator',
   'GET /api/v1/keys/kek': 'viewer',
   'POST /api/v1/keys/kek/export': 'admin',
   'POST /api/v1/keys/kek/rotate': 'admin',

@@ -12,6 +12,7 @@ import { jobRoutes } from './job-routes.js';
 import { keyRoutes } from './key-routes.js';
 import { notificationRoutes } from './notification-routes.js';
 import { authorize } from './permissions.js';
+import { pitrRoutes } from './pitr-routes.js';
 import { retentionRoutes } from './retention-routes.js';
 import type { RouteDeps } from './route-deps.js';
 import { scheduleRoutes } from './schedule-routes.js';
@@ -49,6 +50,7 @@ export function apiRoutes(d: RouteDeps) {
   api.route('/', retentionRoutes(d));
   api.route('/', alertRoutes(d));
   api.route('/', drillRoutes(d));
+  api.route('/', pitrRoutes(d));
   api.route('/', tokenRoutes(d));
   api.route('/', enrolmentTokenRoutes(d));
   api.route('/', agentRoutes(d));

@@ -25,6 +25,10 @@ export async function hydrateCommand(d: HydrationDeps, agentId: string, command:
     );
     return { ...command, config };
   }
+  if (command.kind === 'pitr.restore') {
+    const base = { ...command.base, storage: await storageSpecFor(d.db, d.box, command.base.storage.id) };
+    return { ...command, base, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };
+  }
   if ('storage' in command && command.storage) {
     return { ...command, storage: await storageSpecFor(d.db, d.box, command.storage.id) } as Command;
   }

@@ -39,7 +39,7 @@ export interface RestoreRequest {
   targetId?: string | undefined;
 }
 
-async function agentFor(db: Db, agentId: string) {
+export async function agentFor(db: Db, agentId: string) {
   const a = await db
     .selectFrom('agents')
     .select(['id', 'hostname', 'labels', 'status', 'encryption_jwk'])
@@ -51,7 +51,7 @@ async function agentFor(db: Db, agentId: string) {
 }
 
 interface NewJob {
-  type: 'backup' | 'verify' | 'restore' | 'drill';
+  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore';
   agentId: string;
   targetId: string | null;
   backupId: string | null;
@@ -64,7 +64,7 @@ interface NewJob {
 }
 
 /** A job and its command, in one transaction; the job row is returned as stored. */
-async function insertJob(db: Db, o: NewJob) {
+export async function insertJob(db: Db, o: NewJob) {
   return db.transaction().execute(async (tx) => {
     const commandId = await createCommand(tx as unknown as Db, {
       agentId: o.agentId,
@@ -163,6 +163,12 @@ async function restoreTarget(
     throw conflict(
       `a ${backupEngine} backup cannot be restored through a ${spec.engine} target`,
       'engine-mismatch',
+    );
+  const physical = (b.meta as { engineMeta?: { kind?: string } }).engineMeta?.kind === 'physical';
+  if (physical && o.type !== 'verify')
+    throw conflict(
+      `a physical base backup is restored into a new data directory, to a point in time: POST /api/v1/targets/${targetId}/restore`,
+      'physical-backup',
     );
   let database = '';
   if (o.type === 'restore') {
