@@ -140,7 +140,7 @@ export type RecoveryTarget = z.infer<typeof RecoveryTarget>;
 export const DataDirectory = z
   .string()
   .max(1024)
-  .regex(/^\/[A-Za-z0-9_.\/-]+$/, 'an absolute path of letters, digits, _ . / - only')
+  .regex(/^\/[A-Za-z0-9_./-]+$/, 'an absolute path of letters, digits, _ . / - only')
   .refine((p) => !p.split('/').includes('..') && p !== '/', "not '/' and no '..'");
 
 const WalToFetch = z.object({

@@ -58,6 +58,7 @@ export function pitrRoutes(d: RouteDeps) {
         consistentAt: b.consistentAt.toISOString(),
       })),
       walFiles: w.runs.reduce((n, r) => n + r.last - r.first + 1, 0),
+      archiver: await archiverStatus(d, id),
     });
   });
   api.post('/targets/:id/restore', async (c) => {
@@ -75,4 +76,24 @@ export function pitrRoutes(d: RouteDeps) {
     return c.json(jobView(job), 202, { location: `/api/v1/jobs/${job.id}` });
   });
   return api;
+}
+
+/** The agent's latest report on archiving this target's WAL. */
+async function archiverStatus({ db }: RouteDeps, targetId: string) {
+  const s = await db
+    .selectFrom('wal_status')
+    .selectAll()
+    .where('target_id', '=', targetId)
+    .executeTakeFirst();
+  if (!s) return null;
+  return {
+    receiving: s.receiving,
+    spoolFiles: s.spool_files,
+    spoolBytes: s.spool_bytes,
+    spoolLimitBytes: s.spool_limit_bytes,
+    slotRetainedBytes: s.slot_retained_bytes,
+    lastArchived: s.last_archived,
+    error: s.error,
+    reportedAt: new Date(s.reported_at).toISOString(),
+  };
 }

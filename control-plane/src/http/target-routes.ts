@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  archivesWal,
   Connection,
   connectionProblem,
   type DiscoveredDb,
@@ -145,6 +146,9 @@ async function createTarget(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
+  // A physical target's WAL is archived from now on: the agent learns it with its configuration.
+  if (archivesWal({ engine: body.engine, options: body.options }))
+    await bumpAgentConfig(db, d.bus, agentId, createdBy);
   return { ...targetView(row), test: tested };
 }
 

@@ -38,7 +38,7 @@ function asPostgres(cmd: string, args: string[]) {
  * temporary directory, listening on 127.0.0.1 on a free port, run as the
  * `postgres` user when we are root (PostgreSQL refuses root).
  */
-export async function startPostgres(): Promise<PgServer> {
+export async function startPostgres(opts: { settings?: Record<string, string> } = {}): Promise<PgServer> {
   const bin = postgresBinDir();
   const dir = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-pg-')));
   const isRoot = process.getuid?.() === 0;
@@ -61,6 +61,9 @@ export async function startPostgres(): Promise<PgServer> {
   ]);
   const port = await freePort();
   writeFileSync(path.join(dir, 'port'), String(port));
+  const extra = Object.entries(opts.settings ?? {})
+    .map(([k, v]) => ` -c ${k}=${v}`)
+    .join('');
   asPostgres(path.join(bin, 'pg_ctl'), [
     '-D',
     data,
@@ -68,7 +71,7 @@ export async function startPostgres(): Promise<PgServer> {
     path.join(dir, 'server.log'),
     '-w',
     '-o',
-    `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200${extra}`,
     'start',
   ]);
   let stopped = false;

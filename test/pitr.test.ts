@@ -1,0 +1,285 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  type ControlPlane,
+  cleanupAll,
+  freePort,
+  onCleanup,
+  type PgServer,
+  postgresBinDir,
+  query,
+  type S3Server,
+  startAgent,
+  startPostgres,
+  startS3,
+  trackDir,
+  waitFor,
+} from '@dbbackup/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Job, jobLogs, runBackup, s3Profile, waitJob } from './backup-support.js';
+import { controlPlane, getAgent } from './support.js';
+
+type Window = {
+  earliest: string | null;
+  latest: string | null;
+  ranges: { from: string; to: string }[];
+  gaps: { missingFrom: string; missingTo: string }[];
+  walFiles: number;
+  archiver: { receiving: boolean; lastArchived: string | null; error: string | null } | null;
+};
+
+let cp: ControlPlane;
+let s3: S3Server;
+let pg: PgServer;
+let agent: Awaited<ReturnType<typeof startAgent>>;
+let storageId: string;
+let work: string;
+let pgbench: ChildProcess | undefined;
+
+const isRoot = process.getuid?.() === 0;
+
+/** Run a PostgreSQL program as the postgres user (as the restored clusters run). */
+function asPostgres(tool: string, args: string[]) {
+  const bin = path.join(postgresBinDir(), tool);
+  return isRoot
+    ? execFileSync('runuser', ['-u', 'postgres', '--', bin, ...args], { stdio: 'pipe' }).toString()
+    : execFileSync(bin, args, { stdio: 'pipe' }).toString();
+}
+
+/** A new directory the postgres user may create a data directory in. */
+function scratchParent(): string {
+  const d = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-pitr-')));
+  if (isRoot) execFileSync('chown', ['postgres', d]);
+  return d;
+}
+
+/** A restored cluster is stopped when the tests end. */
+function stopLater(dataDirectory: string) {
+  onCleanup(async () => {
+    if (existsSync(path.join(dataDirectory, 'postmaster.pid')))
+      try {
+        asPostgres('pg_ctl', ['-D', dataDirectory, '-m', 'immediate', '-w', 'stop']);
+      } catch {}
+  });
+}
+
+async function windowOf(targetId: string) {
+  const r = await cp.api<Window>('GET', `/api/v1/targets/${targetId}/recovery-window`);
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body;
+}
+
+async function restore(targetId: string, body: Record<string, unknown>): Promise<Job> {
+  const r = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/restore`, body);
+  expect(r.status, JSON.stringify(r.body)).toBe(202);
+  return waitJob(cp, r.body.id, 240_000);
+}
+
+async function physicalTarget(name: string, server: PgServer, extra: Record<string, unknown> = {}) {
+  await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'agent online' });
+  return cp.api<{ id: string; detail?: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+    engine: 'postgresql',
+    name,
+    connection: { host: '127.0.0.1', port: server.port, database: 'postgres', user: 'postgres' },
+    storageId,
+    options: { physical: true, walSwitchSeconds: 5, ...extra },
+  });
+}
+
+beforeAll(async () => {
+  cp = await controlPlane();
+  [s3, pg] = await Promise.all([startS3(), startPostgres()]);
+  agent = await startAgent(cp);
+  storageId = await s3Profile(cp, s3, 'pitr');
+  work = scratchParent();
+}, 120_000);
+
+afterAll(async () => {
+  pgbench?.kill('SIGKILL');
+  await cleanupAll();
+});
+
+describe('point-in-time recovery of PostgreSQL (physical base backups + WAL archiving)', () => {
+  let targetId: string;
+
+  it('a physical target archives WAL continuously once created', async () => {
+    const r = await physicalTarget('cluster', pg);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    targetId = r.body.id;
+    await query(pg.url(), 'CREATE DATABASE bench');
+    execFileSync(
+      path.join(postgresBinDir(), 'pgbench'),
+      ['-i', '-s', '2', '-q', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', 'bench'],
+      { stdio: 'pipe' },
+    );
+    // The agent completes a segment every 5 s (walSwitchSeconds): WAL files arrive without a push.
+    await explained(() =>
+      waitFor(async () => (await windowOf(targetId)).archiver?.lastArchived, {
+        timeoutMs: 60_000,
+        what: 'first WAL file archived',
+      }),
+    );
+    const w = await windowOf(targetId);
+    expect(w.archiver?.receiving).toBe(true);
+    expect(w.archiver?.error).toBeNull();
+    // No base backup yet: nothing is restorable.
+    expect(w.earliest).toBeNull();
+  }, 120_000);
+
+  it('restores to a time between two markers, and to the latest point, while pgbench writes', async () => {
+    pgbench = spawn(
+      path.join(postgresBinDir(), 'pgbench'),
+      [
+        '-T',
+        '600',
+        '-c',
+        '2',
+        '-R',
+        '40',
+        '-n',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        'bench',
+      ],
+      { stdio: 'ignore' },
+    );
+    const { job, backup } = await runBackup(cp, targetId);
+    expect(job.state, `${JSON.stringify(job.error)}\n${await jobLogs(cp, job.id)}`).toBe('succeeded');
+    const em = (backup!.meta as { engineMeta: Record<string, string> }).engineMeta;
+    expect(em.kind).toBe('physical');
+    expect(em.startLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(em.systemIdentifier).toMatch(/^\d+$/);
+
+    await query(
+      pg.url('bench'),
+      'CREATE TABLE marker (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())',
+    );
+    await query(pg.url('bench'), 'INSERT INTO marker (n) VALUES (1)');
+    await new Promise((r) => setTimeout(r, 1500));
+    const t1 = (await query<{ t: Date }>(pg.url(), 'SELECT clock_timestamp() AS t'))[0]!.t;
+    await new Promise((r) => setTimeout(r, 1500));
+    await query(pg.url('bench'), 'INSERT INTO marker (n) VALUES (2)');
+    const t2 = (await query<{ at: Date }>(pg.url('bench'), 'SELECT at FROM marker WHERE n = 2'))[0]!.at;
+    await waitFor(
+      async () => {
+        const w = await windowOf(targetId);
+        return w.latest && new Date(w.latest) > t2 ? w : undefined;
+      },
+      { timeoutMs: 60_000, what: 'WAL past marker 2 archived' },
+    );
+    pgbench.kill('SIGINT');
+
+    const atT1 = path.join(work, 'at-t1');
+    stopLater(atT1);
+    const p1 = await freePort();
+    const j1 = await restore(targetId, { pointInTime: t1.toISOString(), dataDirectory: atT1, port: p1 });
+    expect(j1.state, `${JSON.stringify(j1.error)}\n${await jobLogs(cp, j1.id)}`).toBe('succeeded');
+    const url1 = `postgres://postgres@127.0.0.1:${p1}/bench`;
+    expect((await query<{ n: number }>(url1, 'SELECT n FROM marker ORDER BY n')).map((r) => r.n)).toEqual([
+      1,
+    ]);
+    await expectPgbenchConsistent(url1);
+
+    const latest = path.join(work, 'latest');
+    stopLater(latest);
+    const p2 = await freePort();
+    const j2 = await restore(targetId, { latest: true, dataDirectory: latest, port: p2 });
+    expect(j2.state, `${JSON.stringify(j2.error)}\n${await jobLogs(cp, j2.id)}`).toBe('succeeded');
+    const url2 = `postgres://postgres@127.0.0.1:${p2}/bench`;
+    expect((await query<{ n: number }>(url2, 'SELECT n FROM marker ORDER BY n')).map((r) => r.n)).toEqual([
+      1, 2,
+    ]);
+    await expectPgbenchConsistent(url2);
+    // The fetched WAL is gone from the restored data directory once it was promoted.
+    expect(readdirSync(latest)).not.toContain('dbbackup_restore_wal');
+  }, 400_000);
+
+  it('refuses what it cannot do before anything is written', async () => {
+    const w = await windowOf(targetId);
+    const before = new Date(new Date(w.earliest!).getTime() - 3_600_000).toISOString();
+    const early = await cp.api<{ detail: string }>('POST', `/api/v1/targets/${targetId}/restore`, {
+      pointInTime: before,
+      dataDirectory: path.join(work, 'too-early'),
+    });
+    expect(early.status).toBe(422);
+    expect(early.body.detail).toContain('outside the recovery window');
+    expect(existsSync(path.join(work, 'too-early'))).toBe(false);
+
+    for (const dataDirectory of [
+      'relative/dir',
+      `${work}/x; rm -rf /`,
+      `${work}/../etc`,
+      '/',
+      `${work}/$(id)`,
+    ]) {
+      const r = await cp.api('POST', `/api/v1/targets/${targetId}/restore`, { latest: true, dataDirectory });
+      expect(r.status, dataDirectory).toBe(422);
+    }
+    const two = await cp.api('POST', `/api/v1/targets/${targetId}/restore`, {
+      latest: true,
+      lsn: '0/0',
+      dataDirectory: path.join(work, 'y'),
+    });
+    expect(two.status).toBe(422);
+
+    const used = path.join(work, 'not-empty');
+    execFileSync('mkdir', ['-p', used]);
+    writeFileSync(path.join(used, 'keep.txt'), 'mine');
+    const j = await restore(targetId, { latest: true, dataDirectory: used, port: await freePort() });
+    expect(j.state).toBe('failed');
+    expect(j.error?.message).toContain('not empty');
+    expect(readdirSync(used)).toEqual(['keep.txt']);
+
+    const logical = await cp.api<{ detail: string }>(
+      'POST',
+      `/api/v1/backups/${(w as unknown as { baseBackups: { backupId: string }[] }).baseBackups[0]!.backupId}/restore`,
+      { database: 'x', conflict: 'create' },
+    );
+    expect(logical.status).toBe(409);
+    expect(logical.body.detail).toContain('point in time');
+  }, 120_000);
+
+  it('a cluster without wal_level = replica is refused with the fix named', async () => {
+    const minimal = await startPostgres({ settings: { wal_level: 'minimal', max_wal_senders: '0' } });
+    const r = await physicalTarget('minimal', minimal);
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    expect(JSON.stringify(r.body)).toContain("ALTER SYSTEM SET wal_level = 'replica'");
+    const mysql = await cp.api('POST', `/api/v1/agents/${agent.id}/targets`, {
+      engine: 'mysql',
+      name: 'not-pg',
+      connection: { host: '127.0.0.1', port: 3306, database: 'x' },
+      storageId,
+      options: { physical: true },
+    });
+    expect(mysql.status).toBe(422);
+  }, 120_000);
+});
+
+/** pgbench's own invariant: every balance change is in the history, and all three balances agree. */
+async function expectPgbenchConsistent(url: string) {
+  const [r] = await query<{ a: string; t: string; b: string; h: string }>(
+    url,
+    `SELECT (SELECT sum(abalance) FROM pgbench_accounts)::text AS a, (SELECT sum(tbalance) FROM pgbench_tellers)::text AS t,
+            (SELECT sum(bbalance) FROM pgbench_branches)::text AS b, (SELECT coalesce(sum(delta), 0) FROM pgbench_history)::text AS h`,
+  );
+  expect(r!.a).toBe(r!.h);
+  expect(r!.t).toBe(r!.h);
+  expect(r!.b).toBe(r!.h);
+}
+
+/** On failure, the agent's own lines about WAL archiving go with the error. */
+async function explained<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const lines = agent.proc.lines.slice(-40);
+    throw new Error(`${(err as Error).message}\nagent:\n${lines.join('\n')}`);
+  }
+}
