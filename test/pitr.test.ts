@@ -200,6 +200,73 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     expect(readdirSync(latest)).not.toContain('dbbackup_restore_wal');
   }, 400_000);
 
+  it('survives kill -9 of the agent three times while WAL is produced: no gap, and a restore after the kills', async () => {
+    pgbench = spawn(
+      path.join(postgresBinDir(), 'pgbench'),
+      [
+        '-T',
+        '600',
+        '-c',
+        '2',
+        '-R',
+        '60',
+        '-n',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        'bench',
+      ],
+      { stdio: 'ignore' },
+    );
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 3000));
+      await agent.proc.kill('SIGKILL');
+      await query(pg.url(), 'SELECT pg_switch_wal()');
+      await new Promise((r) => setTimeout(r, 1000));
+      agent.restart();
+    }
+    await markerAndLatest(3, 'after the kills');
+  }, 300_000);
+
+  it('keeps archiving while the control plane is away for a minute and storage refuses writes for 30 s', async () => {
+    pgbench = spawn(
+      path.join(postgresBinDir(), 'pgbench'),
+      [
+        '-T',
+        '600',
+        '-c',
+        '2',
+        '-R',
+        '60',
+        '-n',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        'bench',
+      ],
+      { stdio: 'ignore' },
+    );
+    const before = (await windowOf(targetId)).walFiles;
+    await cp.stop();
+    s3.faults.refuseWritesUntil = Date.now() + 30_000;
+    await new Promise((r) => setTimeout(r, 60_000));
+    await cp.restart();
+    // Segments completed every 5 s meanwhile: spooled on the agent, uploaded once storage took writes again,
+    // reported once the control plane was back.
+    await waitFor(async () => (await windowOf(targetId)).walFiles >= before + 6, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      what: 'the WAL of the outage reported',
+    });
+    await markerAndLatest(4, 'after the outage');
+  }, 400_000);
+
   it('refuses what it cannot do before anything is written', async () => {
     const w = await windowOf(targetId);
     const before = new Date(new Date(w.earliest!).getTime() - 3_600_000).toISOString();
@@ -261,6 +328,41 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     expect(mysql.status).toBe(422);
   }, 120_000);
 });
+
+/**
+ * Write marker `n`, complete the segment, wait until the archive holds it with no gap,
+ * and restore the latest point: every marker up to `n` is there and pgbench is consistent.
+ */
+async function markerAndLatest(n: number, label: string) {
+  const targetId = (
+    await cp.api<{ items: { id: string; name: string }[] }>('GET', `/api/v1/agents/${agent.id}/targets`)
+  ).body.items.find((t) => t.name === 'cluster')!.id;
+  await query(pg.url('bench'), `INSERT INTO marker (n) VALUES (${n})`);
+  const at = (await query<{ at: Date }>(pg.url('bench'), `SELECT at FROM marker WHERE n = ${n}`))[0]!.at;
+  await explained(() =>
+    waitFor(
+      async () => {
+        const w = await windowOf(targetId);
+        return w.latest && new Date(w.latest) > at ? w : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: `WAL past marker ${n} archived (${label})` },
+    ),
+  );
+  pgbench?.kill('SIGINT');
+  const w = await windowOf(targetId);
+  expect(w.gaps, label).toEqual([]);
+  expect(w.archiver?.error ?? null, label).toBeNull();
+  const dir = path.join(work, `latest-${n}`);
+  stopLater(dir);
+  const port = await freePort();
+  const j = await restore(targetId, { latest: true, dataDirectory: dir, port });
+  expect(j.state, `${JSON.stringify(j.error)}\n${await jobLogs(cp, j.id)}`).toBe('succeeded');
+  const url = `postgres://postgres@127.0.0.1:${port}/bench`;
+  const want = Array.from({ length: n }, (_, i) => i + 1);
+  expect((await query<{ n: number }>(url, 'SELECT n FROM marker ORDER BY n')).map((r) => r.n)).toEqual(want);
+  await expectPgbenchConsistent(url);
+  asPostgres('pg_ctl', ['-D', dir, '-m', 'immediate', '-w', 'stop']);
+}
 
 /** pgbench's own invariant: every balance change is in the history, and all three balances agree. */
 async function expectPgbenchConsistent(url: string) {

@@ -21,6 +21,8 @@ export interface S3Server {
     list: 'error' | 'truncated' | null;
     /** The next this many object writes (PutObject, UploadPart) answer 503 SlowDown, a transient error clients retry. */
     putErrors: number;
+    /** Until this time (epoch ms) every object write (PUT, POST of a multipart upload) answers 503. */
+    refuseWritesUntil: number;
   };
   close(): Promise<void>;
 }
@@ -56,7 +58,7 @@ export async function startS3(bucket = 'dbbackup-test'): Promise<S3Server> {
   const app = server as unknown as {
     middleware: ((ctx: KoaCtx, next: () => Promise<void>) => Promise<void>)[];
   };
-  const faults: S3Server['faults'] = { list: null, putErrors: 0 };
+  const faults: S3Server['faults'] = { list: null, putErrors: 0, refuseWritesUntil: 0 };
   app.middleware.unshift((ctx, next) => s3Additions(ctx, next, faults, uploads));
   const addr = (await server.run()) as unknown as { address: string; port: number };
   const close = async () => {
@@ -113,6 +115,17 @@ async function s3Additions(
     parts.length === 1 &&
     !('uploads' in ctx.query) &&
     !('location' in ctx.query);
+  if (
+    (ctx.method === 'PUT' || ctx.method === 'POST') &&
+    b &&
+    parts.length > 1 &&
+    Date.now() < faults.refuseWritesUntil
+  ) {
+    ctx.status = 503;
+    ctx.type = 'application/xml';
+    ctx.body = xmlError('ServiceUnavailable', 'injected: storage refuses writes');
+    return;
+  }
   if (ctx.method === 'PUT' && b && parts.length > 1 && faults.putErrors > 0) {
     faults.putErrors--;
     ctx.status = 503;
