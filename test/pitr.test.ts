@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -267,6 +267,93 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     await markerAndLatest(4, 'after the outage');
   }, 400_000);
 
+  it('a WAL file deleted from the bucket: the chain check finds it, wal_gap fires, restores after it are refused and before it succeed', async () => {
+    pgbench = spawn(
+      path.join(postgresBinDir(), 'pgbench'),
+      [
+        '-T',
+        '600',
+        '-c',
+        '2',
+        '-R',
+        '60',
+        '-n',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        'bench',
+      ],
+      { stdio: 'ignore' },
+    );
+    await query(pg.url('bench'), 'INSERT INTO marker (n) VALUES (5)');
+    const at5 = (await query<{ at: Date }>(pg.url('bench'), 'SELECT at FROM marker WHERE n = 5'))[0]!.at;
+    await waitFor(
+      async () => {
+        const w = await windowOf(targetId);
+        return w.latest && new Date(w.latest).getTime() > at5.getTime() + 12_000 ? w : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: 'WAL well past marker 5' },
+    );
+    pgbench.kill('SIGINT');
+    const before = await windowOf(targetId);
+    expect(before.gaps).toEqual([]);
+    const walObjects = listObjects(s3)
+      .filter((k) => k.includes('/postgresql-wal/') && /\/[0-9A-F]{24}_[0-9a-f]{8}\.zst\.enc$/.test(k))
+      .sort();
+    const victim = walObjects[walObjects.length - 3]!;
+    const victimName = /\/([0-9A-F]{24})_/.exec(victim)![1]!;
+    rmSync(path.join(s3.directory, s3.bucket, `${victim}._S3rver_object`));
+
+    const v = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/verify-chain`);
+    expect(v.status, JSON.stringify(v.body)).toBe(202);
+    const vj = await waitJob(cp, v.body.id, 120_000);
+    expect(vj.state, JSON.stringify(vj.error)).toBe('succeeded');
+    expect((vj.result as { missing: string[] }).missing).toEqual([victimName]);
+
+    const after = await windowOf(targetId);
+    expect(after.gaps.map((g) => g.missingFrom)).toEqual([victimName]);
+    const alerts = (
+      await cp.api<{ items: { kind: string; state: string; message: string }[] }>(
+        'GET',
+        `/api/v1/alerts?target=${targetId}`,
+      )
+    ).body.items;
+    const gap = alerts.find((a) => a.kind === 'wal_gap' && a.state === 'firing');
+    expect(gap?.message).toContain(victimName);
+
+    const refused = await cp.api<{ detail: string }>('POST', `/api/v1/targets/${targetId}/restore`, {
+      pointInTime: before.latest,
+      dataDirectory: path.join(work, 'after-gap'),
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body.detail).toContain(`missing from ${victimName}`);
+    expect(existsSync(path.join(work, 'after-gap'))).toBe(false);
+
+    const until = new Date(
+      (after as unknown as { gaps: { restorableUntil: string }[] }).gaps[0]!.restorableUntil,
+    );
+    const dir = path.join(work, 'before-gap');
+    stopLater(dir);
+    const port = await freePort();
+    const ok = await restore(targetId, {
+      pointInTime: new Date(until.getTime() - 1000).toISOString(),
+      dataDirectory: dir,
+      port,
+    });
+    expect(ok.state, `${JSON.stringify(ok.error)}\n${await jobLogs(cp, ok.id)}`).toBe('succeeded');
+    const markers = (
+      await query<{ n: number }>(
+        `postgres://postgres@127.0.0.1:${port}/bench`,
+        'SELECT n FROM marker ORDER BY n',
+      )
+    ).map((r) => r.n);
+    expect(markers[0]).toBe(1);
+    await expectPgbenchConsistent(`postgres://postgres@127.0.0.1:${port}/bench`);
+  }, 400_000);
+
   it('refuses what it cannot do before anything is written', async () => {
     const w = await windowOf(targetId);
     const before = new Date(new Date(w.earliest!).getTime() - 3_600_000).toISOString();
@@ -384,4 +471,12 @@ async function explained<T>(fn: () => Promise<T>): Promise<T> {
     const lines = agent.proc.lines.slice(-40);
     throw new Error(`${(err as Error).message}\nagent:\n${lines.join('\n')}`);
   }
+}
+
+/** Every object key in the s3rver bucket (its store on disk). */
+function listObjects(s3: S3Server): string[] {
+  const root = path.join(s3.directory, s3.bucket);
+  return (readdirSync(root, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('._S3rver_object'))
+    .map((f) => f.slice(0, -'._S3rver_object'.length));
 }

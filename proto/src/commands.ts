@@ -175,6 +175,18 @@ export const PitrRestoreCommand = z.object({
   port: z.number().int().min(1024).max(65535),
 });
 
+/**
+ * Verify a physical target's WAL chain (1.7): every file is in storage at its catalogued size
+ * and every segment of it authenticates under its own key. Nothing is written.
+ */
+export const WalVerifyCommand = z.object({
+  kind: z.literal('wal.verify'),
+  jobId: z.string(),
+  target: TargetSpec,
+  walStorage: StorageSpec,
+  files: z.array(WalToFetch).max(1200),
+});
+
 export const Command = z.discriminatedUnion('kind', [
   MetaRewriteCommand,
   ConfigSyncCommand,
@@ -187,6 +199,7 @@ export const Command = z.discriminatedUnion('kind', [
   RestoreCommand,
   DrillCommand,
   PitrRestoreCommand,
+  WalVerifyCommand,
 ]);
 export type Command = z.infer<typeof Command>;
 export type CommandKind = Command['kind'];

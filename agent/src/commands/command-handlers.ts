@@ -40,6 +40,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       return (await import('../jobs/restore-job.js')).runRestore(c, ctx.job(c.jobId));
     case 'drill':
       return (await import('../jobs/drill-job.js')).runDrill(c, ctx.job(c.jobId));
+    case 'wal.verify':
+      return (await import('../jobs/wal-verify-job.js')).runWalVerify(c, ctx.job(c.jobId));
     case 'pitr.restore':
       return (await import('../jobs/pitr-restore-job.js')).runPitrRestore(c, ctx.job(c.jobId));
     default:

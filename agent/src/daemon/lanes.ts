@@ -6,7 +6,15 @@ import type { AgentStore } from '../store/agent-store.js';
 import type { JobContexts } from './job-contexts.js';
 
 /** Commands that run long; everything else runs in the quick lane. */
-export const JOB_KINDS = ['backup', 'verify', 'restore', 'drill', 'pitr.restore', 'retention.apply'];
+export const JOB_KINDS = [
+  'backup',
+  'verify',
+  'restore',
+  'drill',
+  'pitr.restore',
+  'wal.verify',
+  'retention.apply',
+];
 
 type QueuedCommand = NonNullable<Awaited<ReturnType<AgentStore['nextQueued']>>>;
 

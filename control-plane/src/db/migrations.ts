@@ -450,7 +450,7 @@ const migrations: Record<string, Migration> = {
       await sql`
         ALTER TABLE jobs DROP CONSTRAINT jobs_type_check;
         ALTER TABLE jobs ADD CONSTRAINT jobs_type_check
-          CHECK (type IN ('backup','verify','restore','drill','pitr_restore'));
+          CHECK (type IN ('backup','verify','restore','drill','pitr_restore','wal_verify'));
         ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
         ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
           CHECK (kind IN ('backup_missed','job_stalled','agent_event_rejected','key_unavailable',

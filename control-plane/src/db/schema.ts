@@ -252,7 +252,7 @@ export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelle
 
 export interface JobsTable {
   id: string;
-  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore';
+  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore' | 'wal_verify';
   state: JobState;
   agent_id: string;
   target_id: ColumnType<string | null, string | null | undefined, string | null>;

@@ -43,7 +43,7 @@ const Target = z.looseObject({
 });
 const Job = z.looseObject({
   id: Id,
-  type: z.enum(['backup', 'verify', 'restore', 'drill', 'pitr_restore']),
+  type: z.enum(['backup', 'verify', 'restore', 'drill', 'pitr_restore', 'wal_verify']),
   state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'stalled']),
   agentId: Id,
   targetId: Id.nullable(),
@@ -220,6 +220,10 @@ const SPECS: Record<string, Spec> = {
   'POST /api/v1/targets/:id/drills': { summary: 'Drill the newest good backup now', status: 202 },
   'GET /api/v1/targets/:id/recovery-window': {
     summary: 'A physical target: the earliest and latest restorable point per timeline, and any WAL gap',
+  },
+  'POST /api/v1/targets/:id/verify-chain': {
+    summary: 'Check that every archived WAL file is in storage and authenticates; missing ones become gaps',
+    status: 202,
   },
   'POST /api/v1/targets/:id/restore': {
     summary:

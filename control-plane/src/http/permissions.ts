@@ -50,6 +50,7 @@ export const PERMISSIONS: Readonly<Record<string, Role>> = {
   'POST /api/v1/backups/:id/restore': 'operator',
   'GET /api/v1/targets/:id/recovery-window': 'viewer',
   'POST /api/v1/targets/:id/restore': 'operator',
+  'POST /api/v1/targets/:id/verify-chain': 'operator',
   'GET /api/v1/keys/kek': 'viewer',
   'POST /api/v1/keys/kek/export': 'admin',
   'POST /api/v1/keys/kek/rotate': 'admin',

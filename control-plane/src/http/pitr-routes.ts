@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { notFound } from '../problem.js';
 import { startPitrRestore } from '../services/pitr-restore.js';
 import { recoveryWindow } from '../services/recovery-window.js';
+import { startWalVerify } from '../services/wal-verify.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam } from './input.js';
 import type { RouteDeps } from './route-deps.js';
@@ -72,6 +73,12 @@ export function pitrRoutes(d: RouteDeps) {
       c.get('principal').tokenId,
       d.commandTtlSeconds,
     );
+    await d.bus.publish({ kind: 'commands', agentId: job.agent_id });
+    return c.json(jobView(job), 202, { location: `/api/v1/jobs/${job.id}` });
+  });
+  api.post('/targets/:id/verify-chain', async (c) => {
+    const id = uuidParam(c, 'id', 'target');
+    const job = await startWalVerify(db, d.box, id, c.get('principal').tokenId, d.commandTtlSeconds);
     await d.bus.publish({ kind: 'commands', agentId: job.agent_id });
     return c.json(jobView(job), 202, { location: `/api/v1/jobs/${job.id}` });
   });

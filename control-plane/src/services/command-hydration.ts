@@ -29,6 +29,8 @@ export async function hydrateCommand(d: HydrationDeps, agentId: string, command:
     const base = { ...command.base, storage: await storageSpecFor(d.db, d.box, command.base.storage.id) };
     return { ...command, base, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };
   }
+  if (command.kind === 'wal.verify')
+    return { ...command, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };
   if ('storage' in command && command.storage) {
     return { ...command, storage: await storageSpecFor(d.db, d.box, command.storage.id) } as Command;
   }

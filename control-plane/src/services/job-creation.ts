@@ -51,7 +51,7 @@ export async function agentFor(db: Db, agentId: string) {
 }
 
 interface NewJob {
-  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore';
+  type: 'backup' | 'verify' | 'restore' | 'drill' | 'pitr_restore' | 'wal_verify';
   agentId: string;
   targetId: string | null;
   backupId: string | null;

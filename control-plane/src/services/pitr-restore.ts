@@ -10,9 +10,11 @@ import {
   walKeyId,
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
+import type { Selectable } from 'kysely';
 import { KeyBindingRefused, KeyUnavailable, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
+import type { WalFilesTable } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../problem.js';
 import { agentFor, insertJob } from './job-creation.js';
 import { type BaseBackup, type RecoveryWindow, recoveryWindow, runHolding } from './recovery-window.js';
@@ -212,22 +214,7 @@ async function keysFor(
     kekId: meta.kekId,
   };
   const baseKey = await rewrapOrRefuse(db, box, { ...base, keyBound: b.key_bound }, recipient, expiresAt);
-  const wal = [];
-  for (const f of files) {
-    const k = {
-      backupId: walKeyId(f.name),
-      agentId: f.agent_id,
-      targetId,
-      wrappedKey: f.wrapped_key,
-      kekId: f.kek_id,
-    };
-    wal.push({
-      name: f.name,
-      objectKey: f.object_key,
-      sizeBytes: f.size_bytes,
-      wrappedKeyForAgent: await rewrapOrRefuse(db, box, { ...k, keyBound: true }, recipient, expiresAt),
-    });
-  }
+  const wal = await walKeysFor(db, box, files, targetId, recipient, expiresAt);
   return { b, meta, baseKey, wal };
 }
 
@@ -260,4 +247,32 @@ async function walFilesFor(db: Db, targetId: string, base: BaseBackup, from: num
     )
     .orderBy('name')
     .execute();
+}
+
+/** Archived WAL files as a command carries them: each data key re-wrapped for the recipient agent. */
+export async function walKeysFor(
+  db: Db,
+  box: SecretBox,
+  files: Selectable<WalFilesTable>[],
+  targetId: string,
+  recipient: { agentId: string; publicJwk: JWK },
+  expiresAt: Date,
+) {
+  const out = [];
+  for (const f of files) {
+    const k = {
+      backupId: walKeyId(f.name),
+      agentId: f.agent_id,
+      targetId,
+      wrappedKey: f.wrapped_key,
+      kekId: f.kek_id,
+    };
+    out.push({
+      name: f.name,
+      objectKey: f.object_key,
+      sizeBytes: f.size_bytes,
+      wrappedKeyForAgent: await rewrapOrRefuse(db, box, { ...k, keyBound: true }, recipient, expiresAt),
+    });
+  }
+  return out;
 }
