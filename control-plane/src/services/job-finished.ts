@@ -3,7 +3,7 @@ import { drillFinished } from './drill-alerts.js';
 import { loadFinishedJob } from './finished-job.js';
 import { observeJobFinished } from './metrics.js';
 import { notifyJobFinished } from './notifications.js';
-import { walVerifyFinished } from './wal-verify.js';
+import { walVerifyFinished } from './wal-gaps.js';
 
 /** A job reached a terminal state (inside the transaction that applied it): metrics, notifications, drill alerts. */
 export async function jobFinished(tx: Db, jobId: string) {

@@ -15,6 +15,7 @@ import type { Db } from '../db/database.js';
 import { reject } from './agent-reports.js';
 import { fireAlert, resolveAlert } from './alerts.js';
 import { targetSpecFromRow } from './target-specs.js';
+import { refreshWalGap } from './wal-gaps.js';
 
 /** How far an agent's clock may be off when its reported times are compared with ours. */
 const CLOCK_SLACK_MS = 10 * 60_000;
@@ -117,6 +118,22 @@ export async function onWalArchived(db: Db, agentId: string, e: WalArchived) {
     })
     .onConflict((oc) => oc.columns(['target_id', 'name']).doNothing())
     .execute();
+  if (seg) await gapCheck(db, e.targetId, Number.parseInt(e.name.slice(0, 8), 16), Number(seg.segno));
+}
+
+/** A segment that does not follow the one before it opens a gap: the alert follows the window. */
+async function gapCheck(db: Db, targetId: string, timeline: number, segno: number) {
+  const prev = await db
+    .selectFrom('wal_files')
+    .select('segno')
+    .where('target_id', '=', targetId)
+    .where('timeline', '=', timeline)
+    .where('segno', '<', segno)
+    .where('deleted_at', 'is', null)
+    .orderBy('segno', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (prev && Number(prev.segno) !== segno - 1) await refreshWalGap(db, targetId);
 }
 
 /** The archiver's latest state; a reported error raises wal_archive_lag, a clean report resolves it. */
