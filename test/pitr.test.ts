@@ -39,6 +39,7 @@ let work: string;
 let pgbench: ChildProcess | undefined;
 
 const isRoot = process.getuid?.() === 0;
+const METRICS_TOKEN = 'pitr-metrics-token-0123456789';
 
 /** Run a PostgreSQL program as the postgres user (as the restored clusters run). */
 function asPostgres(tool: string, args: string[]) {
@@ -89,7 +90,7 @@ async function physicalTarget(name: string, server: PgServer, extra: Record<stri
 }
 
 beforeAll(async () => {
-  cp = await controlPlane();
+  cp = await controlPlane({ env: { DBBACKUP_METRICS_TOKEN: METRICS_TOKEN } });
   [s3, pg] = await Promise.all([startS3(), startPostgres()]);
   agent = await startAgent(cp);
   storageId = await s3Profile(cp, s3, 'pitr');
@@ -126,6 +127,26 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     expect(w.archiver?.error).toBeNull();
     // No base backup yet: nothing is restorable.
     expect(w.earliest).toBeNull();
+    const m = await (
+      await fetch(`${cp.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    ).text();
+    const lag = new RegExp(
+      `dbbackup_wal_archive_lag_seconds\\{target_id="${targetId}",target="cluster"\\} ([\\d.e+-]+)`,
+    ).exec(m);
+    expect(
+      lag,
+      m
+        .split('\n')
+        .filter((l) => l.includes('wal'))
+        .join('\n'),
+    ).not.toBeNull();
+    expect(Number(lag![1])).toBeLessThan(60);
+    expect(m).toMatch(
+      new RegExp(`dbbackup_wal_last_archived_segment\\{target_id="${targetId}",target="cluster"\\} \\d+`),
+    );
+    expect(m).toMatch(
+      new RegExp(`dbbackup_wal_spool_bytes\\{target_id="${targetId}",target="cluster"\\} \\d+`),
+    );
   }, 120_000);
 
   it('restores to a time between two markers, and to the latest point, while pgbench writes', async () => {

@@ -18,6 +18,7 @@ import { KeyRotator } from './services/key-rotation.js';
 import { bindMetricsDb } from './services/metrics.js';
 import { Notifier } from './services/notifications.js';
 import { NotifyBus } from './services/notify-bus.js';
+import { registerWalMetrics } from './services/wal-metrics.js';
 import { startSweeper } from './sweeper.js';
 
 export interface RunningControlPlane {
@@ -49,6 +50,7 @@ async function openDatabase(config: Config, log: Logger) {
 function startWorkers(db: Db, box: SecretBox, bus: NotifyBus, config: Config, log: Logger) {
   bindMetricsDb(db);
   registerDrillMetrics();
+  registerWalMetrics();
   const notifier = new Notifier(db, box, log, {
     retryBaseMs: config.notifyRetryBaseMs,
     maxAttempts: config.notifyMaxAttempts,
