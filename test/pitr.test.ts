@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import {
   type PgServer,
   postgresBinDir,
   query,
+  REPO_ROOT,
   type S3Server,
   startAgent,
   startPostgres,
@@ -359,12 +360,24 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     const dir = path.join(work, 'before-gap');
     stopLater(dir);
     const port = await freePort();
-    const ok = await restore(targetId, {
-      pointInTime: new Date(until.getTime() - 1000).toISOString(),
-      dataDirectory: dir,
-      port,
-    });
-    expect(ok.state, `${JSON.stringify(ok.error)}\n${await jobLogs(cp, ok.id)}`).toBe('succeeded');
+    // Through the CLI, as a DBA would: the window (exit 1 while it has a gap), then the restore.
+    const shown = await cli(['recovery-window', 'cluster']);
+    expect(shown.code, shown.err).toBe(1);
+    expect(shown.out).toContain(`gap: ${victimName}`);
+    const at = new Date(until.getTime() - 1000).toISOString();
+    const ran = await cli([
+      'restore',
+      'cluster',
+      '--data-dir',
+      dir,
+      '--to-time',
+      at,
+      '--port',
+      String(port),
+      '--wait',
+    ]);
+    expect(ran.code, `${ran.out}\n${ran.err}`).toBe(0);
+    expect(ran.out + ran.err).toContain(`PostgreSQL runs on port ${port}`);
     const markers = (
       await query<{ n: number }>(
         `postgres://postgres@127.0.0.1:${port}/bench`,
@@ -492,6 +505,20 @@ async function explained<T>(fn: () => Promise<T>): Promise<T> {
     const lines = agent.proc.lines.slice(-40);
     throw new Error(`${(err as Error).message}\nagent:\n${lines.join('\n')}`);
   }
+}
+
+/** The dbbackup CLI as a real process against the control plane. */
+function cli(args: string[]) {
+  const bin = path.join(REPO_ROOT, 'packages/cli/bin/dbbackup');
+  return new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    execFile(
+      bin,
+      [...args, '--server', cp.url, '--token', cp.adminToken],
+      { env: { PATH: process.env.PATH ?? '', HOME: work }, timeout: 300_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    );
+  });
 }
 
 /** Every object key in the s3rver bucket (its store on disk). */

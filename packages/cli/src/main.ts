@@ -5,6 +5,7 @@ import { alerts, audit, rotateKeys } from './commands/admin.js';
 import { drill, report } from './commands/drills.js';
 import { agents, enrollToken, status, targets } from './commands/fleet.js';
 import { backup, backups, logs, restore, verify } from './commands/jobs.js';
+import { pitrRestore, recoveryWindow, verifyChain } from './commands/pitr.js';
 import { cleanup, schedule } from './commands/schedules.js';
 import type { Ctx } from './context.js';
 import type { Flags, Out } from './output.js';
@@ -24,6 +25,10 @@ or what \`dbbackup login\` saved (owner-only file under ~/.config/dbbackup/).
         | discover AGENT
   backup TARGET [--wait]                  run a backup now (progress bar with --wait)
   restore BACKUP [--to DB] [--tables a,b] [--on-conflict fail|clean|create] [--wait]
+  restore TARGET --data-dir DIR (--to-time T | --to-lsn L | --latest) [--port P] [--wait]
+                                          a physical PostgreSQL target to a point in time, into a new data directory
+  recovery-window TARGET                  a physical target's restorable span and WAL gaps
+  verify-chain TARGET [--wait]            every archived WAL file is in storage and authenticates
   verify BACKUP | --target TARGET --latest [--wait]
   drill TARGET [--wait]                   restore the newest good backup into a scratch copy, check it, measure it
   report recoverability                   every target: last good backup, last drill, measured RTO and RPO
@@ -63,6 +68,9 @@ const OPTIONS = {
   to: { type: 'string' },
   tables: { type: 'string' },
   'on-conflict': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'to-time': { type: 'string' },
+  'to-lsn': { type: 'string' },
   target: { type: 'string' },
   latest: { type: 'boolean' },
   cron: { type: 'string' },
@@ -83,7 +91,9 @@ const COMMANDS: Record<string, (c: Ctx) => Promise<number>> = {
   'enroll-token': enrollToken,
   targets,
   backup,
-  restore,
+  restore: (c) => (c.flags['data-dir'] ? pitrRestore(c) : restore(c)),
+  'recovery-window': recoveryWindow,
+  'verify-chain': verifyChain,
   verify,
   drill,
   report,
