@@ -227,6 +227,10 @@ export class AgentDaemon {
             await this.#store.appendEvent({ type: 'backup.deleted', ...d });
             void this.#link.flush();
           },
+          onWalPruned: async (e) => {
+            await this.#store.appendEvent(e);
+            void this.#link.flush();
+          },
         });
       },
     };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Command, DumpTool } from './commands.js';
 import { EngineId } from './targets.js';
-import { WalArchived, WalStatus } from './wal.js';
+import { WalArchived, WalPruned, WalStatus } from './wal.js';
 
 const Id = z.string().min(1).max(128);
 const Uuid = z.uuid();
@@ -96,6 +96,7 @@ export const AgentEventBody = z.discriminatedUnion('type', [
   /** A WAL file archived for a physical target, and the archiver's state (protocol 1.7). */
   WalArchived,
   WalStatus,
+  WalPruned,
 ]);
 export type AgentEventBody = z.infer<typeof AgentEventBody>;
 

@@ -105,6 +105,16 @@ export const WalStatus = z.object({
 });
 export type WalStatus = z.infer<typeof WalStatus>;
 
+/** Retention removed a physical target's WAL older than its oldest kept base backup (event `wal.pruned`). */
+export const WalPruned = z.object({
+  type: z.literal('wal.pruned'),
+  targetId: z.uuid(),
+  /** Every segment file whose name sorts before this one is gone. */
+  before: z.string().regex(WAL_SEGMENT_NAME),
+  files: z.number().int().nonnegative(),
+});
+export type WalPruned = z.infer<typeof WalPruned>;
+
 /** The binding id (`bid`) of an archived WAL file's data key. */
 export function walKeyId(name: string): string {
   return `wal/${name}`;

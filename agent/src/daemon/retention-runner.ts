@@ -41,6 +41,10 @@ export class RetentionRunner {
           await this.store.appendEvent({ type: 'backup.deleted', ...d });
           this.flush();
         },
+        onWalPruned: async (e) => {
+          await this.store.appendEvent(e);
+          this.flush();
+        },
       });
     } catch (err) {
       this.log.warn({ err, targetId: target.id }, 'retention did not run to the end');

@@ -7,9 +7,11 @@ import {
   selectRetention,
   type TargetSpec,
   targetDbName,
+  type WalPruned,
 } from '@dbbackup/proto';
 import { readAll } from '../storage/object-store.js';
 import { openStore } from '../storage/open-store.js';
+import { chainKeep, pruneWal } from './wal-retention.js';
 
 export interface RetentionOutcome {
   kept: number;
@@ -35,6 +37,8 @@ export async function applyRetention(o: {
   keep?: ReadonlySet<string>;
   log: (level: 'info' | 'warn' | 'error', m: string) => void;
   onDeleted: (d: { backupId: string; objectKey: string; reason: string }) => Promise<void>;
+  /** A physical target's WAL older than its oldest kept base backup was deleted. */
+  onWalPruned?: (e: WalPruned) => Promise<void>;
 }): Promise<RetentionOutcome> {
   const store = await openStore(o.storage);
   const prefix = store.key(
@@ -70,13 +74,18 @@ export async function applyRetention(o: {
     good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes && !o.unproven?.has(m.backupId),
   }));
   const decision = selectRetention(candidates, o.policy, o.now ?? new Date());
+  const isGood = (m: BackupMeta) => candidates.find((c) => c.id === m.backupId)?.good === true;
+  const coverBoundary = chainKeep(metas, isGood, o.policy, o.now ?? new Date());
   const deleted: RetentionOutcome['deleted'] = [];
   for (const d of decision.delete) {
-    if (o.keep?.has(d.id)) {
-      o.log(
-        'info',
-        `retention: kept ${d.id}, the newest backup a drill proved (a newer one failed its drill)`,
-      );
+    const why =
+      d.id === coverBoundary
+        ? 'the base backup recovery points within keepDays start from'
+        : o.keep?.has(d.id)
+          ? 'the newest backup a drill proved (a newer one failed its drill)'
+          : undefined;
+    if (why) {
+      o.log('info', `retention: kept ${d.id}, ${why}`);
       continue;
     }
     const meta = metas.find((m) => m.backupId === d.id)!;
@@ -88,5 +97,9 @@ export async function applyRetention(o: {
     await o.onDeleted(entry);
   }
   o.log('info', `retention: kept ${decision.keep.length}, deleted ${deleted.length}`);
+  const gone = new Set(deleted.map((d) => d.backupId));
+  const kept = metas.filter((m) => !gone.has(m.backupId) && isGood(m));
+  const pruned = await pruneWal({ store, ...o, kept });
+  if (pruned) await o.onWalPruned?.(pruned);
   return { kept: decision.keep.length, deleted };
 }

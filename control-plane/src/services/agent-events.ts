@@ -9,7 +9,7 @@ import { transition } from './command-state.js';
 import { onCommandEvent, onJobEvent } from './job-events.js';
 import { redactEventBody } from './redaction.js';
 import { onScheduledEvent } from './scheduled-runs.js';
-import { onWalArchived, onWalStatus } from './wal-archive.js';
+import { onWalArchived, onWalPruned, onWalStatus } from './wal-archive.js';
 
 function summarise(result: unknown): unknown {
   if (result && typeof result === 'object' && 'meta' in result) {
@@ -222,6 +222,9 @@ async function applyOnce(
         break;
       case 'wal.status':
         await onWalStatus(txDb, agentId, b);
+        break;
+      case 'wal.pruned':
+        await onWalPruned(txDb, agentId, b);
         break;
       case 'log':
         break;

@@ -8,6 +8,7 @@ import {
   validSegmentBytes,
   WAL_SEGMENT_NAME,
   type WalArchived,
+  type WalPruned,
   type WalStatus,
   walKeyId,
 } from '@dbbackup/proto';
@@ -165,4 +166,18 @@ export async function onWalStatus(db: Db, agentId: string, s: WalStatus) {
       details: { spoolBytes: s.spoolBytes, spoolLimitBytes: s.spoolLimitBytes, error: s.error },
     });
   else await resolveAlert(db, 'wal_archive_lag', `target:${s.targetId}`);
+}
+
+/** Retention on the agent removed WAL older than the oldest kept base backup: those files leave the index. */
+export async function onWalPruned(db: Db, agentId: string, e: WalPruned) {
+  await archivingTarget(db, agentId, e.targetId);
+  await db
+    .updateTable('wal_files')
+    .set({ deleted_at: new Date() })
+    .where('target_id', '=', e.targetId)
+    .where('segno', 'is not', null)
+    .where('name', '<', e.before)
+    .where('deleted_at', 'is', null)
+    .execute();
+  await refreshWalGap(db, e.targetId);
 }
