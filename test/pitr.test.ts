@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   type ControlPlane,
   cleanupAll,
+  enrolAdversary,
   freePort,
   onCleanup,
   type PgServer,
@@ -431,6 +432,78 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     ).body.items;
     expect(alerts.filter((a) => a.kind === 'wal_gap' && a.state === 'firing')).toEqual([]);
   }, 200_000);
+
+  it('a hostile agent cannot put WAL into another agent’s archive, report its state, prune it, or carry its keys', async () => {
+    const a = await enrolAdversary(cp, 'wal-adversary');
+    await a.connect();
+    const before = (await windowOf(targetId)).walFiles;
+    const realMeta = listObjects(s3).find(
+      (k) => k.includes('/postgresql-wal/') && /_[0-9a-f]{8}\.zst\.enc\.meta\.json$/.test(k),
+    )!;
+    const stolen = JSON.parse(
+      readFileSync(path.join(s3.directory, s3.bucket, `${realMeta}._S3rver_object`), 'utf8'),
+    ) as Record<string, unknown>;
+    const forged: Record<string, unknown> = { ...stolen, type: 'wal.archived', name: '0000000100000000000000F0' };
+    for (const k of [
+      'version',
+      'agentId',
+      'walBytes',
+      'compressAlgo',
+      'encryptAlgo',
+      'segmentBytesEncrypted',
+    ])
+      delete forged[k];
+    const rejected = async (seq: number, reason: RegExp) => {
+      const ev = (
+        await cp.api<{ items: { seq: number; rejected?: string }[] }>(
+          'GET',
+          `/api/v1/agents/${a.agentId}/events`,
+        )
+      ).body.items.find((e) => e.seq === seq);
+      expect(ev?.rejected, `event ${seq}`).toMatch(reason);
+    };
+    let seq = a.seq;
+    await a.event(forged);
+    await rejected(seq, /is not a target of this agent/);
+    seq = a.seq;
+    await a.event({ type: 'wal.pruned', targetId, before: 'FFFFFFFF0000000000000000', files: 99 });
+    await rejected(seq, /is not a target of this agent/);
+    seq = a.seq;
+    await a.event({
+      type: 'wal.status',
+      targetId,
+      receiving: false,
+      spoolFiles: 0,
+      spoolBytes: 0,
+      spoolLimitBytes: 1,
+      slotRetainedBytes: null,
+      lastArchived: null,
+      error: 'forged',
+      at: new Date().toISOString(),
+    });
+    await rejected(seq, /is not a target of this agent/);
+    // Its own physical target, with a real WAL file's key (bound to another agent and target).
+    const own = await cp.api<{ id: string }>('POST', `/api/v1/agents/${a.agentId}/targets`, {
+      engine: 'postgresql',
+      name: 'mine',
+      connection: { host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres' },
+      storageId,
+      options: { physical: true },
+    });
+    expect(own.status, JSON.stringify(own.body)).toBe(201);
+    const ownKey = String(stolen.objectKey)
+      .replace('/postgresql-wal/cluster/', '/postgresql-wal/mine/')
+      .replace(/\/[^/]+\/[^/]+$/, '/00000001/0000000100000000000000F0_0badf00d.zst.enc')
+      .replace(/\/[^/]+\/postgresql-wal\//, '/wal-adversary/postgresql-wal/');
+    seq = a.seq;
+    await a.event({ ...forged, targetId: own.body.id, objectKey: ownKey });
+    await rejected(seq, /data key belongs to/);
+    const w = await windowOf(targetId);
+    expect(w.walFiles).toBe(before);
+    expect(w.archiver?.error).toBeNull();
+    expect((await windowOf(own.body.id)).walFiles).toBe(0);
+    a.close();
+  }, 120_000);
 
   it('refuses what it cannot do before anything is written', async () => {
     const w = await windowOf(targetId);
