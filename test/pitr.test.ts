@@ -443,7 +443,11 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     const stolen = JSON.parse(
       readFileSync(path.join(s3.directory, s3.bucket, `${realMeta}._S3rver_object`), 'utf8'),
     ) as Record<string, unknown>;
-    const forged: Record<string, unknown> = { ...stolen, type: 'wal.archived', name: '0000000100000000000000F0' };
+    const forged: Record<string, unknown> = {
+      ...stolen,
+      type: 'wal.archived',
+      name: '0000000100000000000000F0',
+    };
     for (const k of [
       'version',
       'agentId',
