@@ -7,7 +7,8 @@
  *   BENCH_WAL_SECONDS  seconds per rate (default 20)
  *
  * A physical target on its own PostgreSQL 15 cluster, archived by the agent to local disk
- * (walSwitchSeconds 5). For each rate: pgbench's transactions/s, the WAL rate (MB/s) from
+ * (walSwitchSeconds 60, so segments are full). The last phase, `bulk`, is not pgbench: INSERT …
+ * SELECT of 1 KB rows as fast as the server takes them, the most WAL this machine makes. For each rate: pgbench's transactions/s, the WAL rate (MB/s) from
  * pg_current_wal_lsn(), the largest archive backlog seen (completed segments not yet archived,
  * sampled every 500 ms; 0 means the archive is within the segment being written), and the
  * agent's CPU and peak RSS.
@@ -92,7 +93,7 @@ async function main() {
     name: 'bench',
     connection: { host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres' },
     storageId,
-    options: { physical: true, walSwitchSeconds: 5 },
+    options: { physical: true, walSwitchSeconds: 60 },
   });
   if (t.status !== 201) throw new Error(JSON.stringify(t.body));
   const targetId = t.body.id;
@@ -104,7 +105,14 @@ async function main() {
         archiver: { lastArchived: string | null } | null;
       }>('GET', `/api/v1/targets/${targetId}/recovery-window`)
     ).body;
-  await waitFor(async () => (await window()).archiver?.lastArchived, { timeoutMs: 60_000 });
+  // The first file: the archiver is running once a completed segment arrives (asked for here).
+  await waitFor(
+    async () => {
+      await query(pg.url(), 'SELECT pg_switch_wal()');
+      return (await window()).archiver?.lastArchived;
+    },
+    { timeoutMs: 120_000, intervalMs: 2000 },
+  );
 
   // The local baseline's archive: a second receiver on its own slot, plain files.
   const localArchive = postgresOwned(path.join(work, 'local-archive'));
@@ -143,14 +151,14 @@ async function main() {
 
   const pid = agent.proc.child.pid!;
   const rows: string[] = [];
-  for (const rate of RATES) rows.push(await phase(rate, pg.port, pid, targetId, cp));
+  for (const rate of [...RATES, -1]) rows.push(await phase(rate, pg.port, pid, targetId, cp));
   receiver.kill('SIGTERM');
 
   const r1 = await agentRestore(cp, targetId, work);
   const r0 = await localRestore(localBase, localArchive);
   const w = await window();
   console.log(
-    `\nWAL archiving, pgbench scale ${SCALE}, ${SECONDS} s a rate, agent → local disk (walSwitchSeconds 5)`,
+    `\nWAL archiving, pgbench scale ${SCALE}, ${SECONDS} s a rate, agent → local disk (walSwitchSeconds 60)`,
   );
   console.log('  rate (tps asked)  tps done   WAL MB/s   max backlog (segs)   agent cpu %   agent RSS MB');
   for (const r of rows) console.log(r);
@@ -209,7 +217,18 @@ async function phase(
   const l0 = await lsn();
   const t0 = Date.now();
   let out = '';
-  const bench = spawn(path.join(bin, 'pgbench'), args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  const bulkSql = `CREATE TABLE IF NOT EXISTS bulk (id int, v text); DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+    WHILE clock_timestamp() < t0 + interval '${SECONDS} seconds' LOOP
+      INSERT INTO bulk SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 20000) g; COMMIT;
+    END LOOP; END $$;`;
+  const bench =
+    rate < 0
+      ? spawn(
+          path.join(bin, 'psql'),
+          ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', bulkSql, 'bench'],
+          { stdio: ['ignore', 'pipe', 'ignore'] },
+        )
+      : spawn(path.join(bin, 'pgbench'), args, { stdio: ['ignore', 'pipe', 'ignore'] });
   bench.stdout.on('data', (c: Buffer) => {
     out += c.toString();
   });
@@ -228,8 +247,8 @@ async function phase(
   const secs = (Date.now() - t0) / 1000;
   const walMb = ((await lsn()) - l0) / 1024 ** 2 / secs;
   const cpu = ((procCpu(pid) - cpu0) / secs) * 100;
-  const tps = /tps = ([\d.]+)/.exec(out)?.[1] ?? '?';
-  return `  ${(rate || 'max').toString().padStart(16)}  ${tps.padStart(8)}  ${walMb.toFixed(1).padStart(9)}  ${String(maxLag).padStart(19)}  ${cpu.toFixed(0).padStart(12)}  ${peakRss.toFixed(0).padStart(13)}`;
+  const tps = /tps = ([\d.]+)/.exec(out)?.[1]?.replace(/\.\d+$/, '') ?? '-';
+  return `  ${(rate < 0 ? 'bulk' : rate || 'max').toString().padStart(16)}  ${tps.padStart(8)}  ${walMb.toFixed(1).padStart(9)}  ${String(maxLag).padStart(19)}  ${cpu.toFixed(0).padStart(12)}  ${peakRss.toFixed(0).padStart(13)}`;
 }
 
 /** The agent's restore of the whole archive into a new directory, timed from the request to the job's end. */

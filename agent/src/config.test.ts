@@ -39,6 +39,10 @@ describe('the agent configuration, parsed once', () => {
       /--backoff-base-ms \/ DBBACKUP_BACKOFF_BASE_MS: expected an integer/,
     ],
     [{ DBBACKUP_ORPHAN_GRACE_MS: '-1' }, /DBBACKUP_ORPHAN_GRACE_MS/],
+    [
+      { DBBACKUP_WAL_SPOOL_MAX_BYTES: '1000' },
+      /--wal-spool-max-bytes \/ DBBACKUP_WAL_SPOOL_MAX_BYTES: expected an integer from 67108864/,
+    ],
     [{ DBBACKUP_LABELS: 'novalue' }, /--label \/ DBBACKUP_LABELS: expected key=value/],
   ])('refuses %o naming the variable', (env, message) => {
     expect(() => loadAgentConfig({}, env)).toThrow(UsageError);
