@@ -152,9 +152,26 @@ async function main() {
   const pid = agent.proc.child.pid!;
   const rows: string[] = [];
   for (const rate of [...RATES, -1]) rows.push(await phase(rate, pg.port, pid, targetId, cp));
+  // The same span for both restores: a segment switch, archived by the agent and by the local receiver.
+  const sw = (await query<{ l: string }>(pg.url(), 'SELECT pg_switch_wal()::text AS l'))[0]!.l;
+  const last = lsnOf(sw) / SEG;
+  const name = `00000001${Math.floor(last / 256)
+    .toString(16)
+    .toUpperCase()
+    .padStart(8, '0')}${(Math.floor(last) % 256).toString(16).toUpperCase().padStart(8, '0')}`;
+  await waitFor(async () => ((await window()).archiver?.lastArchived ?? '') >= name, {
+    timeoutMs: 1_800_000,
+    intervalMs: 500,
+  });
+  await waitFor(async () => existsSync(path.join(localArchive, name)), {
+    timeoutMs: 600_000,
+    intervalMs: 200,
+  });
   receiver.kill('SIGTERM');
 
   const r1 = await agentRestore(cp, targetId, work);
+  // pg_receivewal ran as this process's user: the archive is handed to the postgres user that replays it.
+  if (isRoot) execFileSync('chown', ['-R', 'postgres', localArchive]);
   const r0 = await localRestore(localBase, localArchive);
   const w = await window();
   console.log(
@@ -165,11 +182,22 @@ async function main() {
   console.log(
     `\nrestore of the base backup + ${w.walFiles} WAL files (${((w.walFiles * SEG) / 1024 ** 3).toFixed(2)} GB of WAL):`,
   );
-  console.log(`  (r0) PostgreSQL from plain local files     ${r0.toFixed(1)} s`);
   console.log(
-    `  (r1) the agent (fetch, decrypt, replay)     ${r1.s.toFixed(1)} s   r1/r0 = ${(r1.s / r0).toFixed(2)}`,
+    `  (r0) PostgreSQL from plain local files     ${r0.s.toFixed(1)} s   (redo done at ${r0.redo})`,
+  );
+  console.log(
+    `  (r1) the agent (fetch, decrypt, replay)     ${r1.s.toFixed(1)} s   (redo done at ${r1.redo})   r1/r0 = ${(r1.s / r0.s).toFixed(2)}`,
   );
   console.log(`       ${r1.phases}`);
+  const events = (
+    await cp.api<{ items: { type: string; rejected?: string }[] }>(
+      'GET',
+      `/api/v1/agents/${agent.id}/events?limit=1000`,
+    )
+  ).body.items;
+  const refused = events.filter((e) => e.rejected);
+  console.log(`\nagent events seen: ${events.length}, refused by the control plane: ${refused.length}`);
+  for (const e of refused.slice(0, 5)) console.log(`  ${e.type}: ${e.rejected}`);
   await cleanupAll();
 }
 
@@ -217,7 +245,7 @@ async function phase(
   const l0 = await lsn();
   const t0 = Date.now();
   let out = '';
-  const bulkSql = `CREATE TABLE IF NOT EXISTS bulk (id int, v text); DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+  const bulkSql = `DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
     WHILE clock_timestamp() < t0 + interval '${SECONDS} seconds' LOOP
       INSERT INTO bulk SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 20000) g; COMMIT;
     END LOOP; END $$;`;
@@ -225,7 +253,19 @@ async function phase(
     rate < 0
       ? spawn(
           path.join(bin, 'psql'),
-          ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', bulkSql, 'bench'],
+          [
+            '-h',
+            '127.0.0.1',
+            '-p',
+            String(port),
+            '-U',
+            'postgres',
+            '-c',
+            'CREATE TABLE IF NOT EXISTS bulk (id int, v text)',
+            '-c',
+            bulkSql,
+            'bench',
+          ],
           { stdio: ['ignore', 'pipe', 'ignore'] },
         )
       : spawn(path.join(bin, 'pgbench'), args, { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -299,7 +339,8 @@ async function agentRestore(
     prev = t;
     return `${name} ${d} s`;
   });
-  return { s, phases: `request→${parts.join(', ')}` };
+  const job = (await cp.api<{ result: { redoDoneAt?: string } }>('GET', `/api/v1/jobs/${r.body.id}`)).body;
+  return { s, phases: `request→${parts.join(', ')}`, redo: job.result?.redoDoneAt ?? '?' };
 }
 
 /** PostgreSQL's own recovery of the plain base backup from the local archive, to its end. */
@@ -342,7 +383,10 @@ async function localRestore(base: string, archive: string) {
   });
   const s = (Date.now() - t0) / 1000;
   asPostgres(path.join(bin, 'pg_ctl'), ['-D', base, '-m', 'immediate', '-w', 'stop']);
-  return s;
+  const redo = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(
+    readFileSync(path.join(base, 'restore.log'), 'utf8'),
+  )?.[1];
+  return { s, redo: redo ?? '?' };
 }
 
 void main().catch(async (err) => {
