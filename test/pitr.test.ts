@@ -537,6 +537,13 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     });
     expect(two.status).toBe(422);
 
+    // A place on the host this agent does not allow restores into: refused, nothing made there.
+    const etc = `/etc/dbbackup-pitr-${path.basename(work)}`;
+    const far = await restore(targetId, { latest: true, dataDirectory: etc, port: await freePort() });
+    expect(far.state).toBe('failed');
+    expect(far.error?.message).toContain('DBBACKUP_RESTORE_DIRS');
+    expect(existsSync(etc)).toBe(false);
+
     const used = path.join(work, 'not-empty');
     execFileSync('mkdir', ['-p', used]);
     writeFileSync(path.join(used, 'keep.txt'), 'mine');

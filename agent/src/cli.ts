@@ -39,6 +39,7 @@ Options (each also an environment variable):
   --secrets-file FILE    DBBACKUP_SECRETS_FILE     declared secrets, default /etc/dbbackup/secrets.json (0600; never in the state directory)
   --orphan-grace-ms N    DBBACKUP_ORPHAN_GRACE_MS    a data object with no meta.json older than this is removed after a backup of its target, default 21600000
   --wal-spool-max-bytes N  DBBACKUP_WAL_SPOOL_MAX_BYTES  completed WAL a physical target's spool may hold before receiving pauses, default 10737418240
+                         DBBACKUP_RESTORE_DIRS     where a point-in-time restore may create a data directory, default /var/lib/postgresql:/srv:/tmp
                          DBBACKUP_DISCOVERY=off, DBBACKUP_DISCOVER_PG_SOCKET_DIRS, DBBACKUP_DISCOVER_MYSQL_SOCKETS,
                          DBBACKUP_DISCOVER_REDIS (host:port,...), DBBACKUP_DISCOVER_SQLITE_PATHS: what discovery looks at
                          DBBACKUP_ALLOWED_COMMANDS  commands (one per line) a Redis restore may run to start the server

@@ -32,6 +32,8 @@ export interface AgentConfig {
   discovery: DiscoveryConfig | undefined;
   /** Directories a dump tool named by a target may run from (DBBACKUP_TOOL_DIRS). */
   toolDirs: string[];
+  /** Directories a point-in-time restore may create a data directory in (DBBACKUP_RESTORE_DIRS). */
+  restoreDirs: string[];
   /** Commands a Redis restore may run to start the server again (DBBACKUP_ALLOWED_COMMANDS, one per line). */
   allowedCommands: string[];
   /** First S3 retry delay (doubling, 5 attempts); undefined = the store's default. */
@@ -153,6 +155,9 @@ export function loadAgentConfig(flags: Flags, env: NodeJS.ProcessEnv): AgentConf
     walSpoolMaxBytes: intOpt(flags, 'wal-spool-max-bytes', env, 10 * 1024 ** 3, 64 * 1024 ** 2, 2 ** 50),
     secretsFile: opt(flags, 'secrets-file', env) ?? '/etc/dbbackup/secrets.json',
     discovery: discoveryConfig(env),
+    restoreDirs: (env.DBBACKUP_RESTORE_DIRS ?? '/var/lib/postgresql:/srv:/tmp')
+      .split(':')
+      .filter((d) => d.startsWith('/')),
     toolDirs: (env.DBBACKUP_TOOL_DIRS ?? '/usr/bin:/usr/local/bin:/usr/lib/postgresql:/opt')
       .split(':')
       .filter((d) => d.startsWith('/')),

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, mkdir, readdir, stat } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { forAgentBindingProblem } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
+import { agentConfig } from '../config.js';
 import { decompressor } from '../pipeline/compression.js';
 import { KeyBindingError, unwrapDataKey } from '../pipeline/data-key.js';
 import { decryptSegments, IntegrityError } from '../pipeline/segmented-gcm.js';
@@ -75,15 +76,21 @@ export async function fetchWalFile(
   }
 }
 
-/** The new data directory: absent, or an empty directory; never anything else. */
-export async function checkEmptyDirectory(dir: string) {
-  const st = await stat(dir).catch(() => undefined);
-  if (!st) {
-    const parent = await stat(path.dirname(dir)).catch(() => undefined);
-    if (!parent?.isDirectory())
-      throw new AgentError('bad-destination', `${path.dirname(dir)} does not exist: create it first`);
-    return;
-  }
+/**
+ * The new data directory: under a directory this host allows restores into (judged by where
+ * its parent really leads), and absent or empty; never anything else.
+ */
+export async function checkEmptyDirectory(dir: string, allowed = agentConfig().restoreDirs) {
+  const parent = await realpath(path.dirname(dir)).catch(() => undefined);
+  if (!parent)
+    throw new AgentError('bad-destination', `${path.dirname(dir)} does not exist: create it first`);
+  if (!allowed.some((d) => `${parent}/`.startsWith(`${d.replace(/\/+$/, '')}/`)))
+    throw new AgentError(
+      'not-allowed',
+      `${dir} is not in a directory this host allows restores into (${allowed.join(':')}; DBBACKUP_RESTORE_DIRS)`,
+    );
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st) return;
   if (!st.isDirectory()) throw new AgentError('bad-destination', `${dir} exists and is not a directory`);
   if ((await readdir(dir)).length)
     throw new AgentError(
