@@ -30,6 +30,8 @@ type PitrRestoreCommand = Extract<Command, { kind: 'pitr.restore' }>;
 /** Where the fetched WAL waits for recovery inside the new data directory (removed once promoted). */
 const WAL_DIR = 'dbbackup_restore_wal';
 const RECOVERY_TIMEOUT_MS = 6 * 3_600_000;
+/** WAL files fetched at once. */
+const FETCH_CONCURRENCY = 4;
 
 /**
  * A point-in-time restore on this host: the base backup unpacked into a new, empty data
@@ -55,10 +57,23 @@ export async function runPitrRestore(cmd: PitrRestoreCommand, ctx: JobContext) {
   let fetched = 0;
   const stop = every(1000, () => ctx.progress('fetch-wal', fetched, cmd.wal.length));
   try {
-    for (const f of cmd.wal) {
-      await fetchWalFile(walStore, f, walDir, ctx);
-      fetched++;
-    }
+    // A few at a time: each file is a zstd child and a decryption, and the host has cores to spare
+    // while recovery has not started. The first failure stops the others from taking more.
+    const queue = [...cmd.wal];
+    const worker = async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        await fetchWalFile(walStore, f, walDir, ctx);
+        fetched++;
+      }
+    };
+    await Promise.all(
+      Array.from({ length: FETCH_CONCURRENCY }, () =>
+        worker().catch((err) => {
+          queue.length = 0;
+          throw err;
+        }),
+      ),
+    );
   } finally {
     stop();
   }
