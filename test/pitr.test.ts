@@ -152,26 +152,7 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
   }, 120_000);
 
   it('restores to a time between two markers, and to the latest point, while pgbench writes', async () => {
-    pgbench = spawn(
-      path.join(postgresBinDir(), 'pgbench'),
-      [
-        '-T',
-        '600',
-        '-c',
-        '2',
-        '-R',
-        '40',
-        '-n',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(pg.port),
-        '-U',
-        'postgres',
-        'bench',
-      ],
-      { stdio: 'ignore' },
-    );
+    pgbench = writeLoad(40);
     const { job, backup } = await runBackup(cp, targetId);
     expect(job.state, `${JSON.stringify(job.error)}\n${await jobLogs(cp, job.id)}`).toBe('succeeded');
     const em = (backup!.meta as { engineMeta: Record<string, string> }).engineMeta;
@@ -224,26 +205,7 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
   }, 400_000);
 
   it('survives kill -9 of the agent three times while WAL is produced: no gap, and a restore after the kills', async () => {
-    pgbench = spawn(
-      path.join(postgresBinDir(), 'pgbench'),
-      [
-        '-T',
-        '600',
-        '-c',
-        '2',
-        '-R',
-        '60',
-        '-n',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(pg.port),
-        '-U',
-        'postgres',
-        'bench',
-      ],
-      { stdio: 'ignore' },
-    );
+    pgbench = writeLoad(60);
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 3000));
       await agent.proc.kill('SIGKILL');
@@ -255,26 +217,7 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
   }, 300_000);
 
   it('keeps archiving while the control plane is away for a minute and storage refuses writes for 30 s', async () => {
-    pgbench = spawn(
-      path.join(postgresBinDir(), 'pgbench'),
-      [
-        '-T',
-        '600',
-        '-c',
-        '2',
-        '-R',
-        '60',
-        '-n',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(pg.port),
-        '-U',
-        'postgres',
-        'bench',
-      ],
-      { stdio: 'ignore' },
-    );
+    pgbench = writeLoad(60);
     const before = (await windowOf(targetId)).walFiles;
     await cp.stop();
     s3.faults.refuseWritesUntil = Date.now() + 30_000;
@@ -291,26 +234,7 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
   }, 400_000);
 
   it('a WAL file deleted from the bucket: the chain check finds it, wal_gap fires, restores after it are refused and before it succeed', async () => {
-    pgbench = spawn(
-      path.join(postgresBinDir(), 'pgbench'),
-      [
-        '-T',
-        '600',
-        '-c',
-        '2',
-        '-R',
-        '60',
-        '-n',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(pg.port),
-        '-U',
-        'postgres',
-        'bench',
-      ],
-      { stdio: 'ignore' },
-    );
+    pgbench = writeLoad(60);
     await query(pg.url('bench'), 'INSERT INTO marker (n) VALUES (5)');
     const at5 = (await query<{ at: Date }>(pg.url('bench'), 'SELECT at FROM marker WHERE n = 5'))[0]!.at;
     await waitFor(
@@ -611,6 +535,27 @@ async function markerAndLatest(n: number, label: string) {
   expect((await query<{ n: number }>(url, 'SELECT n FROM marker ORDER BY n')).map((r) => r.n)).toEqual(want);
   await expectPgbenchConsistent(url);
   asPostgres('pg_ctl', ['-D', dir, '-m', 'immediate', '-w', 'stop']);
+}
+
+/** pgbench writing into `bench` at `rate` transactions a second until killed (or 10 minutes). */
+function writeLoad(rate: number): ChildProcess {
+  const args = [
+    '-T',
+    '600',
+    '-c',
+    '2',
+    '-R',
+    String(rate),
+    '-n',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(pg.port),
+    '-U',
+    'postgres',
+    'bench',
+  ];
+  return spawn(path.join(postgresBinDir(), 'pgbench'), args, { stdio: 'ignore' });
 }
 
 /** pgbench's own invariant: every balance change is in the history, and all three balances agree. */

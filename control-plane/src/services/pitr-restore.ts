@@ -124,14 +124,11 @@ export async function startPitrRestore(
   createdBy: string | null,
   ttlSeconds: number,
 ) {
-  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
-  if (!row) throw notFound('target');
-  const spec = targetSpecFromRow(row);
-  if (!spec.options.physical)
-    throw conflict(
-      'this target takes logical dumps: restore one of its backups with POST /backups/{id}/restore',
-      'not-physical',
-    );
+  const { row, spec } = await physicalTarget(
+    db,
+    targetId,
+    'this target takes logical dumps: restore one of its backups with POST /backups/{id}/restore',
+  );
   const w = await recoveryWindowWithCompletions(db, targetId);
   const plan = planRecovery(w, req.target);
   const files = await walFilesFor(db, targetId, plan.base, plan.from, plan.to);
@@ -216,6 +213,15 @@ async function keysFor(
   const baseKey = await rewrapOrRefuse(db, box, { ...base, keyBound: b.key_bound }, recipient, expiresAt);
   const wal = await walKeysFor(db, box, files, targetId, recipient, expiresAt);
   return { b, meta, baseKey, wal };
+}
+
+/** A target that takes physical backups, or 404 / 409 with `why` it cannot be used here. */
+export async function physicalTarget(db: Db, targetId: string, why: string) {
+  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
+  if (!row) throw notFound('target');
+  const spec = targetSpecFromRow(row);
+  if (!spec.options.physical) throw conflict(why, 'not-physical');
+  return { row, spec };
 }
 
 /** The window plus each segment's completion time, which a time target's WAL list is cut by. */

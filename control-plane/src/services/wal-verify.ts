@@ -3,11 +3,10 @@ import type { Command } from '@dbbackup/proto';
 import type { JWK } from 'jose';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
-import { conflict, notFound } from '../problem.js';
+import { conflict } from '../problem.js';
 import { agentFor, insertJob } from './job-creation.js';
-import { MAX_WAL_FILES, walKeysFor } from './pitr-restore.js';
+import { MAX_WAL_FILES, physicalTarget, walKeysFor } from './pitr-restore.js';
 import { storageRefFor } from './storage-specs.js';
-import { targetSpecFromRow } from './target-specs.js';
 
 /**
  * Start a chain check of a physical target: the newest archived WAL files (at most
@@ -22,11 +21,11 @@ export async function startWalVerify(
   createdBy: string | null,
   ttlSeconds: number,
 ) {
-  const row = await db.selectFrom('targets').selectAll().where('id', '=', targetId).executeTakeFirst();
-  if (!row) throw notFound('target');
-  const spec = targetSpecFromRow(row);
-  if (!spec.options.physical)
-    throw conflict('this target archives no WAL (options.physical is not set)', 'not-physical');
+  const { row, spec } = await physicalTarget(
+    db,
+    targetId,
+    'this target archives no WAL (options.physical is not set)',
+  );
   const files = (
     await db
       .selectFrom('wal_files')
