@@ -7,7 +7,8 @@ import type { AgentStore } from '../store/agent-store.js';
 
 /**
  * After a crash: abort the uploads of jobs that were interrupted, so no multipart upload is
- * left behind, and remove a data object whose upload completed before its commit marker.
+ * left behind, and remove a data object whose job did not record its success (with its commit
+ * marker, if that was written): the job is reported failed, so no backup of it may remain.
  * What cannot be cleaned now is tried again at the next start.
  */
 export async function recoverUploads(store: AgentStore, log: Logger) {
@@ -24,7 +25,7 @@ export async function recoverUploads(store: AgentStore, log: Logger) {
         await store.appendEvent({
           type: 'log',
           level: 'warn',
-          message: `removed ${u.object_key}: its job was interrupted before the backup was committed`,
+          message: `removed ${u.object_key}: its job was interrupted before the backup was committed and reported`,
         });
       await store.clearUpload(u.job_id);
     } catch (err) {

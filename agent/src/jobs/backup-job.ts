@@ -232,7 +232,8 @@ async function commitMeta(store: ObjectStore, ctx: JobContext, meta: BackupMeta)
     await ctx.clearUpload().catch(() => {});
     throw err;
   }
-  await ctx.clearUpload();
+  // The upload record stays until the success is in the outbox (AgentStore.finishCommand): a
+  // crash before that rolls this backup back at restart (recoverUploads), as its job failed.
   ctx.log(
     'info',
     `backup committed: ${meta.sizeBytes} bytes stored from ${meta.dumpBytes} dumped in ${meta.durationMs} ms`,

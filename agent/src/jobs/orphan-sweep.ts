@@ -42,7 +42,9 @@ export async function sweepOrphans(o: {
 /** After a crash: a data object of an interrupted job is removed unless its commit marker was written. */
 export async function removeUncommitted(storage: StorageSpec, key: string): Promise<boolean> {
   const store = await openStore(storage);
-  if ((await store.size(`${key}.meta.json`)) !== undefined) return false;
+  // Committed, but its job ended (a crash) before the success was recorded: that job is
+  // reported failed, so the backup goes too, commit marker first.
+  if ((await store.size(`${key}.meta.json`)) !== undefined) await store.delete(`${key}.meta.json`);
   if ((await store.size(key)) === undefined) return false;
   await store.delete(key);
   return true;

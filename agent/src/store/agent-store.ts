@@ -182,6 +182,11 @@ export class AgentStore {
         })
         .where('command_id', '=', commandId)
         .execute();
+      // A committed backup keeps its upload record until its success is recorded here, in the
+      // same transaction: a crash in between is found at restart, and the backup rolled back.
+      const jobId = row ? (JSON.parse(row.payload) as { jobId?: unknown }).jobId : undefined;
+      if (outcome.ok && typeof jobId === 'string')
+        await tx.deleteFrom('uploads').where('job_id', '=', jobId).execute();
       const error = outcome.ok ? undefined : { code: outcome.code, message: outcome.message.slice(0, 4000) };
       if (row?.origin === 'schedule') {
         const p = JSON.parse(row.payload) as ScheduledPayload;
