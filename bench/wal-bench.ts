@@ -224,6 +224,8 @@ async function phase(
     const last = n ? Number.parseInt(n.slice(8, 16), 16) * 256 + Number.parseInt(n.slice(16), 16) : 0;
     return Math.max(0, Math.floor(at / SEG) - last - 1);
   };
+  /** The benchmarked cluster, for pgbench and psql alike. */
+  const conn = ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres'];
   const args = [
     '-T',
     String(SECONDS),
@@ -232,12 +234,7 @@ async function phase(
     '-j',
     '2',
     '-n',
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-U',
-    'postgres',
+    ...conn,
     ...(rate ? ['-R', String(rate)] : []),
     'bench',
   ];
@@ -253,19 +250,7 @@ async function phase(
     rate < 0
       ? spawn(
           path.join(bin, 'psql'),
-          [
-            '-h',
-            '127.0.0.1',
-            '-p',
-            String(port),
-            '-U',
-            'postgres',
-            '-c',
-            'CREATE TABLE IF NOT EXISTS bulk (id int, v text)',
-            '-c',
-            bulkSql,
-            'bench',
-          ],
+          [...conn, '-c', 'CREATE TABLE IF NOT EXISTS bulk (id int, v text)', '-c', bulkSql, 'bench'],
           { stdio: ['ignore', 'pipe', 'ignore'] },
         )
       : spawn(path.join(bin, 'pgbench'), args, { stdio: ['ignore', 'pipe', 'ignore'] });
