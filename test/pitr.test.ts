@@ -58,6 +58,18 @@ function scratchParent(): string {
   return d;
 }
 
+const agentEnv = () => ({ DBBACKUP_RESTORE_DIRS: `${work}:/tmp` });
+
+/** Chain drills' scratch data directories left in `work`, and servers running from any of them. */
+function drillLeftovers() {
+  const dirs = readdirSync(work).filter((d) => d.startsWith('dbbackup-drill-'));
+  const servers = execFileSync('ps', ['-eo', 'args'])
+    .toString()
+    .split('\n')
+    .filter((l) => l.includes(`${work}/dbbackup-drill-`));
+  return [...dirs, ...servers];
+}
+
 /** A restored cluster is stopped when the tests end. */
 function stopLater(dataDirectory: string) {
   onCleanup(async () => {
@@ -94,9 +106,10 @@ async function physicalTarget(name: string, server: PgServer, extra: Record<stri
 beforeAll(async () => {
   cp = await controlPlane({ env: { DBBACKUP_METRICS_TOKEN: METRICS_TOKEN } });
   [s3, pg] = await Promise.all([startS3(), startPostgres()]);
-  agent = await startAgent(cp);
-  storageId = await s3Profile(cp, s3, 'pitr');
+  // Restores and chain drills write under `work` (the first allowed directory, where drills make theirs).
   work = scratchParent();
+  agent = await startAgent(cp, { env: agentEnv() });
+  storageId = await s3Profile(cp, s3, 'pitr');
 }, 120_000);
 
 afterAll(async () => {
@@ -216,6 +229,51 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     await markerAndLatest(3, 'after the kills');
   }, 300_000);
 
+  it('a chain drill replays the base backup and all WAL in a scratch data directory, checks it and removes it', async () => {
+    const r = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/drills`);
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    const j = await waitJob(cp, r.body.id, 240_000);
+    expect(j.state, `${JSON.stringify(j.error)}\n${await jobLogs(cp, j.id)}`).toBe('succeeded');
+    const res = j.result as {
+      walFiles: number;
+      replayedTo: string;
+      databases: string[];
+      rtoSeconds: number;
+      dataAgeSeconds: number;
+    };
+    const w = await windowOf(targetId);
+    // Every archived file after the base backup, replayed into the newest one.
+    expect(res.walFiles).toBeGreaterThan(5);
+    expect(res.walFiles).toBeLessThanOrEqual(w.walFiles + 1);
+    expect(res.databases).toContain('bench');
+    expect(res.rtoSeconds).toBeGreaterThan(0);
+    expect(res.dataAgeSeconds).toBeLessThan(600);
+    expect(drillLeftovers()).toEqual([]);
+    const listed = await cp.api<{ items: Job[] }>('GET', `/api/v1/targets/${targetId}/drills`);
+    expect(listed.body.items.map((x) => x.id)).toContain(j.id);
+  }, 300_000);
+
+  it('kill -9 of the agent mid-drill: the restart stops the drilled server and removes its data directory', async () => {
+    await agent.proc.kill('SIGTERM');
+    agent.restart({ ...agentEnv(), DBBACKUP_TEST_CRASH_POINT: 'during-drill' });
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'agent online' });
+    const r = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/drills`);
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    await agent.proc.exited;
+    // Killed with the drilled server running from its scratch directory.
+    const left = drillLeftovers();
+    expect(left.filter((l) => l.startsWith('dbbackup-drill-'))).toHaveLength(1);
+    expect(left.some((l) => l.includes('postgres'))).toBe(true);
+    agent.restart(agentEnv());
+    const job = await waitJob(cp, r.body.id, 120_000);
+    expect(job.state).toBe('failed');
+    expect(job.error?.code).toBe('interrupted');
+    await waitFor(async () => drillLeftovers().length === 0, {
+      timeoutMs: 60_000,
+      what: 'drilled server stopped and its directory removed after the restart',
+    });
+  }, 300_000);
+
   it('keeps archiving while the control plane is away for a minute and storage refuses writes for 30 s', async () => {
     pgbench = writeLoad(60);
     const before = (await windowOf(targetId)).walFiles;
@@ -253,6 +311,19 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     const victim = walObjects[walObjects.length - 3]!;
     const victimName = /\/([0-9A-F]{24})_/.exec(victim)![1]!;
     rmSync(path.join(s3.directory, s3.bucket, `${victim}._S3rver_object`));
+
+    // A chain drill before anything noticed: it cannot replay past the missing file, fails naming it,
+    // and drill_failed fires.
+    const d = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/drills`);
+    expect(d.status, JSON.stringify(d.body)).toBe(202);
+    const dj = await waitJob(cp, d.body.id, 240_000);
+    expect(dj.state).toBe('failed');
+    expect(dj.error?.message).toContain(victimName);
+    expect(drillLeftovers()).toEqual([]);
+    const drillAlert = (
+      await cp.api<{ items: { kind: string; state: string }[] }>('GET', `/api/v1/alerts?target=${targetId}`)
+    ).body.items.find((a) => a.kind === 'drill_failed');
+    expect(drillAlert?.state).toBe('firing');
 
     const v = await cp.api<Job>('POST', `/api/v1/targets/${targetId}/verify-chain`);
     expect(v.status, JSON.stringify(v.body)).toBe(202);

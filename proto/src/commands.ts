@@ -176,6 +176,24 @@ export const PitrRestoreCommand = z.object({
 });
 
 /**
+ * A restore drill of a physical target's chain (1.8): its newest base backup and all WAL
+ * after it replayed to the end of the archive in a scratch data directory the agent makes,
+ * on a free port; the server checked once promoted, stopped, and everything removed.
+ */
+export const PitrDrillCommand = PitrRestoreCommand.omit({
+  kind: true,
+  recoveryTarget: true,
+  dataDirectory: true,
+  port: true,
+  walToArchiveEnd: true,
+}).extend({
+  kind: z.literal('pitr.drill'),
+  /** The replay must reach this LSN (the end of the newest WAL file given), or the drill fails. */
+  expectEndLsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/),
+  maxRestoreSeconds: z.number().positive().optional(),
+});
+
+/**
  * Verify a physical target's WAL chain (1.7): every file is in storage at its catalogued size
  * and every segment of it authenticates under its own key. Nothing is written.
  */
@@ -199,6 +217,7 @@ export const Command = z.discriminatedUnion('kind', [
   RestoreCommand,
   DrillCommand,
   PitrRestoreCommand,
+  PitrDrillCommand,
   WalVerifyCommand,
 ]);
 export type Command = z.infer<typeof Command>;

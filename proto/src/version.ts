@@ -26,9 +26,11 @@
  *   1.7  target option `physical` (PostgreSQL base backups with pg_basebackup) with WAL
  *        archiving (config targets[].wal; events wal.archived, wal.status); command
  *        pitr.restore (a base backup and WAL into a new data directory, to a point in time).
+ *   1.8  command pitr.drill (a physical target's chain replayed in a scratch data directory,
+ *        checked and removed).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 7;
+export const PROTOCOL_MINOR = 8;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

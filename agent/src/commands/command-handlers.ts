@@ -44,6 +44,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       return (await import('../jobs/wal-verify-job.js')).runWalVerify(c, ctx.job(c.jobId));
     case 'pitr.restore':
       return (await import('../jobs/pitr-restore-job.js')).runPitrRestore(c, ctx.job(c.jobId));
+    case 'pitr.drill':
+      return (await import('../jobs/pitr-drill-job.js')).runPitrDrill(c, ctx.job(c.jobId));
     default:
       throw new AgentError('unsupported', `this agent cannot run a '${kind}' command`);
   }

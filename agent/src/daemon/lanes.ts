@@ -12,6 +12,7 @@ export const JOB_KINDS = [
   'restore',
   'drill',
   'pitr.restore',
+  'pitr.drill',
   'wal.verify',
   'retention.apply',
 ];

@@ -35,7 +35,7 @@ export function parseBasebackupLog(stderr: string): {
 
 export const PITR_ONLY =
   'a physical base backup is restored into a new data directory, to a point in time: ' +
-  'POST /api/v1/targets/{id}/pitr-restore, or `dbbackup restore TARGET --to-time … --data-dir …`';
+  'POST /api/v1/targets/{id}/restore, or `dbbackup restore TARGET --to-time … --data-dir …`';
 
 export const physicalEngine: Engine = {
   id: 'postgresql',

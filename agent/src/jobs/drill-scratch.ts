@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { TargetSpec } from '@dbbackup/proto';
@@ -63,6 +63,17 @@ export async function removeScratch(target: TargetSpec, s: ScratchRecord): Promi
       // Already gone.
     }
   }
+  // A physical drill's data directory: the server running from it is stopped first.
+  const postmaster = s.engine === 'postgresql' ? await postmasterOf(s.dir) : undefined;
+  if (postmaster) {
+    try {
+      // SIGQUIT is the postmaster's immediate shutdown, which ends its children too.
+      process.kill(postmaster, 'SIGQUIT');
+      await gone(postmaster, 10_000);
+    } catch {
+      // Already gone.
+    }
+  }
   if (s.engine === 'postgresql' && s.database.startsWith(DRILL_DB_PREFIX)) {
     const cl = await client(target, 'postgres');
     try {
@@ -80,8 +91,29 @@ export async function removeScratch(target: TargetSpec, s: ScratchRecord): Promi
   await rm(s.dir, { recursive: true, force: true });
 }
 
+/** The live PostgreSQL server running from `dir`, by its postmaster.pid (checked to be a postgres process). */
+export async function postmasterOf(dir: string): Promise<number | undefined> {
+  const first = (await readFile(path.join(dir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0];
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return /postgres/.test(cmdline) ? pid : undefined;
+}
+
+async function gone(pid: number, ms: number) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A port nothing listens on now, on 127.0.0.1. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

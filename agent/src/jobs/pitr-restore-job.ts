@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Command } from '@dbbackup/proto';
+import type { Command, RecoveryTarget, TargetSpec } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
 import { client } from '../engines/postgres-client.js';
 import { exactTool } from '../engines/postgres-tools.js';
@@ -26,6 +26,8 @@ import {
 } from './pitr-server.js';
 
 type PitrRestoreCommand = Extract<Command, { kind: 'pitr.restore' }>;
+/** What a restore and a drill of a chain both carry: the target, its base backup and WAL. */
+type Chain = Pick<PitrRestoreCommand, 'base' | 'wal' | 'walStorage' | 'target'>;
 
 /** Where the fetched WAL waits for recovery inside the new data directory (removed once promoted). */
 const WAL_DIR = 'dbbackup_restore_wal';
@@ -42,17 +44,78 @@ const FETCH_CONCURRENCY = 4;
  */
 export async function runPitrRestore(cmd: PitrRestoreCommand, ctx: JobContext) {
   const dir = cmd.dataDirectory;
+  const versionNum = baseVersion(cmd);
+  await checkEmptyDirectory(dir);
+  const pgCtl = await exactTool('pg_ctl', Math.floor(versionNum / 10000));
+  const owner = await clusterOwner(cmd.base.meta.engineMeta?.dataDirectory);
+  ctx.log('info', `restoring base backup ${cmd.base.backupId} into ${dir} (${describe(cmd)})`);
+  const { walDir, autoConf, fetched } = await prepareDataDirectory(
+    cmd,
+    { dir, target: cmd.recoveryTarget, port: cmd.port, owner },
+    ctx,
+  );
+  const outcome = await recover(cmd, pgCtl.path, autoConf, owner, ctx);
+  await rm(walDir, { recursive: true, force: true });
+  const check = await checkServer(cmd.target, cmd.port, ctx);
+  ctx.log(
+    'info',
+    `PostgreSQL is running on port ${cmd.port} from ${dir}, promoted on timeline ${outcome.newTimeline ?? '?'}`,
+  );
+  return {
+    dataDirectory: dir,
+    port: cmd.port,
+    baseBackupId: cmd.base.backupId,
+    walFiles: fetched,
+    recoveryTarget: cmd.recoveryTarget,
+    stoppedAt: outcome.stoppedAt,
+    lastTransactionAt: outcome.lastTransactionAt,
+    timeline: outcome.newTimeline,
+    redoDoneAt: outcome.redoDoneAt,
+    databases: check,
+  };
+}
+
+/** The base backup's server version, or a failure when it is not a physical base backup. */
+export function baseVersion(cmd: Chain): number {
   const engineMeta = cmd.base.meta.engineMeta ?? {};
   const versionNum = Number(engineMeta.serverVersionNum ?? 0);
   if (engineMeta.kind !== 'physical' || !versionNum)
     throw new AgentError('not-physical', `backup ${cmd.base.backupId} is not a physical base backup`);
-  await checkEmptyDirectory(dir);
-  const pgCtl = await exactTool('pg_ctl', Math.floor(versionNum / 10000));
-  const owner = await clusterOwner(engineMeta.dataDirectory);
-  ctx.log('info', `restoring base backup ${cmd.base.backupId} into ${dir} (${describe(cmd)})`);
+  return versionNum;
+}
+
+/**
+ * A data directory ready to start in recovery: the base backup unpacked into `dir`, the WAL
+ * after it fetched, authenticated and decrypted beside it, recovery.signal and the recovery
+ * settings written, everything owned by the cluster's owner.
+ */
+export async function prepareDataDirectory(
+  cmd: Chain,
+  o: {
+    dir: string;
+    target: RecoveryTarget;
+    port: number;
+    owner: { uid: number; gid: number } | undefined;
+  },
+  ctx: JobContext,
+) {
+  const { dir } = o;
   await unpackBase(cmd, dir, ctx);
   const walDir = path.join(dir, WAL_DIR);
   await mkdir(walDir, { recursive: true, mode: 0o700 });
+  const fetched = await fetchAll(cmd, walDir, ctx);
+  await writeFile(path.join(dir, 'recovery.signal'), '', { mode: 0o600 });
+  await ensureConfigFiles(dir);
+  const autoConf = path.join(dir, 'postgresql.auto.conf');
+  await appendSettings(
+    autoConf,
+    recoverySettings({ walDir, target: o.target, port: o.port, dataDirectory: dir }),
+  );
+  await ownDirectory(dir, o.owner);
+  return { walDir, autoConf, fetched };
+}
+
+async function fetchAll(cmd: Chain, walDir: string, ctx: JobContext) {
   const walStore = await openStore(cmd.walStorage);
   let fetched = 0;
   const stop = every(1000, () => ctx.progress('fetch-wal', fetched, cmd.wal.length));
@@ -81,33 +144,7 @@ export async function runPitrRestore(cmd: PitrRestoreCommand, ctx: JobContext) {
     'info',
     `fetched ${fetched} WAL files${cmd.wal.length ? ` (${cmd.wal[0]!.name} to ${cmd.wal[cmd.wal.length - 1]!.name})` : ''}`,
   );
-  await writeFile(path.join(dir, 'recovery.signal'), '', { mode: 0o600 });
-  await ensureConfigFiles(dir);
-  const autoConf = path.join(dir, 'postgresql.auto.conf');
-  await appendSettings(
-    autoConf,
-    recoverySettings({ walDir, target: cmd.recoveryTarget, port: cmd.port, dataDirectory: dir }),
-  );
-  await ownDirectory(dir, owner);
-  const outcome = await recover(cmd, pgCtl.path, autoConf, owner, ctx);
-  await rm(walDir, { recursive: true, force: true });
-  const check = await checkServer(cmd, ctx);
-  ctx.log(
-    'info',
-    `PostgreSQL is running on port ${cmd.port} from ${dir}, promoted on timeline ${outcome.newTimeline ?? '?'}`,
-  );
-  return {
-    dataDirectory: dir,
-    port: cmd.port,
-    baseBackupId: cmd.base.backupId,
-    walFiles: fetched,
-    recoveryTarget: cmd.recoveryTarget,
-    stoppedAt: outcome.stoppedAt,
-    lastTransactionAt: outcome.lastTransactionAt,
-    timeline: outcome.newTimeline,
-    redoDoneAt: outcome.redoDoneAt,
-    databases: check,
-  };
+  return fetched;
 }
 
 function describe(cmd: PitrRestoreCommand): string {
@@ -119,7 +156,7 @@ function describe(cmd: PitrRestoreCommand): string {
       : 'to the end of the archive';
 }
 
-async function unpackBase(cmd: PitrRestoreCommand, dir: string, ctx: JobContext) {
+async function unpackBase(cmd: Chain, dir: string, ctx: JobContext) {
   const store = await openStore(cmd.base.storage);
   const key = await keyFor(cmd.base.wrappedKeyForAgent, cmd.base.backupId, ctx);
   const { meta } = cmd.base;
@@ -187,8 +224,12 @@ async function recover(
 }
 
 /** The post-restore check: the restored server answers, out of recovery, with its databases. */
-async function checkServer(cmd: PitrRestoreCommand, ctx: JobContext): Promise<string[] | null> {
-  const t = { ...cmd.target, connection: { ...cmd.target.connection, host: '127.0.0.1', port: cmd.port } };
+export async function checkServer(
+  target: TargetSpec,
+  port: number,
+  ctx: JobContext,
+): Promise<string[] | null> {
+  const t = { ...target, connection: { ...target.connection, host: '127.0.0.1', port } };
   const cl = await client(t, 'postgres').catch((err: Error) => {
     ctx.log('warn', `the restored server runs, but the check could not connect: ${err.message}`);
     return undefined;

@@ -25,7 +25,7 @@ export async function hydrateCommand(d: HydrationDeps, agentId: string, command:
     );
     return { ...command, config };
   }
-  if (command.kind === 'pitr.restore') {
+  if (command.kind === 'pitr.restore' || command.kind === 'pitr.drill') {
     const base = { ...command.base, storage: await storageSpecFor(d.db, d.box, command.base.storage.id) };
     return { ...command, base, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };
   }

@@ -3,6 +3,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { conflict } from '../problem.js';
 import { startRestoreOrVerify } from './job-creation.js';
+import { startPitrDrill } from './pitr-restore.js';
 import { cronOf } from './schedule-times.js';
 
 /**
@@ -52,13 +53,25 @@ export async function startDrill(
     .executeTakeFirst();
   if (running)
     throw conflict(`a drill of this target is already under way (job ${running.id})`, 'drill-in-progress');
-  const backup = await newestGoodBackup(db, targetId);
-  if (!backup) throw conflict('this target has no good backup to drill yet', 'no-backup');
   const policy = await db
     .selectFrom('drill_policies')
     .select(['max_restore_seconds', 'max_data_age_seconds'])
     .where('target_id', '=', targetId)
     .executeTakeFirst();
+  if (await isPhysical(db, targetId))
+    return startPitrDrill(
+      db,
+      box,
+      targetId,
+      {
+        maxRestoreSeconds: policy?.max_restore_seconds ?? undefined,
+        maxDataAgeSeconds: policy?.max_data_age_seconds ?? undefined,
+      },
+      createdBy,
+      ttlSeconds,
+    );
+  const backup = await newestGoodBackup(db, targetId);
+  if (!backup) throw conflict('this target has no good backup to drill yet', 'no-backup');
   return startRestoreOrVerify(
     db,
     box,
@@ -71,6 +84,12 @@ export async function startDrill(
     createdBy,
     ttlSeconds,
   );
+}
+
+/** A physical target's drill replays its chain (base backup and WAL), not one dump. */
+async function isPhysical(db: Db, targetId: string) {
+  const t = await db.selectFrom('targets').select('options').where('id', '=', targetId).executeTakeFirst();
+  return (t?.options as { physical?: boolean } | undefined)?.physical === true;
 }
 
 /** Whether a policy's drill is due now: its schedule fired, or N backups were made since the last drill. */

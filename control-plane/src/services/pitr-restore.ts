@@ -6,6 +6,7 @@ import {
   parseLsn,
   type RecoveryTarget,
   segmentOf,
+  segmentStartLsn,
   summariseMeta,
   walKeyId,
 } from '@dbbackup/proto';
@@ -131,6 +132,87 @@ export async function startPitrRestore(
   );
   const w = await recoveryWindowWithCompletions(db, targetId);
   const plan = planRecovery(w, req.target);
+  const chain = await chainCommandParts(db, box, row, spec, plan, ttlSeconds);
+  const command: Command = {
+    kind: 'pitr.restore',
+    ...chain.parts,
+    walToArchiveEnd: plan.toEnd,
+    recoveryTarget: req.target,
+    dataDirectory: req.dataDirectory,
+    port: req.port,
+  };
+  return insertJob(db, {
+    type: 'pitr_restore',
+    agentId: row.agent_id,
+    targetId,
+    backupId: plan.base.backupId,
+    storageId: chain.storageId,
+    command,
+    jobId: chain.parts.jobId,
+    params: {
+      recoveryTarget: req.target,
+      dataDirectory: req.dataDirectory,
+      port: req.port,
+      walFiles: chain.parts.wal.length,
+    },
+    createdBy,
+    ttlSeconds,
+  });
+}
+
+/**
+ * Start a restore drill of a physical target's chain: the newest restorable base backup and
+ * all WAL after it, replayed by its agent in a scratch data directory (a drill job, judged
+ * by the same limits and alerts as every drill). Replay must reach the newest WAL file.
+ */
+export async function startPitrDrill(
+  db: Db,
+  box: SecretBox,
+  targetId: string,
+  limits: { maxRestoreSeconds?: number | undefined; maxDataAgeSeconds?: number | undefined },
+  createdBy: string | null,
+  ttlSeconds: number,
+) {
+  const { row, spec } = await physicalTarget(db, targetId, 'not a physical target');
+  const w = await recoveryWindowWithCompletions(db, targetId);
+  if (!w.baseBackups.length) throw conflict('this target has no base backup to drill yet', 'no-backup');
+  const plan = planRecovery(w, { kind: 'latest' });
+  const chain = await chainCommandParts(db, box, row, spec, plan, ttlSeconds);
+  const last = BigInt(Math.max(plan.to, plan.base.stopSegno));
+  const command: Command = {
+    kind: 'pitr.drill',
+    ...chain.parts,
+    expectEndLsn: formatLsn(segmentStartLsn(last, plan.base.segmentBytes)),
+    ...(limits.maxRestoreSeconds !== undefined ? { maxRestoreSeconds: limits.maxRestoreSeconds } : {}),
+  };
+  return insertJob(db, {
+    type: 'drill',
+    agentId: row.agent_id,
+    targetId,
+    backupId: plan.base.backupId,
+    storageId: chain.storageId,
+    command,
+    jobId: chain.parts.jobId,
+    params: {
+      maxRestoreSeconds: limits.maxRestoreSeconds ?? null,
+      maxDataAgeSeconds: limits.maxDataAgeSeconds ?? null,
+      walFiles: chain.parts.wal.length,
+    },
+    createdBy,
+    ttlSeconds,
+  });
+}
+
+/** What a restore and a drill of a chain carry: the base backup and the WAL of the plan, keys re-wrapped. */
+async function chainCommandParts(
+  db: Db,
+  box: SecretBox,
+  row: { agent_id: string; storage_id: string },
+  spec: ReturnType<typeof targetSpecFromRow>,
+  plan: ReturnType<typeof planRecovery>,
+  ttlSeconds: number,
+) {
+  const targetId = spec.id;
   const files = await walFilesFor(db, targetId, plan.base, plan.from, plan.to);
   if (files.length > MAX_WAL_FILES)
     throw new ProblemError(
@@ -148,11 +230,8 @@ export async function startPitrRestore(
     files,
     ttlSeconds,
   );
-  const agent = { id: row.agent_id };
-  const jobId = randomUUID();
-  const command: Command = {
-    kind: 'pitr.restore',
-    jobId,
+  const parts = {
+    jobId: randomUUID(),
     target: spec,
     base: {
       backupId: b.id,
@@ -162,28 +241,8 @@ export async function startPitrRestore(
     },
     walStorage: await storageRefFor(db, row.storage_id),
     wal,
-    walToArchiveEnd: plan.toEnd,
-    recoveryTarget: req.target,
-    dataDirectory: req.dataDirectory,
-    port: req.port,
   };
-  return insertJob(db, {
-    type: 'pitr_restore',
-    agentId: agent.id,
-    targetId,
-    backupId: b.id,
-    storageId: b.storage_id,
-    command,
-    jobId,
-    params: {
-      recoveryTarget: req.target,
-      dataDirectory: req.dataDirectory,
-      port: req.port,
-      walFiles: wal.length,
-    },
-    createdBy,
-    ttlSeconds,
-  });
+  return { parts, storageId: b.storage_id };
 }
 
 /** The base backup's and every WAL file's data key, re-wrapped for the agent (bound, for a restore, expiring). */
