@@ -385,13 +385,22 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
   }, 400_000);
 
   it('retention keeps what recovery needs: a new base backup with keepLast 1 retires the old chain and its WAL, and the gap with it', async () => {
+    // Incremental base backups asked of PostgreSQL 15: the base backup is full, and its log says why.
     const p = await cp.api('PATCH', `/api/v1/targets/${targetId}`, {
-      options: { retention: { keepLast: 1 } },
+      options: { retention: { keepLast: 1 }, incrementalFullEvery: 3 },
     });
     expect(p.status, JSON.stringify(p.body)).toBe(200);
     const { job, backup } = await runBackup(cp, targetId);
-    expect(job.state, `${JSON.stringify(job.error)}\n${await jobLogs(cp, job.id)}`).toBe('succeeded');
+    const logs = await jobLogs(cp, job.id);
+    expect(job.state, `${JSON.stringify(job.error)}\n${logs}`).toBe('succeeded');
     const em = (backup!.meta as { engineMeta: Record<string, string> }).engineMeta;
+    const major = Math.floor(Number(em.serverVersionNum) / 10000);
+    if (major < 17) {
+      expect(logs).toContain(
+        `full base backup: incremental base backups need PostgreSQL 17 or newer (server ${major}`,
+      );
+      expect(em.incremental).toBeUndefined();
+    }
     const [hi, lo] = em.startLsn!.split('/').map((x) => BigInt(`0x${x}`));
     const segno = ((hi! << 32n) | lo!) / BigInt(em.walSegmentBytes!);
     const firstNeeded = `${em.timeline!.padStart(8, '0')}${(segno / 256n).toString(16).toUpperCase().padStart(8, '0')}${(segno % 256n).toString(16).toUpperCase().padStart(8, '0')}`;
@@ -554,6 +563,24 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     );
     expect(logical.status).toBe(409);
     expect(logical.body.detail).toContain('point in time');
+
+    // Incremental chains are for physical targets, two to 32 base backups long.
+    for (const [options, why] of [
+      [{ incrementalFullEvery: 3 }, 'need options.physical'],
+      [{ physical: true, incrementalFullEvery: 1 }, 'incrementalFullEvery'],
+      [{ physical: true, incrementalFullEvery: 33 }, 'incrementalFullEvery'],
+    ] as const) {
+      const r = await cp.api<{ detail: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+        engine: 'postgresql',
+        name: 'bad-chain',
+        connection: { host: '127.0.0.1', port: pg.port, database: 'postgres', user: 'postgres' },
+        storageId,
+        options,
+      });
+      expect(r.status, JSON.stringify(r.body)).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(JSON.stringify(r.body)).toContain(why);
+    }
   }, 120_000);
 
   it('a cluster without wal_level = replica is refused with the fix named', async () => {

@@ -143,6 +143,14 @@ export const DataDirectory = z
   .regex(/^\/[A-Za-z0-9_./-]+$/, 'an absolute path of letters, digits, _ . / - only')
   .refine((p) => !p.split('/').includes('..') && p !== '/', "not '/' and no '..'");
 
+/** A base backup a restore reads: where it is, its metadata, its data key re-wrapped for this agent. */
+const BaseBackupRef = z.object({
+  backupId: z.string(),
+  storage: StorageSpec,
+  meta: BackupMetaSummary,
+  wrappedKeyForAgent: z.string().min(1).max(4096),
+});
+
 const WalToFetch = z.object({
   name: z.string().regex(/^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/),
   objectKey: z.string().min(1).max(4096),
@@ -160,12 +168,12 @@ export const PitrRestoreCommand = z.object({
   kind: z.literal('pitr.restore'),
   jobId: z.string(),
   target: TargetSpec,
-  base: z.object({
-    backupId: z.string(),
-    storage: StorageSpec,
-    meta: BackupMetaSummary,
-    wrappedKeyForAgent: z.string().min(1).max(4096),
-  }),
+  base: BaseBackupRef,
+  /**
+   * An incremental base backup's chain before it (PostgreSQL 17), oldest (the full one)
+   * first; combined with it by pg_combinebackup before recovery (1.8).
+   */
+  ancestors: z.array(BaseBackupRef).max(31).optional(),
   walStorage: StorageSpec,
   wal: z.array(WalToFetch).max(1200),
   /** The files given run to the end of the archive (no later WAL exists yet). */

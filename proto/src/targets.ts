@@ -174,15 +174,23 @@ export const TargetOptions = z
      * database. Default 60.
      */
     walSwitchSeconds: z.number().int().min(5).max(86_400).optional(),
+    /**
+     * Physical targets on PostgreSQL 17 or newer with summarize_wal on: base backups are
+     * incremental against the previous one (pg_basebackup --incremental), and every Nth
+     * starts a new chain with a full one. Elsewhere every base backup stays full.
+     */
+    incrementalFullEvery: z.number().int().min(2).max(32).optional(),
   })
   .strict();
 
 /** Why a target's options do not fit its engine (undefined when they do). */
 export function optionsProblem(engine: EngineId, o: z.infer<typeof TargetOptions>): string | undefined {
-  const walOnly = o.walArchive !== undefined || o.walSwitchSeconds !== undefined;
+  const walOnly =
+    o.walArchive !== undefined || o.walSwitchSeconds !== undefined || o.incrementalFullEvery !== undefined;
   if (o.physical && engine !== 'postgresql') return 'options.physical is for PostgreSQL targets only';
   if (o.physical && o.dumpTool) return 'options.dumpTool does not apply to a physical target (pg_basebackup)';
-  if (walOnly && !o.physical) return 'options.walArchive and options.walSwitchSeconds need options.physical';
+  if (walOnly && !o.physical)
+    return 'options.walArchive, options.walSwitchSeconds and options.incrementalFullEvery need options.physical';
   return undefined;
 }
 

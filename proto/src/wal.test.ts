@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  chainOf,
   formatLsn,
   parseLsn,
   parseSegmentName,
@@ -46,5 +47,32 @@ describe('WAL positions and names', () => {
     expect(validSegmentBytes(1 << 30)).toBe(true);
     expect(validSegmentBytes(1 << 19)).toBe(false);
     expect(validSegmentBytes(3 * MB16)).toBe(false);
+  });
+});
+
+describe('chains of incremental base backups', () => {
+  const b = (id: string, parent?: string): { backupId: string; engineMeta: Record<string, string> } => ({
+    backupId: id,
+    engineMeta: parent ? { incremental: 'true', parentBackupId: parent } : { kind: 'physical' },
+  });
+  const all = [
+    b('full'),
+    b('i1', 'full'),
+    b('i2', 'i1'),
+    b('orphan', 'gone'),
+    b('loop-a', 'loop-b'),
+    b('loop-b', 'loop-a'),
+  ];
+  const byId = (id: string) => all.find((x) => x.backupId === id);
+
+  it('is the full backup alone, or each parent back to it, oldest first', () => {
+    expect(chainOf(b('full'), byId)?.map((x) => x.backupId)).toEqual(['full']);
+    expect(chainOf(byId('i2')!, byId)?.map((x) => x.backupId)).toEqual(['full', 'i1', 'i2']);
+  });
+
+  it('is broken when a parent is gone, loops, or runs longer than allowed', () => {
+    expect(chainOf(byId('orphan')!, byId)).toBeUndefined();
+    expect(chainOf(byId('loop-a')!, byId)).toBeUndefined();
+    expect(chainOf(byId('i2')!, byId, 2)).toBeUndefined();
   });
 });

@@ -119,3 +119,45 @@ export type WalPruned = z.infer<typeof WalPruned>;
 export function walKeyId(name: string): string {
   return `wal/${name}`;
 }
+
+/**
+ * The base backups a restore of `base` needs, oldest first: itself, and for an incremental
+ * base backup (PostgreSQL 17) each parent back to the full one its chain starts with.
+ * Undefined when a link is missing from `byId` (the chain is broken) or loops.
+ */
+export function chainOf<T extends { backupId: string; engineMeta?: Record<string, string> | undefined }>(
+  base: T,
+  byId: (id: string) => T | undefined,
+  maxLength = 100,
+): T[] | undefined {
+  const chain = [base];
+  for (let b = base; b.engineMeta?.incremental === 'true'; ) {
+    const parentId = b.engineMeta.parentBackupId;
+    const parent = parentId ? byId(parentId) : undefined;
+    if (!parent || chain.length >= maxLength || chain.includes(parent)) return undefined;
+    chain.unshift(parent);
+    b = parent;
+  }
+  return chain;
+}
+
+/**
+ * The base backups kept incremental ones are built on (PostgreSQL 17 chains): each stays
+ * while any backup built on it stays, however old it is.
+ */
+export function chainAncestors(
+  metas: { backupId: string; engineMeta?: Record<string, string> | undefined }[],
+  kept: Iterable<string>,
+): Set<string> {
+  const byId = new Map(metas.map((m) => [m.backupId, m]));
+  const out = new Set<string>();
+  for (const id of kept) {
+    for (let m = byId.get(id); m?.engineMeta?.incremental === 'true'; ) {
+      const parent = byId.get(m.engineMeta.parentBackupId ?? '');
+      if (!parent || out.has(parent.backupId)) break;
+      out.add(parent.backupId);
+      m = parent;
+    }
+  }
+  return out;
+}

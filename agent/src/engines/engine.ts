@@ -25,6 +25,14 @@ export interface DumpHandle {
   sizeHint?: number;
   /** Recorded in the metadata as engineMeta and handed back to restore. */
   engineMeta?: Record<string, string>;
+  /** The backup was committed (its meta.json written): what the next backup builds on may be kept. */
+  committed?: (c: { backupId: string; metaKey: string }) => Promise<void>;
+}
+
+/** What a dump may ask of the job around it. */
+export interface DumpAux {
+  /** Whether an object (a meta.json) is in the backup's storage. */
+  exists?: (objectKey: string) => Promise<boolean>;
 }
 
 export interface RestoreOptions {
@@ -58,7 +66,7 @@ export interface Engine {
    * An engine that must see its own output (in-process engines, or to count rows
    * from the stream) may ignore `into` and return `stdout`; the job feeds it on.
    */
-  dump(target: TargetSpec, log: (m: string) => void, into?: Writable): Promise<DumpHandle>;
+  dump(target: TargetSpec, log: (m: string) => void, into?: Writable, aux?: DumpAux): Promise<DumpHandle>;
   /** Restores from a Readable in the agent's own process (never from a tool's stdin pipe). */
   readonly restoresInProcess?: boolean;
   /** Check that a decrypted, decompressed stream is a readable dump; returns its entry count. */

@@ -1,13 +1,25 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import type { Readable, Stream } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { TargetSpec } from '@dbbackup/proto';
 import tar from 'tar-stream';
 import { AgentError } from '../agent-error.js';
+import { agentConfig } from '../config.js';
 import { childExit, retained } from '../pipeline/child-exit.js';
-import type { DumpHandle, Engine } from './engine.js';
+import type { DumpAux, DumpHandle, Engine } from './engine.js';
 import { toolError } from './engine-support.js';
 import { libpqEnv } from './postgres-client.js';
-import { checkPhysicalPrerequisites } from './postgres-prereqs.js';
+import {
+  type BasePlan,
+  basebackupArgs,
+  chainMeta,
+  commitChainState,
+  manifestTap,
+  planBaseBackup,
+  readChainState,
+} from './postgres-incremental.js';
+import { type ClusterFacts, checkPhysicalPrerequisites } from './postgres-prereqs.js';
 import { pickTool } from './postgres-tools.js';
 
 /**
@@ -33,6 +45,49 @@ export function parseBasebackupLog(stderr: string): {
   };
 }
 
+/**
+ * Whether this base backup is incremental (options.incrementalFullEvery, PostgreSQL 17),
+ * and on a server that could take one, the tap keeping its manifest for the next.
+ */
+async function incrementalChain(
+  t: TargetSpec,
+  facts: ClusterFacts,
+  toolMajor: number,
+  aux: DumpAux | undefined,
+  log: (m: string) => void,
+) {
+  const fullEvery = t.options.incrementalFullEvery;
+  const none = { plan: { mode: 'full', reason: '' } as BasePlan, tap: undefined, committed: undefined };
+  if (!fullEvery) return none;
+  const { stateDir } = agentConfig();
+  const last = await readChainState(stateDir, t.id);
+  const lastStillStored = last && aux?.exists ? await aux.exists(last.metaKey) : false;
+  const plan = planBaseBackup({
+    fullEvery,
+    serverVersionNum: facts.versionNum,
+    toolMajor,
+    summarizeWal: facts.summarizeWal,
+    last,
+    lastStillStored,
+  });
+  log(
+    plan.mode === 'incremental'
+      ? `incremental base backup against ${plan.parent.backupId} (base backup ${plan.chainLength} of a chain of ${fullEvery})`
+      : `full base backup: ${plan.reason}`,
+  );
+  if (facts.versionNum < 170000 || toolMajor < 17) return { ...none, plan };
+  const tap = await manifestTap(stateDir, t.id, randomUUID());
+  const committed = async (c: { backupId: string; metaKey: string }) => {
+    await tap.captured();
+    await commitChainState(stateDir, t.id, tap.file, {
+      ...c,
+      chainRootId: plan.mode === 'incremental' ? plan.parent.chainRootId : c.backupId,
+      chainLength: plan.mode === 'incremental' ? plan.chainLength : 1,
+    });
+  };
+  return { plan, tap, committed };
+}
+
 export const PITR_ONLY =
   'a physical base backup is restored into a new data directory, to a point in time: ' +
   'POST /api/v1/targets/{id}/restore, or `dbbackup restore TARGET --to-time … --data-dir …`';
@@ -48,16 +103,17 @@ export const physicalEngine: Engine = {
     return { serverVersion: facts.version, toolVersion: tool.version, toolPath: tool.path };
   },
 
-  async dump(t, log, into) {
+  async dump(t, log, into, aux) {
     const facts = await checkPhysicalPrerequisites(t);
     const tool = await pickTool('pg_basebackup', facts.major);
     log(`using ${tool.path} (${tool.version}) for server ${facts.version}, system ${facts.systemIdentifier}`);
+    const chain = await incrementalChain(t, facts, tool.major, aux, log);
     // -X fetch: the WAL between the backup's start and end travels inside the tar, so the base
     // backup restores to a consistent state on its own; the archive adds everything after it.
-    const args = ['-D', '-', '-F', 'tar', '-X', 'fetch', '--checkpoint=fast', '--no-password', '-v'];
+    const args = basebackupArgs(chain.plan);
     const child = spawn(tool.path, args, {
       env: { ...process.env, ...libpqEnv(t) },
-      stdio: ['ignore', into ? (into as unknown as Stream) : 'pipe', 'pipe'],
+      stdio: ['ignore', into && !chain.tap ? (into as unknown as Stream) : 'pipe', 'pipe'],
     });
     const engineMeta: Record<string, string> = {
       kind: 'physical',
@@ -65,6 +121,7 @@ export const physicalEngine: Engine = {
       serverVersionNum: String(facts.versionNum),
       walSegmentBytes: String(facts.walSegmentBytes),
       ...(facts.dataDirectory ? { dataDirectory: facts.dataDirectory } : {}),
+      ...chainMeta(chain.plan),
     };
     const done = childExit(child).then(
       (e) => {
@@ -90,14 +147,17 @@ export const physicalEngine: Engine = {
       },
     );
     done.catch(() => {});
+    const out = retained(child.stdout);
     return {
-      stdout: retained(child.stdout),
+      // With a manifest to keep, the tar passes through the agent; else pg_basebackup writes into zstd.
+      stdout: chain.tap && out ? out.pipe(chain.tap.through) : out,
       done,
       serverVersion: facts.version,
       toolVersion: tool.version,
       tables: Promise.resolve([]),
       sizeHint: facts.totalBytes,
       engineMeta,
+      committed: chain.committed,
     } satisfies DumpHandle;
   },
 

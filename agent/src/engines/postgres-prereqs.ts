@@ -14,6 +14,8 @@ export interface ClusterFacts {
   /** The server's data directory, when the role may read it (superuser or pg_read_all_settings). */
   dataDirectory: string | undefined;
   totalBytes: number;
+  /** Whether the server summarizes WAL (PostgreSQL 17's summarize_wal), which incremental backups need. */
+  summarizeWal: boolean;
 }
 
 const CHECK_SQL = `
@@ -30,6 +32,7 @@ const CHECK_SQL = `
          (SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn) AS total_bytes,
          (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
          (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline,
+         current_setting('summarize_wal', true) AS summarize_wal,
          CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
               THEN current_setting('data_directory') END AS data_directory`;
 
@@ -46,6 +49,7 @@ type Row = {
   sysid: string;
   timeline: number;
   data_directory: string | null;
+  summarize_wal: string | null;
 };
 
 /**
@@ -95,6 +99,7 @@ export async function checkPhysicalPrerequisites(t: TargetSpec): Promise<Cluster
     walSegmentBytes: Number(row.wal_segment_bytes),
     dataDirectory: row.data_directory ?? undefined,
     totalBytes: Number(row.total_bytes),
+    summarizeWal: row.summarize_wal === 'on',
   };
 }
 

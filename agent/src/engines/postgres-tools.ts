@@ -11,7 +11,13 @@ import { agentConfig } from '../config.js';
 export type Tool = { path: string; major: number; version: string };
 
 /** The PostgreSQL client programs the agent runs. */
-export type PgToolName = 'pg_dump' | 'pg_restore' | 'pg_basebackup' | 'pg_receivewal' | 'pg_ctl';
+export type PgToolName =
+  | 'pg_dump'
+  | 'pg_restore'
+  | 'pg_basebackup'
+  | 'pg_receivewal'
+  | 'pg_ctl'
+  | 'pg_combinebackup';
 
 /** What `--version` said for a tool file, with the file identity it was said for. */
 const probed = new Map<string, { sig: string; tool: Tool | null }>();

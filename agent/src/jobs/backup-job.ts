@@ -45,12 +45,15 @@ async function startDump(
   target: BackupCommand['target'],
   ctx: JobContext,
   z: Zstd | undefined,
+  store: ObjectStore,
 ) {
   let dump: Dump;
   let fed: Promise<void> | undefined;
   const fedBytes = new Meter();
   try {
-    dump = await engine.dump(target, (m) => ctx.log('info', m), z?.stdin);
+    dump = await engine.dump(target, (m) => ctx.log('info', m), z?.stdin, {
+      exists: async (key) => (await store.size(key)) !== undefined,
+    });
   } catch (err) {
     z?.kill();
     z?.stdin.destroy();
@@ -121,7 +124,7 @@ export async function runBackup(
   });
   const objectKey = store.key(relative);
   const z = algo === 'zstd' ? zstdCompressor(target.options.compressionLevel) : undefined;
-  const running = await startDump(engine, target, ctx, z);
+  const running = await startDump(engine, target, ctx, z, store);
   const { dump } = running;
   ctx.log(
     'info',
@@ -175,7 +178,7 @@ export async function runBackup(
     tables,
     ...(dump.engineMeta ? { engineMeta: dump.engineMeta } : {}),
   };
-  await commitMeta(store, ctx, meta);
+  await commitMeta(store, ctx, meta, dump.committed);
   // The result is bounded (a long table list stays in meta.json).
   return { meta: summariseMeta(meta), metaKey: `${objectKey}.meta.json`, uploadRetries: store.retries };
 }
@@ -210,7 +213,12 @@ async function upload(
 }
 
 /** Sign and write the commit marker, last. Without it the data object is no backup: it goes. */
-async function commitMeta(store: ObjectStore, ctx: JobContext, meta: BackupMeta) {
+async function commitMeta(
+  store: ObjectStore,
+  ctx: JobContext,
+  meta: BackupMeta,
+  committed: Dump['committed'],
+) {
   const { objectKey } = meta;
   // A job whose events could not be recorded is not committed: the agent could not report it.
   const fault = ctx.storageFault?.();
@@ -237,5 +245,9 @@ async function commitMeta(store: ObjectStore, ctx: JobContext, meta: BackupMeta)
   ctx.log(
     'info',
     `backup committed: ${meta.sizeBytes} bytes stored from ${meta.dumpBytes} dumped in ${meta.durationMs} ms`,
+  );
+  // What the next backup builds on (a PostgreSQL 17 base backup's manifest) is kept once this one is committed.
+  await committed?.({ backupId: meta.backupId, metaKey: `${meta.objectKey}.meta.json` }).catch((err: Error) =>
+    ctx.log('warn', `the next base backup will be full: ${err.message}`),
   );
 }

@@ -4,14 +4,16 @@ import { chmod, lchown, lstat, mkdir, readdir, realpath, stat } from 'node:fs/pr
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { forAgentBindingProblem } from '@dbbackup/proto';
+import { type BackupMetaSummary, forAgentBindingProblem, type StorageSpec } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
 import { agentConfig } from '../config.js';
+import { extractInto } from '../engines/tar-extract.js';
 import { decompressor } from '../pipeline/compression.js';
 import { KeyBindingError, unwrapDataKey } from '../pipeline/data-key.js';
 import { decryptSegments, IntegrityError } from '../pipeline/segmented-gcm.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { JobContext } from './job-context.js';
+import { openStore } from '../storage/open-store.js';
+import { every, type JobContext } from './job-context.js';
 
 /** Files of a point-in-time restore: keys, downloads, the new data directory and its owner. */
 
@@ -130,4 +132,32 @@ export async function ownDirectory(dir: string, owner: { uid: number; gid: numbe
   await lchown(dir, owner.uid, owner.gid);
   for (const entry of await readdir(dir, { recursive: true }))
     await lchown(path.join(dir, entry), owner.uid, owner.gid);
+}
+
+/** One base backup fetched, authenticated, decrypted and unpacked into `dir`. */
+export async function unpackBase(
+  ref: { backupId: string; storage: StorageSpec; meta: BackupMetaSummary; wrappedKeyForAgent: string },
+  dir: string,
+  ctx: JobContext,
+) {
+  const store = await openStore(ref.storage);
+  const key = await keyFor(ref.wrappedKeyForAgent, ref.backupId, ctx);
+  const { meta } = ref;
+  let read = 0;
+  const stop = every(1000, () => ctx.progress('base-backup', read, meta.sizeBytes));
+  try {
+    const plain = await openObject(store, meta.objectKey, meta.sizeBytes, key, (n) => (read = n));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const unpacked = decompressor(meta.compressAlgo);
+    const counts = await Promise.all([
+      pipeline(plain, unpacked),
+      extractInto(dir, unpacked, (m) => ctx.log('info', m)),
+    ]);
+    ctx.log(
+      'info',
+      `base backup ${ref.backupId} unpacked: ${counts[1].files} files, ${counts[1].directories} directories`,
+    );
+  } finally {
+    stop();
+  }
 }

@@ -1,22 +1,13 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Command, RecoveryTarget, TargetSpec } from '@dbbackup/proto';
 import { AgentError } from '../agent-error.js';
 import { client } from '../engines/postgres-client.js';
 import { exactTool } from '../engines/postgres-tools.js';
-import { extractInto } from '../engines/tar-extract.js';
-import { decompressor } from '../pipeline/compression.js';
 import { openStore } from '../storage/open-store.js';
 import { every, type JobContext } from './job-context.js';
-import {
-  checkEmptyDirectory,
-  clusterOwner,
-  fetchWalFile,
-  keyFor,
-  openObject,
-  ownDirectory,
-} from './pitr-files.js';
+import { combineChain } from './pitr-combine.js';
+import { checkEmptyDirectory, clusterOwner, fetchWalFile, ownDirectory, unpackBase } from './pitr-files.js';
 import {
   appendSettings,
   dropRecoveryTarget,
@@ -27,7 +18,7 @@ import {
 
 type PitrRestoreCommand = Extract<Command, { kind: 'pitr.restore' }>;
 /** What a restore and a drill of a chain both carry: the target, its base backup and WAL. */
-type Chain = Pick<PitrRestoreCommand, 'base' | 'wal' | 'walStorage' | 'target'>;
+type Chain = Pick<PitrRestoreCommand, 'base' | 'ancestors' | 'wal' | 'walStorage' | 'target'>;
 
 /** Where the fetched WAL waits for recovery inside the new data directory (removed once promoted). */
 const WAL_DIR = 'dbbackup_restore_wal';
@@ -100,7 +91,8 @@ export async function prepareDataDirectory(
   ctx: JobContext,
 ) {
   const { dir } = o;
-  await unpackBase(cmd, dir, ctx);
+  if (cmd.ancestors?.length) await combineChain([...cmd.ancestors, cmd.base], dir, ctx);
+  else await unpackBase(cmd.base, dir, ctx);
   const walDir = path.join(dir, WAL_DIR);
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   const fetched = await fetchAll(cmd, walDir, ctx);
@@ -154,26 +146,6 @@ function describe(cmd: PitrRestoreCommand): string {
     : t.kind === 'lsn'
       ? `to LSN ${t.lsn}`
       : 'to the end of the archive';
-}
-
-async function unpackBase(cmd: Chain, dir: string, ctx: JobContext) {
-  const store = await openStore(cmd.base.storage);
-  const key = await keyFor(cmd.base.wrappedKeyForAgent, cmd.base.backupId, ctx);
-  const { meta } = cmd.base;
-  let read = 0;
-  const stop = every(1000, () => ctx.progress('base-backup', read, meta.sizeBytes));
-  try {
-    const plain = await openObject(store, meta.objectKey, meta.sizeBytes, key, (n) => (read = n));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const unpacked = decompressor(meta.compressAlgo);
-    const counts = await Promise.all([
-      pipeline(plain, unpacked),
-      extractInto(dir, unpacked, (m) => ctx.log('info', m)),
-    ]);
-    ctx.log('info', `base backup unpacked: ${counts[1].files} files, ${counts[1].directories} directories`);
-  } finally {
-    stop();
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import {
   BackupMeta,
   backupTargetPrefix,
+  chainAncestors,
   type RetentionCandidate,
   type RetentionPolicy,
   type StorageSpec,
@@ -77,13 +78,13 @@ export async function applyRetention(o: {
   const isGood = (m: BackupMeta) => candidates.find((c) => c.id === m.backupId)?.good === true;
   const coverBoundary = chainKeep(metas, isGood, o.policy, o.now ?? new Date());
   const deleted: RetentionOutcome['deleted'] = [];
+  const builtOn = chainAncestors(metas, [
+    ...decision.keep.map((k) => k.id),
+    ...(coverBoundary ? [coverBoundary] : []),
+    ...(o.keep ?? []),
+  ]);
   for (const d of decision.delete) {
-    const why =
-      d.id === coverBoundary
-        ? 'the base backup recovery points within keepDays start from'
-        : o.keep?.has(d.id)
-          ? 'the newest backup a drill proved (a newer one failed its drill)'
-          : undefined;
+    const why = keptBecause(d.id, coverBoundary, o.keep, builtOn);
     if (why) {
       o.log('info', `retention: kept ${d.id}, ${why}`);
       continue;
@@ -102,4 +103,17 @@ export async function applyRetention(o: {
   const pruned = await pruneWal({ store, ...o, kept });
   if (pruned) await o.onWalPruned?.(pruned);
   return { kept: decision.keep.length, deleted };
+}
+
+/** Why retention keeps a backup its policy alone would delete (undefined: it goes). */
+function keptBecause(
+  id: string,
+  coverBoundary: string | undefined,
+  keep: ReadonlySet<string> | undefined,
+  builtOn: Set<string>,
+) {
+  if (id === coverBoundary) return 'the base backup recovery points within keepDays start from';
+  if (keep?.has(id)) return 'the newest backup a drill proved (a newer one failed its drill)';
+  if (builtOn.has(id)) return 'a kept incremental base backup is built on it';
+  return undefined;
 }

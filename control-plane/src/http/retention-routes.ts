@@ -1,5 +1,6 @@
-import { type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
+import { chainAncestors, type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { badRequest, notFound } from '../problem.js';
@@ -64,7 +65,7 @@ async function targetRow(db: Db, id: string) {
 async function decide(db: Db, targetId: string, policy: RetentionPolicy) {
   const rows = await db
     .selectFrom('backups')
-    .select(['id', 'started_at', 'status'])
+    .select(['id', 'started_at', 'status', sql<Record<string, string> | null>`meta->'engineMeta'`.as('em')])
     .where('target_id', '=', targetId)
     .where('deleted_at', 'is', null)
     .execute();
@@ -88,15 +89,22 @@ async function decide(db: Db, targetId: string, policy: RetentionPolicy) {
   }));
   const d = selectRetention(candidates, policy, new Date());
   const pinned = d.delete.filter((x) => drills.keep.includes(x.id));
+  const builtOn = chainAncestors(
+    rows.map((r) => ({ backupId: r.id, engineMeta: r.em ?? undefined })),
+    [...d.keep.map((k) => k.id), ...pinned.map((x) => x.id)],
+  );
+  const why = (id: string) =>
+    drills.keep.includes(id)
+      ? 'the newest backup a drill proved (a newer one failed its drill)'
+      : 'a kept incremental base backup is built on it';
   return {
     keep: [
       ...d.keep,
-      ...pinned.map((x) => ({
-        id: x.id,
-        reasons: ['the newest backup a drill proved (a newer one failed its drill)'],
-      })),
+      ...d.delete
+        .filter((x) => drills.keep.includes(x.id) || builtOn.has(x.id))
+        .map((x) => ({ id: x.id, reasons: [why(x.id)] })),
     ],
-    delete: d.delete.filter((x) => !drills.keep.includes(x.id)),
+    delete: d.delete.filter((x) => !drills.keep.includes(x.id) && !builtOn.has(x.id)),
   };
 }
 

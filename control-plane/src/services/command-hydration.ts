@@ -26,8 +26,17 @@ export async function hydrateCommand(d: HydrationDeps, agentId: string, command:
     return { ...command, config };
   }
   if (command.kind === 'pitr.restore' || command.kind === 'pitr.drill') {
-    const base = { ...command.base, storage: await storageSpecFor(d.db, d.box, command.base.storage.id) };
-    return { ...command, base, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };
+    const spec = (id: string) => storageSpecFor(d.db, d.box, id);
+    const base = { ...command.base, storage: await spec(command.base.storage.id) };
+    const ancestors = command.ancestors
+      ? await Promise.all(command.ancestors.map(async (a) => ({ ...a, storage: await spec(a.storage.id) })))
+      : undefined;
+    return {
+      ...command,
+      base,
+      ...(ancestors ? { ancestors } : {}),
+      walStorage: await spec(command.walStorage.id),
+    };
   }
   if (command.kind === 'wal.verify')
     return { ...command, walStorage: await storageSpecFor(d.db, d.box, command.walStorage.id) };

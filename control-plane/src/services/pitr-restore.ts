@@ -12,11 +12,11 @@ import {
 } from '@dbbackup/proto';
 import type { JWK } from 'jose';
 import type { Selectable } from 'kysely';
-import { KeyBindingRefused, KeyUnavailable, rewrapForAgent } from '../crypto/key-encryption-key.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import type { WalFilesTable } from '../db/schema.js';
 import { conflict, notFound, ProblemError } from '../problem.js';
+import { ancestorRefs, rewrapOrRefuse } from './base-chain.js';
 import { agentFor, insertJob } from './job-creation.js';
 import { type BaseBackup, type RecoveryWindow, recoveryWindow, runHolding } from './recovery-window.js';
 import { storageRefFor } from './storage-specs.js';
@@ -94,22 +94,6 @@ function firstCompletedAtOrAfter(
   if (!c) return run.last;
   for (let s = run.first; s <= run.last; s++) if ((c.get(s) ?? at) >= at) return s;
   return run.last;
-}
-
-async function rewrapOrRefuse(
-  db: Db,
-  box: SecretBox,
-  k: Parameters<typeof rewrapForAgent>[2],
-  agent: { agentId: string; publicJwk: JWK },
-  expiresAt: Date,
-) {
-  try {
-    return (await rewrapForAgent(db, box, k, agent, expiresAt)).jwe;
-  } catch (err) {
-    if (err instanceof KeyBindingRefused || err instanceof KeyUnavailable)
-      throw conflict(`${k.backupId} cannot be opened: ${err.message}`, 'key-unavailable');
-    throw err;
-  }
 }
 
 /**
@@ -221,7 +205,7 @@ async function chainCommandParts(
       `this restore needs ${files.length} WAL files; one restore takes at most ${MAX_WAL_FILES}: take a newer base backup`,
       { type: 'too-much-wal' },
     );
-  const { b, meta, baseKey, wal } = await keysFor(
+  const { b, meta, baseKey, wal, recipient, expiresAt } = await keysFor(
     db,
     box,
     row.agent_id,
@@ -242,7 +226,8 @@ async function chainCommandParts(
     walStorage: await storageRefFor(db, row.storage_id),
     wal,
   };
-  return { parts, storageId: b.storage_id };
+  const ancestors = await ancestorRefs(db, box, recipient, targetId, meta, expiresAt);
+  return { parts: ancestors ? { ...parts, ancestors } : parts, storageId: b.storage_id };
 }
 
 /** The base backup's and every WAL file's data key, re-wrapped for the agent (bound, for a restore, expiring). */
@@ -271,7 +256,7 @@ async function keysFor(
   };
   const baseKey = await rewrapOrRefuse(db, box, { ...base, keyBound: b.key_bound }, recipient, expiresAt);
   const wal = await walKeysFor(db, box, files, targetId, recipient, expiresAt);
-  return { b, meta, baseKey, wal };
+  return { b, meta, baseKey, wal, recipient, expiresAt };
 }
 
 /** A target that takes physical backups, or 404 / 409 with `why` it cannot be used here. */
