@@ -10,6 +10,7 @@ WORKDIR /app
 COPY . .
 RUN pnpm install --frozen-lockfile \
   && pnpm run build:agent \
+  && pnpm run build:web \
   && rm -rf .git data .tmp
 
 FROM node:20-bookworm-slim

@@ -9,4 +9,6 @@ fi
 pnpm install --frozen-lockfile --reporter=silent
 # The agent bundle (dist/agent-bundles/) is what install.sh downloads from this control plane.
 pnpm run build:agent
+# The web dashboard the control plane serves at / (packages/web/dist).
+pnpm run build:web
 exec node --import "$(pwd)/control-plane/node_modules/tsx/dist/esm/index.mjs" scripts/quickstart.ts

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the tests start for real (PostgreSQL, MariaDB, Redis, SQLite, with their client tools; zstd).
+# Debian packages the tests start for real (PostgreSQL, MariaDB, Redis, SQLite, with their client tools; zstd; Chromium).
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
@@ -20,6 +20,8 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 # The installer test: install.sh downloads with curl; `docker compose config` checks the compose file
 # (Debian 12 has no compose v2 plugin; its docker-compose 1.29 validates the same file without an engine).
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The dashboard's browser tests drive Debian's Chromium (no browser download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"

@@ -103,6 +103,7 @@ function appDeps(
       loginMaxFailures: config.loginMaxFailures,
       loginLockoutSeconds: config.loginLockoutSeconds,
       loginRateLimitPerMinute: config.loginRateLimitPerMinute,
+      secureCookies: config.publicUrl?.startsWith('https:') ?? false,
     },
   };
 }

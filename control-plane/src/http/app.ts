@@ -9,6 +9,7 @@ import { hashToken, sameHash } from './auth.js';
 import { docsRoutes } from './docs.js';
 import { type InstallDeps, installRoutes } from './install-routes.js';
 import { apiRoutes, type RouteDeps, readiness } from './routes.js';
+import { webRoutes } from './web-routes.js';
 
 export interface AppDeps extends RouteDeps, InstallDeps {
   log: Logger;
@@ -113,6 +114,7 @@ export function createApp(d: AppDeps) {
   app.use('/api/v1/*', auditTrail(d.db, d.log));
   app.route('/api/v1', apiRoutes(d));
   app.route('/', installRoutes(d));
+  app.route('/', webRoutes());
 
   app.notFound((c) =>
     renderProblem(c, new ProblemError(404, 'Not Found', `no route for ${c.req.method} ${c.req.path}`)),

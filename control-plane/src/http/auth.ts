@@ -14,6 +14,8 @@ export interface AuthSettings {
   loginLockoutSeconds: number;
   /** Login attempts per source address per minute. */
   loginRateLimitPerMinute: number;
+  /** Browser session cookies carry `Secure` (the control plane is reached over https: DBBACKUP_PUBLIC_URL). */
+  secureCookies?: boolean;
 }
 
 export type Principal = { tokenId: string; name: string; role: Role; kind?: 'token' | 'user' };

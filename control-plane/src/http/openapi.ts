@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import { CONTROL_PLANE_VERSION } from '../version.js';
 import { PERMISSIONS, PUBLIC_ROUTES } from './permissions.js';
+import { WEB_PATHS } from './web-routes.js';
 
 /**
  * The OpenAPI 3.1 document of the REST API, built with @hono/zod-openapi's
@@ -110,6 +111,14 @@ const list = <T extends z.ZodType>(item: T) =>
     total: z.number().int().optional(),
   });
 
+const BrowserTokens = z.object({
+  accessToken: z.string(),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.number().int(),
+  csrfToken: z.string(),
+  user: z.object({ id: z.string(), username: z.string(), role: z.string() }),
+});
+
 type Spec = { summary: string; body?: z.ZodType; response?: z.ZodType; status?: number };
 const SPECS: Record<string, Spec> = {
   'POST /api/v1/agents/enroll': { summary: 'Enrol an agent with a one-time token', status: 201 },
@@ -126,6 +135,20 @@ const SPECS: Record<string, Spec> = {
   'POST /api/v1/auth/logout': {
     summary: 'End a session',
     body: z.object({ refreshToken: z.string() }),
+    status: 204,
+  },
+  'POST /api/v1/auth/session': {
+    summary:
+      'Log in a browser: the refresh token goes into an HttpOnly SameSite=Strict cookie, the CSRF token into dbb_csrf',
+    body: z.object({ username: z.string(), password: z.string() }),
+    response: BrowserTokens,
+  },
+  'POST /api/v1/auth/session/refresh': {
+    summary: 'Renew a browser session from its cookie (X-CSRF-Token required)',
+    response: BrowserTokens,
+  },
+  'POST /api/v1/auth/session/logout': {
+    summary: 'End a browser session (X-CSRF-Token required); its refresh cookie stops working',
     status: 204,
   },
   'GET /api/v1/auth/me': { summary: 'Who am I' },
@@ -316,6 +339,8 @@ function registerServiceRoutes(registry: Registry) {
   plain('/agent/files/{file}', 'An agent bundle', 'application/gzip');
   plain('/api/v1/openapi.json', 'This document', 'application/json');
   plain('/docs', 'Interactive API documentation', 'text/html');
+  for (const p of WEB_PATHS) plain(openApiPath(p), 'The web dashboard (one page app)', 'text/html');
+  plain('/assets/{file}', "The web dashboard's content-hashed assets", 'application/octet-stream');
 }
 
 export function openApiDocument(): object {

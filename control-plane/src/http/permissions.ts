@@ -97,6 +97,10 @@ export const PUBLIC_ROUTES: readonly string[] = [
   'POST /api/v1/auth/login',
   'POST /api/v1/auth/refresh',
   'POST /api/v1/auth/logout',
+  // Browser sessions: a password, or the session cookie with its CSRF token (browser-session.ts).
+  'POST /api/v1/auth/session',
+  'POST /api/v1/auth/session/refresh',
+  'POST /api/v1/auth/session/logout',
 ];
 
 /** Enforce PERMISSIONS for the route that matched (after `authenticate`). */

@@ -6,6 +6,7 @@ import { alertRoutes } from './alert-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { backupRoutes } from './backup-routes.js';
+import { browserSessionRoutes } from './browser-session.js';
 import { drillRoutes } from './drill-routes.js';
 import { enrolmentRoutes, enrolmentTokenRoutes } from './enrolment-routes.js';
 import { jobRoutes } from './job-routes.js';
@@ -16,7 +17,7 @@ import { pitrRoutes } from './pitr-routes.js';
 import { retentionRoutes } from './retention-routes.js';
 import type { RouteDeps } from './route-deps.js';
 import { scheduleRoutes } from './schedule-routes.js';
-import { sessionRoutes } from './session-routes.js';
+import { loginLimiter, sessionRoutes } from './session-routes.js';
 import { storageRoutes } from './storage-routes.js';
 import { summaryRoutes } from './summary-routes.js';
 import { targetRoutes } from './target-routes.js';
@@ -33,7 +34,10 @@ export type { RouteDeps } from './route-deps.js';
 export function apiRoutes(d: RouteDeps) {
   const api = new Hono<AuthEnv>();
   api.route('/', enrolmentRoutes(d));
-  api.route('/', sessionRoutes(d.db, d.auth));
+  // One login limiter for API and browser logins.
+  const logins = loginLimiter(d.auth.loginRateLimitPerMinute);
+  api.route('/', sessionRoutes(d.db, d.auth, logins));
+  api.route('/', browserSessionRoutes(d.db, d.auth, logins));
   api.use('*', authenticate(d.db, d.auth.jwtKey));
   api.use('*', authorize());
   // Before the routes with an :id, which would take "summary" for one.

@@ -38,26 +38,44 @@ class RateLimit {
 }
 
 /** POST /auth/login, /auth/refresh, /auth/logout: a user's sessions, mounted before authentication. */
-export function sessionRoutes(db: Db, s: AuthSettings) {
+export function sessionRoutes(db: Db, s: AuthSettings, limit = new RateLimit(s.loginRateLimitPerMinute)) {
   const r = new Hono<AuthEnv>();
-  const limit = new RateLimit(s.loginRateLimitPerMinute);
-  r.post('/auth/login', (c) => login(c, db, s, limit));
-  r.post('/auth/refresh', (c) => refresh(c, db, s));
+  r.post('/auth/login', async (c) => {
+    const body = await parseJson(c, LoginBody);
+    return c.json(await issue(db, s, await checkLogin(c, db, s, limit, body)), 200);
+  });
+  r.post('/auth/refresh', async (c) => {
+    const body = await parseJson(c, z.object({ refreshToken: z.string().min(1).max(256) }));
+    return c.json(await issue(db, s, await rotate(c, db, body.refreshToken)), 200);
+  });
   r.post('/auth/logout', async (c) => {
     const body = await parseJson(c, z.object({ refreshToken: z.string().min(1).max(256) }));
-    await db
-      .updateTable('refresh_tokens')
-      .set({ revoked_at: new Date() })
-      .where('token_hash', '=', hashToken(body.refreshToken))
-      .where('revoked_at', 'is', null)
-      .execute();
+    await endSession(db, body.refreshToken);
     return c.body(null, 204);
   });
   return r;
 }
 
+export const LoginBody = z.object({ username: z.string().max(64), password: z.string().max(1024) });
+
+/** A refresh token revoked: the session it carries ends. */
+export async function endSession(db: Db, refreshToken: string) {
+  await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: new Date() })
+    .where('token_hash', '=', hashToken(refreshToken))
+    .where('revoked_at', 'is', null)
+    .execute();
+}
+
+/** A login rate limiter (per source address, per minute). */
+export function loginLimiter(perMinute: number) {
+  return new RateLimit(perMinute);
+}
+export type { RateLimit };
+
 /** An access token (short-lived JWT) and a one-use refresh token, for a user who proved who they are. */
-async function issue(db: Db, s: AuthSettings, user: { id: string; username: string; role: string }) {
+export async function issue(db: Db, s: AuthSettings, user: { id: string; username: string; role: string }) {
   const accessToken = await new SignJWT({ role: user.role, name: user.username })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(user.id)
@@ -88,13 +106,19 @@ async function issue(db: Db, s: AuthSettings, user: { id: string; username: stri
   };
 }
 
-async function login(c: Ctx, db: Db, s: AuthSettings, limit: RateLimit) {
+/** The user a username and password prove, or 401/429 (failures counted, the account locked after too many). */
+export async function checkLogin(
+  c: Ctx,
+  db: Db,
+  s: AuthSettings,
+  limit: RateLimit,
+  body: z.infer<typeof LoginBody>,
+) {
   const wait = limit.hit(sourceIp(c) ?? 'unknown');
   if (wait > 0) {
     c.header('retry-after', String(wait));
     throw tooMany(`too many login attempts from this address; try again in ${wait} s`, wait);
   }
-  const body = await parseJson(c, z.object({ username: z.string().max(64), password: z.string().max(1024) }));
   c.set('auditDetail', { username: body.username.slice(0, 64) });
   const user = await db
     .selectFrom('users')
@@ -133,12 +157,11 @@ async function login(c: Ctx, db: Db, s: AuthSettings, limit: RateLimit) {
     .where('id', '=', user.id)
     .execute();
   c.set('principal', { tokenId: user.id, name: user.username, role: user.role, kind: 'user' });
-  return c.json(await issue(db, s, user), 200);
+  return user;
 }
 
-/** A refresh token is good once; its reuse ends every session of its user. */
-async function refresh(c: Ctx, db: Db, s: AuthSettings) {
-  const body = await parseJson(c, z.object({ refreshToken: z.string().min(1).max(256) }));
+/** The user a refresh token is for, the token used up; its reuse ends every session of its user. */
+export async function rotate(c: Ctx, db: Db, refreshToken: string) {
   const row = await db
     .selectFrom('refresh_tokens as t')
     .innerJoin('users as u', 'u.id', 't.user_id')
@@ -152,7 +175,7 @@ async function refresh(c: Ctx, db: Db, s: AuthSettings) {
       'u.role',
       'u.disabled_at',
     ])
-    .where('t.token_hash', '=', hashToken(body.refreshToken))
+    .where('t.token_hash', '=', hashToken(refreshToken))
     .executeTakeFirst();
   if (!row) throw unauthorized('unknown refresh token', 'refresh-invalid');
   c.set('auditDetail', { username: row.username });
@@ -177,5 +200,5 @@ async function refresh(c: Ctx, db: Db, s: AuthSettings) {
     .executeTakeFirst();
   if (Number(used.numUpdatedRows) === 0) throw unauthorized('refresh token already used', 'refresh-reused');
   c.set('principal', { tokenId: row.user_id, name: row.username, role: row.role, kind: 'user' });
-  return c.json(await issue(db, s, { id: row.user_id, username: row.username, role: row.role }), 200);
+  return { id: row.user_id, username: row.username, role: row.role };
 }

@@ -1,0 +1,93 @@
+import { useEffect, useState } from 'react';
+import { currentUser, logout, onConnection, onSession, renew, type User } from './api.js';
+import { Login } from './Login.js';
+import { Overview } from './Overview.js';
+
+/** Where the page is: the path, kept in the address bar (history API). */
+function usePath(): [string, (p: string) => void] {
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const back = () => setPath(location.pathname);
+    addEventListener('popstate', back);
+    return () => removeEventListener('popstate', back);
+  }, []);
+  return [
+    path,
+    (p) => {
+      history.pushState(null, '', p);
+      setPath(p);
+    },
+  ];
+}
+
+export function App() {
+  const [user, setUser] = useState<User | undefined>(currentUser());
+  const [checked, setChecked] = useState(false);
+  const [lost, setLost] = useState(false);
+  const [path, go] = usePath();
+  useEffect(() => onSession(setUser), []);
+  useEffect(() => onConnection(setLost), []);
+  useEffect(() => {
+    // A page opened (or reloaded) with a session cookie continues that session.
+    renew()
+      .catch(() => false)
+      .finally(() => setChecked(true));
+  }, []);
+  useEffect(() => {
+    if (checked && !user && path !== '/login') go('/login');
+    if (user && path === '/login') go('/');
+  }, [checked, user, path, go]);
+
+  if (!checked) return <p className="loading">Loading…</p>;
+  return (
+    <>
+      {lost && (
+        <div className="banner" role="alert">
+          The control plane cannot be reached. This page retries by itself.
+        </div>
+      )}
+      {user ? (
+        <Shell user={user} path={path} go={go} />
+      ) : (
+        <main className="login-page">
+          <Login />
+        </main>
+      )}
+    </>
+  );
+}
+
+function Shell({ user, path, go }: { user: User; path: string; go: (p: string) => void }) {
+  return (
+    <div className="shell">
+      <header className="top">
+        <a
+          className="brand"
+          href="/"
+          onClick={(e) => {
+            e.preventDefault();
+            go('/');
+          }}
+        >
+          dbbackup
+        </a>
+        <nav aria-label="Main">
+          <a href="/" aria-current={path === '/' ? 'page' : undefined}>
+            Overview
+          </a>
+        </nav>
+        <div className="who">
+          <span>
+            {user.username} <span className="role">({user.role})</span>
+          </span>
+          <button type="button" onClick={() => void logout()}>
+            Log out
+          </button>
+        </div>
+      </header>
+      <main>
+        <Overview user={user} />
+      </main>
+    </div>
+  );
+}
