@@ -15,11 +15,10 @@ type Jar = { refresh: string; csrf: string; setCookies: string[] };
 
 function jar(res: Response): Jar {
   const setCookies = res.headers.getSetCookie();
-  const value = (name: string) =>
-    setCookies
-      .find((c) => c.startsWith(`${name}=`))
-      ?.split(';')[0]!
-      .slice(name.length + 1) ?? '';
+  const value = (name: string) => {
+    const c = setCookies.find((x) => x.startsWith(`${name}=`));
+    return c ? (c.split(';')[0] ?? '').slice(name.length + 1) : '';
+  };
   return { refresh: value('dbb_refresh'), csrf: value('dbb_csrf'), setCookies };
 }
 

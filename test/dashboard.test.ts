@@ -1,6 +1,8 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ControlPlane, cleanupAll, REPO_ROOT, startAgent } from '@dbbackup/testkit';
+import { type ControlPlane, cleanupAll, REPO_ROOT, startAgent, trackDir, waitFor } from '@dbbackup/testkit';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlPlane } from './support.js';
@@ -17,6 +19,9 @@ const AXE = readFileSync(path.join(REPO_ROOT, 'node_modules/axe-core/axe.min.js'
 
 let cp: ControlPlane;
 let browser: Browser;
+let agent: Awaited<ReturnType<typeof startAgent>>;
+let storageId: string;
+let work: string;
 
 async function newPage(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await browser.newContext();
@@ -61,6 +66,15 @@ beforeAll(async () => {
     ['bob', 'viewer'],
   ])
     expect((await cp.api('POST', '/api/v1/users', { username, password: PASSWORD, role })).status).toBe(201);
+  agent = await startAgent(cp);
+  work = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-dash-')));
+  const s = await cp.api<{ id: string }>('POST', '/api/v1/storage', {
+    kind: 'local',
+    name: 'local',
+    directory: path.join(work, 'store'),
+  });
+  expect(s.status, JSON.stringify(s.body)).toBe(201);
+  storageId = s.body.id;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -84,7 +98,9 @@ describe('the web dashboard in a real browser', () => {
   it('log in: a wrong password is said next to the form; the right one opens the overview; logout ends the session', async () => {
     const { context, page, problems } = await newPage();
     await logIn(page, 'ada', 'not the password');
-    await expect.poll(() => page.getByRole('alert').textContent()).toContain('invalid username or password');
+    await expect
+      .poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 })
+      .toContain('invalid username or password');
     expect(new URL(page.url()).pathname).toBe('/login');
     expect(await accessibilityProblems(page)).toEqual([]);
     await shot(page, 'login');
@@ -124,8 +140,6 @@ describe('the web dashboard in a real browser', () => {
   });
 
   it('the overview says the state of the fleet in one line, with the counts the API gives', async () => {
-    // A real agent process on this host.
-    await startAgent(cp);
     await expect
       .poll(async () => (await cp.api<{ online: number }>('GET', '/api/v1/agents/summary')).body.online, {
         timeout: 15_000,
@@ -137,8 +151,10 @@ describe('the web dashboard in a real browser', () => {
     await sentence.waitFor();
     const agents = (await cp.api<{ online: number; offline: number }>('GET', '/api/v1/agents/summary')).body;
     const targets = (await cp.api<{ total: number }>('GET', '/api/v1/targets/summary')).body;
-    await expect.poll(() => page.getByTestId('agents-online').textContent()).toBe(String(agents.online));
-    expect(agents.online).toBe(1);
+    await expect
+      .poll(() => page.getByTestId('agents-online').textContent(), { timeout: 10_000 })
+      .toBe(String(agents.online));
+    expect(agents.online).toBe(1); // the real agent process this file started
     expect(await page.getByTestId('agents-offline').textContent()).toBe(String(agents.offline));
     expect(await page.getByTestId('targets-total').textContent()).toBe(String(targets.total));
     expect(await sentence.textContent()).toContain(
@@ -164,4 +180,121 @@ describe('the web dashboard in a real browser', () => {
     await page.getByTestId('fleet-sentence').waitFor();
     await context.close();
   }, 120_000);
+});
+
+/** A SQLite database on this host, adopted as a target of the test's agent. */
+async function sqliteTarget(name: string, rows = 20_000) {
+  const file = path.join(work, `${name}.db`);
+  execFileSync('sqlite3', [
+    file,
+    `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows}) INSERT INTO t SELECT i, hex(randomblob(32)) FROM n;`,
+  ]);
+  const t = await cp.api<{ id: string }>('POST', `/api/v1/agents/${agent.id}/targets`, {
+    engine: 'sqlite',
+    name,
+    connection: { path: file },
+    storageId,
+  });
+  expect(t.status, JSON.stringify(t.body)).toBe(201);
+  return { id: t.body.id, file };
+}
+
+describe('acting from the dashboard', () => {
+  it('Backup now: the job page streams its state and log live, and the backup shows in the table', async () => {
+    const shop = await sqliteTarget('shop');
+    const { context, page, problems } = await newPage();
+    await logIn(page, 'ada');
+    await page.getByTestId('fleet-sentence').waitFor();
+    await page.getByRole('link', { name: 'Databases' }).click();
+    const row = page.getByTestId('target-shop');
+    await row.waitFor();
+    expect(await row.getByText('never', { exact: true }).count()).toBeGreaterThan(0);
+    expect(await row.getByText('dbbackup backup shop').count()).toBe(1);
+    await row.getByRole('button', { name: 'Backup now' }).click();
+    await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/);
+    const jobId = page.url().split('/').pop()!;
+    await expect
+      .poll(() => page.getByTestId('job-state').textContent(), { timeout: 60_000 })
+      .toBe('succeeded');
+    const log = (await page.getByTestId('job-log').textContent()) ?? '';
+    // The lines the API has for the job, in order, all shown.
+    const api = (await cp.api<{ items: { message: string }[] }>('GET', `/api/v1/jobs/${jobId}/logs`)).body
+      .items;
+    expect(api.length).toBeGreaterThan(1);
+    for (const l of api) expect(log).toContain(l.message);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await shot(page, 'job');
+    await page.getByRole('link', { name: 'Databases' }).click();
+    await expect.poll(() => row.locator('.badge').textContent(), { timeout: 15_000 }).toBe('healthy');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await shot(page, 'databases');
+    expect(
+      (await cp.api<{ items: unknown[] }>('GET', `/api/v1/backups?target=${shop.id}`)).body.items,
+    ).toHaveLength(1);
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 120_000);
+
+  it('the overview’s counts match the API after a failed backup', async () => {
+    const gone = await sqliteTarget('gone', 10);
+    rmSync(gone.file);
+    const r = await cp.api<{ id: string }>('POST', `/api/v1/targets/${gone.id}/backups`);
+    expect(r.status).toBe(202);
+    await waitFor(
+      async () =>
+        ['failed'].includes((await cp.api<{ state: string }>('GET', `/api/v1/jobs/${r.body.id}`)).body.state),
+      { timeoutMs: 60_000, what: 'the backup of a deleted file failed' },
+    );
+    const { context, page } = await newPage();
+    await logIn(page, 'bob');
+    await page.getByTestId('fleet-sentence').waitFor();
+    const o = (
+      await cp.api<{
+        targets: { total: number; failing: number; neverBackedUp: number };
+        last24h: { failed: number };
+      }>('GET', '/api/v1/dashboard/overview')
+    ).body;
+    expect(o.targets.failing).toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(() => page.getByTestId('targets-failing').textContent())
+      .toBe(String(o.targets.failing));
+    expect(await page.getByTestId('targets-total').textContent()).toBe(String(o.targets.total));
+    expect(await page.getByTestId('targets-never').textContent()).toBe(String(o.targets.neverBackedUp));
+    expect(await page.getByTestId('fleet-sentence').textContent()).toContain(`${o.targets.failing} failing`);
+    // Its day strip ends with a failed day.
+    const strips = (
+      await cp.api<{ items: { name: string; strip: string }[] }>('GET', '/api/v1/dashboard/targets')
+    ).body.items;
+    expect(strips.find((t) => t.name === 'gone')?.strip.at(-1)).toBe('f');
+    expect(strips.find((t) => t.name === 'shop')?.strip.at(-1)).toBe('g');
+    await shot(page, 'overview-attention');
+    await context.close();
+  }, 120_000);
+
+  it('a viewer sees no control that would change anything, and a forged request from the viewer’s session is refused', async () => {
+    const { context, page } = await newPage();
+    await logIn(page, 'bob');
+    await page.getByTestId('fleet-sentence').waitFor();
+    await page.getByRole('link', { name: 'Databases' }).click();
+    await page.getByTestId('target-shop').waitFor();
+    expect(await page.getByRole('button', { name: 'Backup now' }).count()).toBe(0);
+    const shopId = (
+      await cp.api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/dashboard/targets')
+    ).body.items.find((t) => t.name === 'shop')!.id;
+    const before = (await cp.api<{ items: unknown[] }>('GET', `/api/v1/jobs?target=${shopId}`)).body.items
+      .length;
+    // The page's own session, used by hand: renew it from the cookie, then ask for a backup.
+    const forged = (await page.evaluate(`(async () => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('dbb_csrf=')).slice(9);
+      const t = await (await fetch('/api/v1/auth/session/refresh', { method: 'POST', headers: { 'x-csrf-token': csrf } })).json();
+      const r = await fetch('/api/v1/targets/${shopId}/backups', { method: 'POST', headers: { authorization: 'Bearer ' + t.accessToken } });
+      return { status: r.status, body: await r.json() };
+    })()`)) as { status: number; body: { detail: string } };
+    expect(forged.status).toBe(403);
+    expect(forged.body.detail).toContain('operator');
+    expect(
+      (await cp.api<{ items: unknown[] }>('GET', `/api/v1/jobs?target=${shopId}`)).body.items.length,
+    ).toBe(before);
+    await context.close();
+  });
 });

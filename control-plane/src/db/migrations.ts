@@ -490,6 +490,16 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0016_dashboard': {
+    // The dashboard's aggregates: backups and drills by day, and each target's newest verify.
+    async up(db) {
+      await sql`
+        CREATE INDEX backups_started ON backups (started_at);
+        CREATE INDEX jobs_target_verified ON jobs (target_id, finished_at DESC)
+          WHERE type = 'verify' AND state = 'succeeded';
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

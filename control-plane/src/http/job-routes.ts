@@ -3,6 +3,7 @@ import { notFound } from '../problem.js';
 import { startBackupJob } from '../services/job-creation.js';
 import type { AuthEnv } from './auth.js';
 import { uuidParam, uuidQuery } from './input.js';
+import { jobEvents } from './job-stream.js';
 import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { jobView } from './views.js';
@@ -35,6 +36,7 @@ export function jobRoutes(d: RouteDeps) {
     return c.json(jobView(row));
   });
   api.get('/jobs/:id/logs', (c) => jobLogs(c, d));
+  api.get('/jobs/:id/events', (c) => jobEvents(c, d, uuidParam(c, 'id', 'job')));
   return api;
 }
 

@@ -152,6 +152,18 @@ const SPECS: Record<string, Spec> = {
     status: 204,
   },
   'GET /api/v1/auth/me': { summary: 'Who am I' },
+  'GET /api/v1/dashboard/overview': {
+    summary:
+      'The fleet in numbers: agents, targets by health, the last 24 h, bytes stored, 30 days of backups by day',
+  },
+  'GET /api/v1/dashboard/targets': {
+    summary:
+      "Every target's health in one row, with a 30-day strip (g good, f failed, m missed, r running, - none)",
+  },
+  'GET /api/v1/jobs/:id/events': {
+    summary:
+      'A job as Server-Sent Events: job (state, progress), log (id = line id; resume with Last-Event-ID), end',
+  },
   'GET /api/v1/auth/permissions': { summary: 'The permission table, and what the caller may do' },
   'POST /api/v1/users': { summary: 'Create a user', response: User, status: 201 },
   'GET /api/v1/users': { summary: 'List users', response: list(User) },

@@ -7,6 +7,7 @@ import { auditRoutes } from './audit-routes.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { backupRoutes } from './backup-routes.js';
 import { browserSessionRoutes } from './browser-session.js';
+import { dashboardRoutes } from './dashboard-routes.js';
 import { drillRoutes } from './drill-routes.js';
 import { enrolmentRoutes, enrolmentTokenRoutes } from './enrolment-routes.js';
 import { jobRoutes } from './job-routes.js';
@@ -42,6 +43,7 @@ export function apiRoutes(d: RouteDeps) {
   api.use('*', authorize());
   // Before the routes with an :id, which would take "summary" for one.
   api.route('/', summaryRoutes(d));
+  api.route('/', dashboardRoutes(d));
   api.route('/', userRoutes(d.db));
   api.route('/', auditRoutes(d.db));
   api.route('/', storageRoutes(d));

@@ -12,7 +12,7 @@ import { ProblemError } from '../problem.js';
  * only, no inline script, never framed.
  */
 
-export const WEB_PATHS = ['/', '/login', '/databases', '/databases/:id', '/jobs/:id', '/hosts', '/settings'];
+export const WEB_PATHS = ['/', '/login', '/databases', '/jobs/:id'];
 
 export const CSP = [
   "default-src 'self'",

@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'react';
 import { currentUser, logout, onConnection, onSession, renew, type User } from './api.js';
+import { Databases } from './Databases.js';
+import { JobPage } from './JobPage.js';
 import { Login } from './Login.js';
 import { Overview } from './Overview.js';
 
@@ -72,9 +74,22 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
           dbbackup
         </a>
         <nav aria-label="Main">
-          <a href="/" aria-current={path === '/' ? 'page' : undefined}>
-            Overview
-          </a>
+          {[
+            ['/', 'Overview'],
+            ['/databases', 'Databases'],
+          ].map(([href, label]) => (
+            <a
+              key={href}
+              href={href}
+              aria-current={path === href ? 'page' : undefined}
+              onClick={(e) => {
+                e.preventDefault();
+                go(href!);
+              }}
+            >
+              {label}
+            </a>
+          ))}
         </nav>
         <div className="who">
           <span>
@@ -86,8 +101,15 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
         </div>
       </header>
       <main>
-        <Overview user={user} />
+        <Screen user={user} path={path} go={go} />
       </main>
     </div>
   );
+}
+
+function Screen({ user, path, go }: { user: User; path: string; go: (p: string) => void }) {
+  const job = /^\/jobs\/([0-9a-f-]{36})$/.exec(path);
+  if (job) return <JobPage id={job[1]!} />;
+  if (path === '/databases') return <Databases user={user} go={go} />;
+  return <Overview user={user} go={go} />;
 }

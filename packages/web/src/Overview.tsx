@@ -1,24 +1,16 @@
 import { useQuery } from '@tanstack/react-query';
 import { api, type User } from './api.js';
+import { DayChart } from './DayChart.js';
+import { DayStrip } from './DayStrip.js';
 import { ErrorNote } from './ErrorNote.js';
-
-type AgentSummary = { total: number; online: number; offline: number; pending: number; revoked: number };
-type TargetSummary = { total: number; overdue: number; failing: number; neverBackedUp: number };
-type Alert = { id: string; kind: string; message: string; firedAt?: string; targetId?: string | null };
-type Job = {
-  id: string;
-  type: string;
-  state: string;
-  targetId: string | null;
-  progress: { phase?: string; bytesIn?: number; bytesOut?: number } | null;
-  startedAt: string | null;
-};
+import { bytes } from './format.js';
+import type { Alert, FleetOverview, Job, TargetRow } from './types.js';
 
 /** The state of the whole fleet in one line: what an on-call engineer reads first. */
-export function fleetSentence(t: TargetSummary, running: number): string {
+export function fleetSentence(t: FleetOverview['targets']): string {
   if (t.total === 0) return 'No databases are set up yet: add a host and adopt its databases.';
   const bad = t.overdue + t.failing + t.neverBackedUp;
-  const now = running ? ` Backing up ${running} now.` : '';
+  const now = t.running ? ` Backing up ${t.running} now.` : '';
   if (bad === 0) return `All ${t.total} ${t.total === 1 ? 'database is' : 'databases are'} backed up.${now}`;
   const parts = [
     t.failing ? `${t.failing} failing` : '',
@@ -28,23 +20,16 @@ export function fleetSentence(t: TargetSummary, running: number): string {
   return `${bad} of ${t.total} databases need attention (${parts.join(', ')}).${now}`;
 }
 
-const bytes = (n: number | undefined) =>
-  n === undefined
-    ? ''
-    : n >= 1e9
-      ? `${(n / 1e9).toFixed(1)} GB`
-      : n >= 1e6
-        ? `${(n / 1e6).toFixed(1)} MB`
-        : `${Math.round(n / 1e3)} kB`;
+const ORDER = { failing: 0, overdue: 1, never: 2, running: 3, healthy: 4 } as const;
 
-export function Overview({ user }: { user: User }) {
-  const agents = useQuery({
-    queryKey: ['agents/summary'],
-    queryFn: () => api<AgentSummary>('GET', '/agents/summary'),
+export function Overview({ user, go }: { user: User; go: (p: string) => void }) {
+  const overview = useQuery({
+    queryKey: ['dashboard/overview'],
+    queryFn: () => api<FleetOverview>('GET', '/dashboard/overview'),
   });
   const targets = useQuery({
-    queryKey: ['targets/summary'],
-    queryFn: () => api<TargetSummary>('GET', '/targets/summary'),
+    queryKey: ['dashboard/targets'],
+    queryFn: () => api<{ items: TargetRow[] }>('GET', '/dashboard/targets'),
   });
   const alerts = useQuery({
     queryKey: ['alerts/firing'],
@@ -55,33 +40,50 @@ export function Overview({ user }: { user: User }) {
     queryFn: () => api<{ items: Job[] }>('GET', '/jobs?state=running'),
     refetchInterval: 2000,
   });
-  const error = agents.error ?? targets.error ?? alerts.error ?? running.error;
-  const t = targets.data;
+  const error = overview.error ?? targets.error ?? alerts.error ?? running.error;
+  const o = overview.data;
+  const t = o?.targets;
   const jobs = running.data?.items ?? [];
-  const ok = t && t.overdue + t.failing + t.neverBackedUp === 0;
+  const tone =
+    !t || t.total === 0 ? 'neutral' : t.overdue + t.failing + t.neverBackedUp === 0 ? 'good' : 'bad';
+  const worst = [...(targets.data?.items ?? [])]
+    .sort((a, b) => ORDER[a.health] - ORDER[b.health])
+    .slice(0, 50);
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
       {error && <ErrorNote error={error} />}
       {t && (
-        <p className={`sentence ${ok ? 'good' : 'bad'}`} data-testid="fleet-sentence">
-          {fleetSentence(t, jobs.length)}
+        <p className={`sentence ${tone}`} data-testid="fleet-sentence">
+          {fleetSentence(t)}
         </p>
       )}
       <p className="cli">
         CLI: <code>dbbackup status</code>
       </p>
       <div className="tiles">
-        <Tile label="Agents online" value={agents.data?.online} testId="agents-online" />
-        <Tile label="Agents offline" value={agents.data?.offline} testId="agents-offline" bad />
+        <Tile label="Agents online" value={o?.agents.online} testId="agents-online" />
+        <Tile label="Agents offline" value={o?.agents.offline} testId="agents-offline" bad />
         <Tile label="Databases" value={t?.total} testId="targets-total" />
+        <Tile
+          label="Healthy"
+          value={t ? t.total - t.overdue - t.failing - t.neverBackedUp : undefined}
+          testId="targets-healthy"
+        />
         <Tile label="Overdue" value={t?.overdue} testId="targets-overdue" bad />
         <Tile label="Failing" value={t?.failing} testId="targets-failing" bad />
         <Tile label="Never backed up" value={t?.neverBackedUp} testId="targets-never" bad />
+        <Tile
+          label={`Backups in 24 h${o?.last24h.successRate != null ? `, ${Math.round(o.last24h.successRate * 100)} % good` : ''}`}
+          value={o ? o.last24h.succeeded + o.last24h.failed : undefined}
+          testId="backups-24h"
+        />
+        <Tile label="Stored" value={o ? bytes(o.bytesStored) : undefined} testId="bytes-stored" />
       </div>
+      {o && <DayChart days={o.days} />}
       <h2>Firing alerts</h2>
       {alerts.data && alerts.data.items.length === 0 && <p>No alert is firing.</p>}
-      <ul className="alerts">
+      <ul className="alerts" data-testid="alerts">
         {alerts.data?.items.map((a) => (
           <li key={a.id}>
             <strong>{a.kind.replaceAll('_', ' ')}</strong>: {a.message}
@@ -90,24 +92,41 @@ export function Overview({ user }: { user: User }) {
       </ul>
       <h2>Running now</h2>
       {running.data && jobs.length === 0 && <p>No job is running.</p>}
-      <table className="jobs" hidden={jobs.length === 0}>
+      <ul className="running">
+        {jobs.map((j) => (
+          <li key={j.id}>
+            <a
+              href={`/jobs/${j.id}`}
+              onClick={(e) => {
+                e.preventDefault();
+                go(`/jobs/${j.id}`);
+              }}
+            >
+              {j.type} {j.id.slice(0, 8)}
+            </a>{' '}
+            {j.progress?.phase ?? 'starting'} {bytes(j.progress?.bytesDumped)}
+          </li>
+        ))}
+      </ul>
+      <h2>Last 30 days, database by database</h2>
+      <table className="strips">
         <thead>
           <tr>
-            <th scope="col">Job</th>
-            <th scope="col">Phase</th>
-            <th scope="col">Read</th>
-            <th scope="col">Stored</th>
+            <th scope="col">Database</th>
+            <th scope="col">Health</th>
+            <th scope="col">Days (oldest to today)</th>
           </tr>
         </thead>
         <tbody>
-          {jobs.map((j) => (
-            <tr key={j.id}>
+          {worst.map((r) => (
+            <tr key={r.id}>
+              <td>{r.name}</td>
               <td>
-                {j.type} <code>{j.id.slice(0, 8)}</code>
+                <span className={`badge badge-${r.health}`}>{r.health}</span>
               </td>
-              <td>{j.progress?.phase ?? 'starting'}</td>
-              <td>{bytes(j.progress?.bytesIn)}</td>
-              <td>{bytes(j.progress?.bytesOut)}</td>
+              <td>
+                <DayStrip strip={r.strip} name={r.name} />
+              </td>
             </tr>
           ))}
         </tbody>
@@ -124,7 +143,7 @@ function Tile({
   testId,
 }: {
   label: string;
-  value: number | undefined;
+  value: number | string | undefined;
   bad?: boolean;
   testId: string;
 }) {

@@ -154,3 +154,67 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 }
 
 export const currentUser = () => session?.user;
+
+/**
+ * Follow a Server-Sent Events stream with the access token (EventSource cannot send one):
+ * reconnects after a drop with Last-Event-ID, so no event is lost or repeated. Returns a stop function.
+ */
+export function follow(
+  path: string,
+  onEvent: (event: string, data: string) => void,
+  onEnd: () => void,
+): () => void {
+  let stopped = false;
+  let lastId = '';
+  const ctl = { abort: new AbortController() };
+  const once = async (): Promise<boolean> => {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (session) headers.authorization = `Bearer ${session.accessToken}`;
+    if (lastId) headers['last-event-id'] = lastId;
+    const res = await fetch(`/api/v1${path}`, { headers, signal: ctl.abort.signal });
+    if (res.status === 401 && (await renew())) return false;
+    if (!res.ok || !res.body) throw new ApiError(`${res.status} ${res.statusText}`, res.status);
+    connection(false);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return false;
+      buf += value;
+      let cut = buf.indexOf('\n\n');
+      while (cut >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        cut = buf.indexOf('\n\n');
+        let event = 'message';
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('id:')) lastId = line.slice(3).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (event === 'end') {
+          onEvent(event, data.join('\n'));
+          return true;
+        }
+        onEvent(event, data.join('\n'));
+      }
+    }
+  };
+  void (async () => {
+    while (!stopped) {
+      try {
+        if (await once()) break;
+      } catch (err) {
+        if (stopped) return;
+        if (err instanceof TypeError) connection(true);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (!stopped) onEnd();
+  })();
+  return () => {
+    stopped = true;
+    ctl.abort.abort();
+  };
+}

@@ -1,0 +1,128 @@
+import { useQuery } from '@tanstack/react-query';
+import { useMemo, useState } from 'react';
+import { type ApiError, api, type User } from './api.js';
+import { DayStrip } from './DayStrip.js';
+import { ErrorNote } from './ErrorNote.js';
+import { bytes, relative } from './format.js';
+import type { Job, TargetRow } from './types.js';
+
+type SortKey = 'name' | 'health' | 'lastGoodAt' | 'host' | 'lastGoodBytes';
+const HEALTH_ORDER = { failing: 0, overdue: 1, never: 2, running: 3, healthy: 4 } as const;
+
+/** Every database (target) in one table: filter, sort, and act (operators). */
+export function Databases({ user, go }: { user: User; go: (p: string) => void }) {
+  const q = useQuery({
+    queryKey: ['dashboard/targets'],
+    queryFn: () => api<{ items: TargetRow[] }>('GET', '/dashboard/targets'),
+  });
+  const [filter, setFilter] = useState('');
+  const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'health', desc: false });
+  const [actionError, setActionError] = useState<{ id: string; error: unknown } | undefined>();
+  const canOperate = user.role !== 'viewer';
+  const rows = useMemo(() => {
+    const f = filter.trim().toLowerCase();
+    const items = (q.data?.items ?? []).filter(
+      (r) =>
+        !f || [r.name, r.engine, r.host, r.health, r.storage ?? ''].some((x) => x.toLowerCase().includes(f)),
+    );
+    const val = (r: TargetRow): string | number =>
+      sort.key === 'health' ? HEALTH_ORDER[r.health] : ((r[sort.key] as string | number | null) ?? '');
+    return items.sort((a, b) => {
+      const x = val(a);
+      const y = val(b);
+      const c = x < y ? -1 : x > y ? 1 : a.name.localeCompare(b.name);
+      return sort.desc ? -c : c;
+    });
+  }, [q.data, filter, sort]);
+  const backupNow = async (r: TargetRow) => {
+    setActionError(undefined);
+    try {
+      const job = await api<Job>('POST', `/targets/${r.id}/backups`);
+      go(`/jobs/${job.id}`);
+    } catch (error) {
+      setActionError({ id: r.id, error });
+    }
+  };
+  const header = (key: SortKey, label: string) => (
+    <th scope="col" aria-sort={sort.key === key ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
+      <button
+        type="button"
+        className="sort"
+        onClick={() => setSort({ key, desc: sort.key === key ? !sort.desc : false })}
+      >
+        {label}
+      </button>
+    </th>
+  );
+  return (
+    <section aria-labelledby="databases-title">
+      <h1 id="databases-title">Databases</h1>
+      {q.error && <ErrorNote error={q.error} />}
+      <p className="cli">
+        CLI: <code>dbbackup targets</code>
+      </p>
+      <label className="filter">
+        Filter
+        <input
+          type="search"
+          value={filter}
+          onChange={(e) => setFilter(e.target.value)}
+          placeholder="name, engine, host, health"
+        />
+      </label>
+      <p className="muted" data-testid="databases-count">
+        {rows.length} of {q.data?.items.length ?? 0} databases
+      </p>
+      <table className="databases">
+        <thead>
+          <tr>
+            {header('name', 'Database')}
+            {header('health', 'Health')}
+            {header('host', 'Host')}
+            {header('lastGoodAt', 'Last good backup')}
+            <th scope="col">Next run</th>
+            <th scope="col">Last verified</th>
+            {header('lastGoodBytes', 'Size')}
+            <th scope="col">Storage</th>
+            <th scope="col">30 days</th>
+            {canOperate && <th scope="col">Actions</th>}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.id} data-testid={`target-${r.name}`}>
+              <td>
+                {r.name} <span className="muted">{r.physical ? 'postgresql (physical)' : r.engine}</span>
+              </td>
+              <td>
+                <span className={`badge badge-${r.health}`}>{r.health}</span>
+              </td>
+              <td>
+                {r.host} <span className="muted">({r.agentStatus})</span>
+              </td>
+              <td className={r.health === 'overdue' ? 'late' : ''}>{relative(r.lastGoodAt)}</td>
+              <td>{r.nextRunAt ? relative(r.nextRunAt) : 'not scheduled'}</td>
+              <td>{relative(r.lastVerifiedAt)}</td>
+              <td>{bytes(r.lastGoodBytes)}</td>
+              <td>{r.storage ?? ''}</td>
+              <td>
+                <DayStrip strip={r.strip} name={r.name} />
+              </td>
+              {canOperate && (
+                <td>
+                  <button type="button" onClick={() => void backupNow(r)} title={`dbbackup backup ${r.name}`}>
+                    Backup now
+                  </button>
+                  {actionError?.id === r.id && <ErrorNote error={actionError.error as ApiError} />}
+                  <div className="cli">
+                    <code>dbbackup backup {r.name}</code>
+                  </div>
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

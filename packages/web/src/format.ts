@@ -1,0 +1,34 @@
+/** Sizes and times as people read them. */
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '';
+  if (n >= 1e12) return `${(n / 1e12).toFixed(1)} TB`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)} kB`;
+  return `${n} B`;
+}
+
+/** "2 h ago", "in 5 min". */
+export function relative(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.round((Date.parse(iso) - now) / 1000);
+  const a = Math.abs(s);
+  const v =
+    a < 60
+      ? `${a} s`
+      : a < 3600
+        ? `${Math.round(a / 60)} min`
+        : a < 86_400 * 2
+          ? `${Math.round(a / 3600)} h`
+          : `${Math.round(a / 86_400)} days`;
+  return s < 0 ? `${v} ago` : `in ${v}`;
+}
+
+export const STRIP_WORDS: Record<string, string> = {
+  g: 'backed up',
+  f: 'failed',
+  m: 'missed',
+  r: 'running',
+  '-': 'no backup',
+};

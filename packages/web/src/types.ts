@@ -1,0 +1,47 @@
+export type FleetOverview = {
+  agents: { total: number; online: number; offline: number; pending: number; revoked: number };
+  targets: { total: number; overdue: number; failing: number; neverBackedUp: number; running: number };
+  last24h: { succeeded: number; failed: number; successRate: number | null };
+  backupsStored: number;
+  bytesStored: number;
+  firingAlerts: number;
+  days: { day: string; succeeded: number; failed: number; bytes: number }[];
+};
+
+export type TargetRow = {
+  id: string;
+  name: string;
+  engine: string;
+  physical: boolean;
+  agentId: string;
+  host: string;
+  agentStatus: string;
+  storage: string | null;
+  lastGoodAt: string | null;
+  lastGoodBytes: number | null;
+  lastVerifiedAt: string | null;
+  health: 'healthy' | 'running' | 'overdue' | 'failing' | 'never';
+  nextRunAt: string | null;
+  strip: string;
+};
+
+export type Job = {
+  id: string;
+  type: string;
+  state: string;
+  targetId: string | null;
+  backupId: string | null;
+  progress: {
+    phase?: string;
+    bytesDumped?: number;
+    bytesStored?: number;
+    rateBytesPerSecond?: number | null;
+  } | null;
+  error: { code?: string; message?: string } | null;
+  result: Record<string, unknown> | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+};
+
+export type Alert = { id: string; kind: string; message: string; targetId?: string | null };
