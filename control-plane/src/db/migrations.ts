@@ -491,12 +491,131 @@ const migrations: Record<string, Migration> = {
     },
   },
   '0016_dashboard': {
-    // The dashboard's aggregates: backups and drills by day, and each target's newest verify.
+    // The dashboard's aggregates, kept by triggers so that reading them costs the same at any
+    // catalogue size: each target's last 62 days as bitmasks (bit n = n days before day0),
+    // backups and failures per day for the fleet, and the bytes stored now.
     async up(db) {
       await sql`
-        CREATE INDEX backups_started ON backups (started_at);
         CREATE INDEX jobs_target_verified ON jobs (target_id, finished_at DESC)
           WHERE type = 'verify' AND state = 'succeeded';
+        CREATE INDEX jobs_active ON jobs (target_id) WHERE state IN ('queued', 'running');
+        CREATE INDEX jobs_backup_failures ON jobs (created_at) WHERE type = 'backup' AND state IN ('failed', 'stalled');
+
+        CREATE TABLE target_days (
+          target_id uuid PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+          day0 date NOT NULL,
+          good bigint NOT NULL DEFAULT 0,
+          failed bigint NOT NULL DEFAULT 0,
+          missed bigint NOT NULL DEFAULT 0
+        );
+        CREATE TABLE fleet_days (
+          day date PRIMARY KEY,
+          good integer NOT NULL DEFAULT 0,
+          good_bytes bigint NOT NULL DEFAULT 0,
+          failed integer NOT NULL DEFAULT 0
+        );
+        CREATE TABLE fleet_stored (
+          id boolean PRIMARY KEY DEFAULT true CHECK (id),
+          backups bigint NOT NULL DEFAULT 0,
+          bytes bigint NOT NULL DEFAULT 0
+        );
+
+        CREATE FUNCTION dbb_mark_day(t uuid, at timestamptz, what text) RETURNS void AS $$
+        DECLARE
+          d date := (at AT TIME ZONE 'UTC')::date;
+        BEGIN
+          IF t IS NULL OR NOT EXISTS (SELECT 1 FROM targets WHERE id = t) THEN RETURN; END IF;
+          INSERT INTO target_days (target_id, day0) VALUES (t, d) ON CONFLICT (target_id) DO NOTHING;
+          UPDATE target_days SET
+            good = CASE WHEN d <= day0 THEN good WHEN d - day0 > 61 THEN 0 ELSE good << (d - day0) END,
+            failed = CASE WHEN d <= day0 THEN failed WHEN d - day0 > 61 THEN 0 ELSE failed << (d - day0) END,
+            missed = CASE WHEN d <= day0 THEN missed WHEN d - day0 > 61 THEN 0 ELSE missed << (d - day0) END,
+            day0 = greatest(day0, d)
+           WHERE target_id = t;
+          UPDATE target_days SET
+            good = good | CASE WHEN what = 'good' AND day0 - d <= 61 THEN 1::bigint << (day0 - d) ELSE 0 END,
+            failed = failed | CASE WHEN what = 'failed' AND day0 - d <= 61 THEN 1::bigint << (day0 - d) ELSE 0 END,
+            missed = missed | CASE WHEN what = 'missed' AND day0 - d <= 61 THEN 1::bigint << (day0 - d) ELSE 0 END
+           WHERE target_id = t;
+        END $$ LANGUAGE plpgsql;
+
+        CREATE FUNCTION dbb_backups_activity() RETURNS trigger AS $$
+        DECLARE
+          was_good boolean := TG_OP <> 'INSERT' AND OLD.status = 'completed';
+          is_good boolean := TG_OP <> 'DELETE' AND NEW.status = 'completed';
+          was_stored boolean := was_good AND OLD.deleted_at IS NULL;
+          is_stored boolean := is_good AND NEW.deleted_at IS NULL;
+        BEGIN
+          IF is_good AND NOT was_good THEN
+            PERFORM dbb_mark_day(NEW.target_id, NEW.started_at, 'good');
+            INSERT INTO fleet_days (day, good, good_bytes) VALUES ((NEW.started_at AT TIME ZONE 'UTC')::date, 1, NEW.size_bytes)
+              ON CONFLICT (day) DO UPDATE SET good = fleet_days.good + 1, good_bytes = fleet_days.good_bytes + EXCLUDED.good_bytes;
+          END IF;
+          IF is_stored OR was_stored THEN
+            UPDATE fleet_stored SET
+              backups = backups + (CASE WHEN is_stored THEN 1 ELSE 0 END) - (CASE WHEN was_stored THEN 1 ELSE 0 END),
+              bytes = bytes + (CASE WHEN is_stored THEN NEW.size_bytes ELSE 0 END) - (CASE WHEN was_stored THEN OLD.size_bytes ELSE 0 END);
+          END IF;
+          RETURN NULL;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER backups_activity AFTER INSERT OR UPDATE OF status, deleted_at, size_bytes OR DELETE ON backups
+          FOR EACH ROW EXECUTE FUNCTION dbb_backups_activity();
+
+        CREATE FUNCTION dbb_jobs_activity() RETURNS trigger AS $$
+        BEGIN
+          IF NEW.type = 'backup' AND NEW.state IN ('failed', 'stalled')
+             AND (TG_OP = 'INSERT' OR OLD.state NOT IN ('failed', 'stalled')) THEN
+            PERFORM dbb_mark_day(NEW.target_id, NEW.created_at, 'failed');
+            INSERT INTO fleet_days (day, failed) VALUES ((NEW.created_at AT TIME ZONE 'UTC')::date, 1)
+              ON CONFLICT (day) DO UPDATE SET failed = fleet_days.failed + 1;
+          END IF;
+          RETURN NULL;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER jobs_activity AFTER INSERT OR UPDATE OF state ON jobs
+          FOR EACH ROW EXECUTE FUNCTION dbb_jobs_activity();
+
+        CREATE FUNCTION dbb_alerts_activity() RETURNS trigger AS $$
+        BEGIN
+          IF NEW.kind = 'backup_missed' THEN PERFORM dbb_mark_day(NEW.target_id, NEW.fired_at, 'missed'); END IF;
+          RETURN NULL;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER alerts_activity AFTER INSERT ON alerts
+          FOR EACH ROW EXECUTE FUNCTION dbb_alerts_activity();
+
+        -- The aggregates rebuilt from the catalogue (at this migration, and for a catalogue loaded in bulk).
+        CREATE FUNCTION dbb_rebuild_activity() RETURNS void AS $$
+        BEGIN
+          DELETE FROM fleet_stored;
+          DELETE FROM fleet_days;
+          DELETE FROM target_days;
+        INSERT INTO fleet_stored (id, backups, bytes)
+          SELECT true, count(*), coalesce(sum(size_bytes), 0) FROM backups WHERE status = 'completed' AND deleted_at IS NULL;
+        INSERT INTO fleet_days (day, good, good_bytes, failed)
+          SELECT day, sum(good)::int, sum(good_bytes), sum(failed)::int FROM (
+            SELECT (started_at AT TIME ZONE 'UTC')::date AS day, 1 AS good, size_bytes AS good_bytes, 0 AS failed
+              FROM backups WHERE status = 'completed' AND started_at > now() - interval '62 days'
+            UNION ALL
+            SELECT (created_at AT TIME ZONE 'UTC')::date, 0, 0, 1
+              FROM jobs WHERE type = 'backup' AND state IN ('failed', 'stalled') AND created_at > now() - interval '62 days') x
+           GROUP BY day;
+        INSERT INTO target_days (target_id, day0, good, failed, missed)
+          SELECT t.id, c.today,
+                 coalesce((SELECT bit_or(1::bigint << (c.today - d)) FROM (
+                   SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date AS d FROM backups
+                    WHERE target_id = t.id AND status = 'completed' AND started_at > now() - interval '61 days') x
+                   WHERE c.today - d BETWEEN 0 AND 61), 0),
+                 coalesce((SELECT bit_or(1::bigint << (c.today - d)) FROM (
+                   SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS d FROM jobs
+                    WHERE target_id = t.id AND type = 'backup' AND state IN ('failed', 'stalled')
+                      AND created_at > now() - interval '61 days') x
+                   WHERE c.today - d BETWEEN 0 AND 61), 0),
+                 coalesce((SELECT bit_or(1::bigint << (c.today - d)) FROM (
+                   SELECT DISTINCT (fired_at AT TIME ZONE 'UTC')::date AS d FROM alerts
+                    WHERE target_id = t.id AND kind = 'backup_missed' AND fired_at > now() - interval '61 days') x
+                   WHERE c.today - d BETWEEN 0 AND 61), 0)
+            FROM targets t CROSS JOIN (SELECT (now() AT TIME ZONE 'UTC')::date AS today) c;
+        END $$ LANGUAGE plpgsql;
+        SELECT dbb_rebuild_activity();
       `.execute(db);
     },
   },

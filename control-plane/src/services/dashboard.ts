@@ -40,18 +40,10 @@ export async function fleetOverview(db: Db, now = new Date()) {
                                       AND j.state IN ('queued', 'running')))::int AS running
         FROM targets t`.execute(db),
     sql<{ day: string; succeeded: number; failed: number; bytes: string | null }>`
-      SELECT to_char(s.day, 'YYYY-MM-DD') AS day,
-             coalesce(ok.n, 0)::int AS succeeded, coalesce(bad.n, 0)::int AS failed, ok.bytes
-        FROM generate_series(date_trunc('day', ${from}::timestamptz AT TIME ZONE 'UTC'),
-                             ${now}::timestamptz AT TIME ZONE 'UTC', interval '1 day') AS s(day)
-        LEFT JOIN (SELECT date_trunc('day', started_at AT TIME ZONE 'UTC') AS day, count(*) AS n,
-                          sum(size_bytes) AS bytes
-                     FROM backups WHERE started_at >= ${from} AND status = 'completed' GROUP BY 1) ok
-               ON ok.day = s.day
-        LEFT JOIN (SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*) AS n
-                     FROM jobs WHERE created_at >= ${from} AND type = 'backup' AND state IN ('failed', 'stalled')
-                    GROUP BY 1) bad
-               ON bad.day = s.day
+      SELECT to_char(s.day, 'YYYY-MM-DD') AS day, coalesce(f.good, 0) AS succeeded,
+             coalesce(f.failed, 0) AS failed, f.good_bytes AS bytes
+        FROM generate_series(${isoDay(from)}::date, ${isoDay(now)}::date, interval '1 day') AS s(day)
+        LEFT JOIN fleet_days f ON f.day = s.day::date
        ORDER BY s.day`.execute(db),
     sql<{ succeeded: number; failed: number }>`
       SELECT count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
@@ -59,10 +51,7 @@ export async function fleetOverview(db: Db, now = new Date()) {
         FROM jobs WHERE created_at >= ${new Date(now.getTime() - 86_400_000)} AND type = 'backup'`.execute(
       db,
     ),
-    sql<{ bytes: string | null; n: number }>`
-      SELECT sum(size_bytes) AS bytes, count(*)::int AS n FROM backups WHERE deleted_at IS NULL AND status = 'completed'`.execute(
-      db,
-    ),
+    sql<{ bytes: string | null; n: string }>`SELECT bytes, backups AS n FROM fleet_stored`.execute(db),
     sql<{ n: number }>`SELECT count(*)::int AS n FROM alerts WHERE state = 'firing'`.execute(db),
   ]);
   const by = Object.fromEntries(agents.rows.map((r) => [r.status, r.n])) as Record<string, number>;
@@ -88,12 +77,14 @@ export async function fleetOverview(db: Db, now = new Date()) {
       failed: l.failed,
       successRate: l.succeeded + l.failed ? l.succeeded / (l.succeeded + l.failed) : null,
     },
-    backupsStored: stored.rows[0]?.n ?? 0,
+    backupsStored: Number(stored.rows[0]?.n ?? 0),
     bytesStored: Number(stored.rows[0]?.bytes ?? 0),
     firingAlerts: alerts.rows[0]?.n ?? 0,
     days: days.rows.map((d) => ({ ...d, bytes: Number(d.bytes ?? 0) })),
   };
 }
+
+const isoDay = (d: Date) => d.toISOString().slice(0, 10);
 
 function startOfDay(now: Date, daysBack: number): Date {
   const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
@@ -115,30 +106,15 @@ type TargetRow = {
   latest_state: string | null;
   overdue: boolean;
   running: boolean;
-  strip: string;
+  day0: Date | string | null;
+  good: string | null;
+  failed: string | null;
+  missed: string | null;
 };
 
 /** Every target's health in one row (at most `limit`), with its day strip and next scheduled run. */
 export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
-  const from = startOfDay(now, STRIP_DAYS - 1);
   const { rows } = await sql<TargetRow>`
-    WITH days AS (
-      SELECT generate_series(${from}::timestamptz AT TIME ZONE 'UTC', ${now}::timestamptz AT TIME ZONE 'UTC', interval '1 day')::date AS d),
-    good AS (SELECT DISTINCT target_id, (started_at AT TIME ZONE 'UTC')::date AS d FROM backups
-              WHERE started_at >= ${from} AND status = 'completed' AND target_id IS NOT NULL),
-    failed AS (SELECT DISTINCT target_id, (created_at AT TIME ZONE 'UTC')::date AS d FROM jobs
-                WHERE created_at >= ${from} AND type = 'backup' AND state IN ('failed', 'stalled')),
-    missed AS (SELECT DISTINCT target_id, (fired_at AT TIME ZONE 'UTC')::date AS d FROM alerts
-                WHERE fired_at >= ${from} AND kind = 'backup_missed' AND target_id IS NOT NULL),
-    strips AS (
-      SELECT t.id, string_agg(CASE WHEN g.d IS NOT NULL THEN 'g'
-                                   WHEN f.d IS NOT NULL THEN 'f'
-                                   WHEN m.d IS NOT NULL THEN 'm' ELSE '-' END, '' ORDER BY days.d) AS strip
-        FROM targets t CROSS JOIN days
-        LEFT JOIN good g ON g.target_id = t.id AND g.d = days.d
-        LEFT JOIN failed f ON f.target_id = t.id AND f.d = days.d
-        LEFT JOIN missed m ON m.target_id = t.id AND m.d = days.d
-       GROUP BY t.id)
     SELECT t.id, t.name, t.engine, t.agent_id, a.hostname, a.status AS agent_status, s.name AS storage,
            coalesce(t.options->>'physical', 'false') = 'true' AS physical,
            lg.started_at AS last_good_at, lg.size_bytes AS last_good_bytes,
@@ -151,11 +127,11 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
                                              AND al.subject = 'target:' || t.id) AS overdue,
            EXISTS (SELECT 1 FROM jobs r WHERE r.target_id = t.id AND r.type = 'backup'
                                           AND r.state IN ('queued', 'running')) AS running,
-           st.strip
+           td.day0, td.good::text AS good, td.failed::text AS failed, td.missed::text AS missed
       FROM targets t
       JOIN agents a ON a.id = t.agent_id
       LEFT JOIN storage_profiles s ON s.id = t.storage_id
-      LEFT JOIN strips st ON st.id = t.id
+      LEFT JOIN target_days td ON td.target_id = t.id
       LEFT JOIN LATERAL (SELECT b.started_at, b.size_bytes FROM backups b
                           WHERE b.target_id = t.id AND b.status = 'completed' AND b.deleted_at IS NULL
                           ORDER BY b.started_at DESC LIMIT 1) lg ON true
@@ -194,7 +170,7 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
             ? 'healthy'
             : 'never',
     nextRunAt: next.get(r.id) ?? null,
-    strip: withToday(r.strip ?? '-'.repeat(STRIP_DAYS), r.running),
+    strip: withToday(stripOf(r, now), r.running),
   }));
 }
 
@@ -202,4 +178,40 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
 function withToday(strip: string, running: boolean): DayStrip {
   if (!running || strip.endsWith('g')) return strip;
   return `${strip.slice(0, -1)}r`;
+}
+
+/**
+ * The strip from a target's day bitmasks (target_days: bit n = n days before day0), oldest
+ * day first: a good backup wins over a failure, a failure over a miss.
+ */
+export function stripOf(
+  r: { day0: Date | string | null; good: string | null; failed: string | null; missed: string | null },
+  now: Date,
+): DayStrip {
+  if (!r.day0) return '-'.repeat(STRIP_DAYS);
+  const day0 = Date.parse(
+    typeof r.day0 === 'string' ? `${r.day0.slice(0, 10)}T00:00:00Z` : isoDayOfLocal(r.day0),
+  );
+  const today = Date.parse(`${isoDay(now)}T00:00:00Z`);
+  const lag = Math.round((day0 - today) / 86_400_000);
+  const masks = [r.good, r.failed, r.missed].map((m) => BigInt(m ?? '0'));
+  let out = '';
+  for (let k = STRIP_DAYS - 1; k >= 0; k--) {
+    const bit = lag + k;
+    if (bit < 0 || bit > 61) {
+      out += '-';
+      continue;
+    }
+    const has = (m: bigint) => ((m >> BigInt(bit)) & 1n) === 1n;
+    out += has(masks[0]!) ? 'g' : has(masks[1]!) ? 'f' : has(masks[2]!) ? 'm' : '-';
+  }
+  return out;
+}
+
+/** A DATE column read by node-postgres as a local midnight: its calendar day, as UTC midnight. */
+function isoDayOfLocal(d: Date): string {
+  const y = d.getFullYear();
+  const m = String(d.getMonth() + 1).padStart(2, '0');
+  const day = String(d.getDate()).padStart(2, '0');
+  return `${y}-${m}-${day}T00:00:00Z`;
 }

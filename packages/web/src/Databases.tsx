@@ -8,6 +8,8 @@ import type { Job, TargetRow } from './types.js';
 
 type SortKey = 'name' | 'health' | 'lastGoodAt' | 'host' | 'lastGoodBytes';
 const HEALTH_ORDER = { failing: 0, overdue: 1, never: 2, running: 3, healthy: 4 } as const;
+/** Rows per page: a page renders fast whatever the fleet's size. */
+const PAGE = 100;
 
 /** Every database (target) in one table: filter, sort, and act (operators). */
 export function Databases({ user, go }: { user: User; go: (p: string) => void }) {
@@ -18,6 +20,7 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'health', desc: false });
   const [actionError, setActionError] = useState<{ id: string; error: unknown } | undefined>();
+  const [page, setPage] = useState(0);
   const canOperate = user.role !== 'viewer';
   const rows = useMemo(() => {
     const f = filter.trim().toLowerCase();
@@ -34,6 +37,9 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
       return sort.desc ? -c : c;
     });
   }, [q.data, filter, sort]);
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE));
+  const at = Math.min(page, pages - 1);
+  const shown = rows.slice(at * PAGE, (at + 1) * PAGE);
   const backupNow = async (r: TargetRow) => {
     setActionError(undefined);
     try {
@@ -48,7 +54,10 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
       <button
         type="button"
         className="sort"
-        onClick={() => setSort({ key, desc: sort.key === key ? !sort.desc : false })}
+        onClick={() => {
+          setSort({ key, desc: sort.key === key ? !sort.desc : false });
+          setPage(0);
+        }}
       >
         {label}
       </button>
@@ -66,13 +75,29 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
         <input
           type="search"
           value={filter}
-          onChange={(e) => setFilter(e.target.value)}
+          onChange={(e) => {
+            setFilter(e.target.value);
+            setPage(0);
+          }}
           placeholder="name, engine, host, health"
         />
       </label>
       <p className="muted" data-testid="databases-count">
         {rows.length} of {q.data?.items.length ?? 0} databases
       </p>
+      {pages > 1 && (
+        <nav className="pager" aria-label="Pages of databases">
+          <button type="button" disabled={at === 0} onClick={() => setPage(at - 1)}>
+            Previous
+          </button>
+          <span>
+            {at * PAGE + 1}–{Math.min(rows.length, (at + 1) * PAGE)} of {rows.length}
+          </span>
+          <button type="button" disabled={at >= pages - 1} onClick={() => setPage(at + 1)}>
+            Next
+          </button>
+        </nav>
+      )}
       <table className="databases">
         <thead>
           <tr>
@@ -89,7 +114,7 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
           </tr>
         </thead>
         <tbody>
-          {rows.map((r) => (
+          {shown.map((r) => (
             <tr key={r.id} data-testid={`target-${r.name}`}>
               <td>
                 {r.name} <span className="muted">{r.physical ? 'postgresql (physical)' : r.engine}</span>

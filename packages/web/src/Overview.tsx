@@ -48,7 +48,7 @@ export function Overview({ user, go }: { user: User; go: (p: string) => void }) 
     !t || t.total === 0 ? 'neutral' : t.overdue + t.failing + t.neverBackedUp === 0 ? 'good' : 'bad';
   const worst = [...(targets.data?.items ?? [])]
     .sort((a, b) => ORDER[a.health] - ORDER[b.health])
-    .slice(0, 50);
+    .slice(0, 30);
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
@@ -108,7 +108,7 @@ export function Overview({ user, go }: { user: User; go: (p: string) => void }) 
           </li>
         ))}
       </ul>
-      <h2>Last 30 days, database by database</h2>
+      <h2>Last 30 days, the databases needing attention first</h2>
       <table className="strips">
         <thead>
           <tr>
