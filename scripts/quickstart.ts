@@ -8,6 +8,7 @@
  *   DBBACKUP_NO_LOCAL_AGENT=1 starts the control plane alone.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,8 +81,9 @@ async function main() {
     if (i > 600) throw new Error('control plane did not become ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  if (process.env.DBBACKUP_NO_LOCAL_AGENT === '1') return;
   const token = readFileSync(path.join(cpDir, 'admin-token'), 'utf8').trim();
+  await dashboardUser(token);
+  if (process.env.DBBACKUP_NO_LOCAL_AGENT === '1') return;
   const agentBin = path.join(root, 'agent/bin/dbbackup-agent');
 
   if (!existsSync(path.join(agentDir, 'agent.json'))) {
@@ -167,6 +169,28 @@ async function main() {
     say('to the address other hosts reach this control plane at, instead of 127.0.0.1):');
     say(`  ${enr.body.installCommand}`);
   }
+}
+
+/**
+ * The web dashboard at / needs a user: the first start makes `admin` with a random password,
+ * kept in ./data/control-plane/admin-password (0600) and never printed.
+ */
+async function dashboardUser(token: string) {
+  const file = path.join(cpDir, 'admin-password');
+  if (!existsSync(file)) {
+    const password = randomBytes(18).toString('base64url');
+    const r = await api<{ detail?: string }>('POST', '/api/v1/users', token, {
+      username: 'admin',
+      password,
+      role: 'admin',
+    });
+    if (r.status !== 201) {
+      say(`no dashboard user made: ${r.body?.detail ?? r.status}`);
+      return;
+    }
+    writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  }
+  say(`web dashboard: ${server}/ (log in as admin; the password is in ${file})`);
 }
 
 main().catch((err) => {
