@@ -14,7 +14,12 @@ export default async function setup(project: TestProject) {
   // The agent runs from its esbuild bundle, as users run it: build it from the current sources.
   execFileSync('node', ['build.mjs'], { cwd: path.join(REPO_ROOT, 'agent'), stdio: 'inherit' });
   // The web dashboard the control plane serves, built by Vite from the current sources.
-  execFileSync('pnpm', ['run', '--silent', 'build:web'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  // A production build (vitest sets NODE_ENV=test, which would give React's development build).
+  execFileSync('pnpm', ['run', '--silent', 'build:web'], {
+    cwd: REPO_ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   const pg = await startPostgres();
   project.provide('pgAdminUrl', pg.url());
   return async () => {

@@ -23,22 +23,7 @@ export async function fleetOverview(db: Db, now = new Date()) {
     sql<{ status: string; n: number }>`SELECT status, count(*)::int AS n FROM agents GROUP BY status`.execute(
       db,
     ),
-    sql<{ total: number; overdue: number; failing: number; never: number; running: number }>`
-      SELECT count(*)::int AS total,
-             count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM alerts a WHERE a.kind = 'backup_missed' AND a.state = 'firing'
-                                        AND a.subject = 'target:' || t.id))::int AS overdue,
-             count(*) FILTER (WHERE (
-               SELECT j.state FROM jobs j
-                WHERE j.target_id = t.id AND j.type = 'backup' AND j.state IN ('succeeded', 'failed', 'stalled')
-                ORDER BY j.created_at DESC LIMIT 1) IN ('failed', 'stalled'))::int AS failing,
-             count(*) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM backups b WHERE b.target_id = t.id AND b.status = 'completed'
-                                         AND b.deleted_at IS NULL))::int AS never,
-             count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM jobs j WHERE j.target_id = t.id AND j.type = 'backup'
-                                      AND j.state IN ('queued', 'running')))::int AS running
-        FROM targets t`.execute(db),
+    targetHealthCounts(db),
     sql<{ day: string; succeeded: number; failed: number; bytes: string | null }>`
       SELECT to_char(s.day, 'YYYY-MM-DD') AS day, coalesce(f.good, 0) AS succeeded,
              coalesce(f.failed, 0) AS failed, f.good_bytes AS bytes
@@ -55,7 +40,6 @@ export async function fleetOverview(db: Db, now = new Date()) {
     sql<{ n: number }>`SELECT count(*)::int AS n FROM alerts WHERE state = 'firing'`.execute(db),
   ]);
   const by = Object.fromEntries(agents.rows.map((r) => [r.status, r.n])) as Record<string, number>;
-  const t = targets.rows[0] ?? { total: 0, overdue: 0, failing: 0, never: 0, running: 0 };
   const l = last24h.rows[0] ?? { succeeded: 0, failed: 0 };
   return {
     agents: {
@@ -65,13 +49,7 @@ export async function fleetOverview(db: Db, now = new Date()) {
       pending: by.pending ?? 0,
       revoked: by.revoked ?? 0,
     },
-    targets: {
-      total: t.total,
-      overdue: t.overdue,
-      failing: t.failing,
-      neverBackedUp: t.never,
-      running: t.running,
-    },
+    targets,
     last24h: {
       succeeded: l.succeeded,
       failed: l.failed,
@@ -81,6 +59,43 @@ export async function fleetOverview(db: Db, now = new Date()) {
     bytesStored: Number(stored.rows[0]?.bytes ?? 0),
     firingAlerts: alerts.rows[0]?.n ?? 0,
     days: days.rows.map((d) => ({ ...d, bytes: Number(d.bytes ?? 0) })),
+  };
+}
+
+/**
+ * Targets by health, one query: overdue (a firing backup_missed alert), failing (the newest
+ * finished backup job failed), never backed up (no good backup catalogued), running.
+ */
+export async function targetHealthCounts(db: Db) {
+  const { rows } = await sql<{
+    total: number;
+    overdue: number;
+    failing: number;
+    never: number;
+    running: number;
+  }>`
+      SELECT count(*)::int AS total,
+             count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM alerts a WHERE a.kind = 'backup_missed' AND a.state = 'firing'
+                                        AND a.subject = 'target:' || t.id))::int AS overdue,
+             count(*) FILTER (WHERE (
+               SELECT j.state FROM jobs j
+                WHERE j.target_id = t.id AND j.type = 'backup' AND j.state IN ('succeeded', 'failed', 'stalled')
+                ORDER BY j.created_at DESC LIMIT 1) IN ('failed', 'stalled'))::int AS failing,
+             count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM backups b WHERE b.target_id = t.id AND b.status = 'completed'
+                                         AND b.deleted_at IS NULL))::int AS never,
+             count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM jobs j WHERE j.target_id = t.id AND j.type = 'backup'
+                                      AND j.state IN ('queued', 'running')))::int AS running
+        FROM targets t`.execute(db);
+  const t = rows[0] ?? { total: 0, overdue: 0, failing: 0, never: 0, running: 0 };
+  return {
+    total: t.total,
+    overdue: t.overdue,
+    failing: t.failing,
+    neverBackedUp: t.never,
+    running: t.running,
   };
 }
 
