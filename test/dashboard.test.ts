@@ -2,7 +2,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ControlPlane, cleanupAll, REPO_ROOT, startAgent, trackDir, waitFor } from '@dbbackup/testkit';
+import {
+  type ControlPlane,
+  cleanupAll,
+  onCleanup,
+  query,
+  REPO_ROOT,
+  startAgent,
+  startPostgres,
+  trackDir,
+  waitFor,
+} from '@dbbackup/testkit';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlPlane } from './support.js';
@@ -60,7 +70,10 @@ async function shot(page: Page, name: string) {
 }
 
 beforeAll(async () => {
-  cp = await controlPlane();
+  // The agent bundle install.sh downloads from this control plane.
+  const bundles = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-dash-bundles-')));
+  execFileSync('node', ['pack.mjs', '--out', bundles], { cwd: path.join(REPO_ROOT, 'agent') });
+  cp = await controlPlane({ env: { DBBACKUP_AGENT_BUNDLE_DIR: bundles } });
   for (const [username, role] of [
     ['ada', 'operator'],
     ['bob', 'viewer'],
@@ -297,4 +310,71 @@ describe('acting from the dashboard', () => {
     ).toBe(before);
     await context.close();
   });
+});
+
+describe('adding a host from the dashboard', () => {
+  it('Add a host: the one-liner from the page brings an agent the page shows online without a reload; adopt a discovered PostgreSQL database', async () => {
+    // A PostgreSQL on the "new host", with a database for discovery to find over its socket.
+    const pg = await startPostgres();
+    await query(pg.url(), 'CREATE DATABASE inventory');
+    const { context, page, problems } = await newPage();
+    await logIn(page, 'ada');
+    await page.getByTestId('fleet-sentence').waitFor();
+    await page.getByRole('link', { name: 'Hosts' }).click();
+    await page.getByRole('button', { name: 'Add a host' }).click();
+    const line = (await page.getByTestId('install-command').textContent()) ?? '';
+    const url = /curl -fsSL (\S+) \|/.exec(line)?.[1];
+    const token = /--token (\S+)/.exec(line)?.[1];
+    expect(url, line).toBe(`${cp.url}/install.sh`);
+    expect(token).toMatch(/^dbb_enr_/);
+    expect(await page.getByTestId('add-host-status').textContent()).toContain('Waiting for the new host');
+    // The line as the DBA runs it, without sudo and systemd (this machine has neither to give).
+    const host = trackDir(mkdtempSync(path.join(tmpdir(), 'dbb-dash-host-')));
+    const script = await (await fetch(url!)).text();
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env))
+      if (v !== undefined && !k.startsWith('DBBACKUP_') && !/proxy/i.test(k)) env[k] = v;
+    Object.assign(env, {
+      DBBACKUP_DISCOVER_PG_SOCKET_DIRS: pg.dir,
+      npm_config_registry: 'http://127.0.0.1:9',
+    });
+    onCleanup(() => {
+      try {
+        process.kill(Number(readFileSync(path.join(host, 'state', 'agent.pid'), 'utf8')), 'SIGKILL');
+      } catch {}
+    });
+    execFileSync(
+      'sh',
+      [
+        '-s',
+        '--',
+        '--token',
+        token!,
+        '--no-systemd',
+        '--prefix',
+        `${host}/opt`,
+        '--state-dir',
+        `${host}/state`,
+        '--config-dir',
+        `${host}/etc`,
+      ],
+      { input: script, env, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    // Online on the page without a reload, with what it found.
+    await page.getByText('is online').waitFor({ timeout: 60_000 });
+    const found = page.getByTestId('found-inventory');
+    await found.waitFor({ timeout: 60_000 });
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await shot(page, 'hosts');
+    await found.getByRole('button', { name: 'Adopt' }).click();
+    await found.getByText('adopted').waitFor({ timeout: 30_000 });
+    const agentId = JSON.parse(readFileSync(path.join(host, 'state', 'agent.json'), 'utf8'))
+      .agentId as string;
+    const targets = (
+      await cp.api<{ items: { name: string; engine: string }[] }>('GET', `/api/v1/agents/${agentId}/targets`)
+    ).body.items;
+    expect(targets.map((t) => [t.engine, t.name])).toEqual([['postgresql', 'inventory']]);
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 180_000);
 });

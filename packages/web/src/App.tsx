@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { currentUser, logout, onConnection, onSession, renew, type User } from './api.js';
 import { Databases } from './Databases.js';
+import { Hosts } from './Hosts.js';
 import { JobPage } from './JobPage.js';
 import { Login } from './Login.js';
 import { Overview } from './Overview.js';
@@ -77,6 +78,7 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
           {[
             ['/', 'Overview'],
             ['/databases', 'Databases'],
+            ['/hosts', 'Hosts'],
           ].map(([href, label]) => (
             <a
               key={href}
@@ -111,5 +113,6 @@ function Screen({ user, path, go }: { user: User; path: string; go: (p: string) 
   const job = /^\/jobs\/([0-9a-f-]{36})$/.exec(path);
   if (job) return <JobPage id={job[1]!} />;
   if (path === '/databases') return <Databases user={user} go={go} />;
+  if (path === '/hosts') return <Hosts user={user} />;
   return <Overview user={user} go={go} />;
 }

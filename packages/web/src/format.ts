@@ -14,6 +14,7 @@ export function relative(iso: string | null | undefined, now = Date.now()): stri
   if (!iso) return 'never';
   const s = Math.round((Date.parse(iso) - now) / 1000);
   const a = Math.abs(s);
+  if (a < 5) return 'just now';
   const v =
     a < 60
       ? `${a} s`
