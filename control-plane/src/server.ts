@@ -146,6 +146,7 @@ export async function startControlPlane(config: Config, log: Logger): Promise<Ru
   const port = (server.address() as AddressInfo).port;
   const stopSweeper = startSweeper(db, config, log, {
     dispatchQueued: () => gateway.dispatchQueued(),
+    flushLiveness: () => gateway.flushLiveness(),
     box,
     bus,
   });

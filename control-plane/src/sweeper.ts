@@ -20,7 +20,13 @@ export function startSweeper(
   db: Db,
   config: Config,
   log: Logger,
-  d: { dispatchQueued: () => Promise<void>; box: SecretBox; bus: NotifyBus },
+  d: {
+    dispatchQueued: () => Promise<void>;
+    box: SecretBox;
+    bus: NotifyBus;
+    /** Write the heartbeats this process has seen but not yet written (see Liveness). */
+    flushLiveness?: () => Promise<void>;
+  },
 ) {
   const dispatchQueued = d.dispatchQueued;
   let lastMissedSweep = 0;
@@ -31,6 +37,9 @@ export function startSweeper(
   const sweeper = setInterval(
     () => {
       void (async () => {
+        // Judge silence on every heartbeat this process has received: a flush held back by a slow
+        // database must not make an agent whose heartbeats arrive look silent.
+        await d.flushLiveness?.();
         const offline = await sweepStaleAgents(db, staleMs, silentFrom);
         if (offline.length) log.info({ agents: offline }, 'agents marked offline (no heartbeat)');
         const expired = await expireCommands(db);

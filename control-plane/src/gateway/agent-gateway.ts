@@ -182,6 +182,11 @@ export class AgentGateway {
    * staleness window, and one that does not is marked by the sweeper of whichever process
    * runs next. So a restart writes no status history and sends no notifications.
    */
+  /** Write every heartbeat received so far (the sweeper calls this before judging silence). */
+  flushLiveness(): Promise<void> {
+    return this.#liveness.flush();
+  }
+
   async close() {
     this.#closing = true;
     await this.#liveness.close();
