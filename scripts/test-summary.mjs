@@ -17,9 +17,10 @@ if (!report) {
 } else {
   const r = JSON.parse(report);
   const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
-  // A file that failed to load has no test results; count it as a failure.
+  // A file that failed without a failed test (it did not load, or a beforeAll/afterAll hook
+  // failed and its tests were skipped) counts as one failure.
   const broken = (r.testResults || []).filter(
-    (f) => f.status === 'failed' && (f.assertionResults || []).length === 0,
+    (f) => f.status === 'failed' && !(f.assertionResults || []).some((a) => a.status === 'failed'),
   ).length;
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests + broken + extra} failed, ${skipped} skipped`);
 }
