@@ -3,7 +3,7 @@ import { notFound } from '../problem.js';
 import { startBackupJob } from '../services/job-creation.js';
 import type { AuthEnv } from './auth.js';
 import { uuidParam, uuidQuery } from './input.js';
-import { jobEvents } from './job-stream.js';
+import { jobEvents, logLinesAfter } from './job-stream.js';
 import { keyset, paged, pageOf, timeKey } from './paging.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { jobView } from './views.js';
@@ -46,14 +46,7 @@ async function jobLogs(c: Ctx, { db }: RouteDeps) {
   const job = await db.selectFrom('jobs').select(['id', 'state']).where('id', '=', id).executeTakeFirst();
   if (!job) throw notFound('job');
   const after = Number(c.req.query('after') ?? 0) || 0;
-  const rows = await db
-    .selectFrom('job_logs')
-    .select(['id', 'at', 'level', 'message'])
-    .where('job_id', '=', id)
-    .where('id', '>', after)
-    .orderBy('id')
-    .limit(1000)
-    .execute();
+  const rows = await logLinesAfter(db, id, after, 1000);
   return c.json({
     state: job.state,
     items: rows.map((r) => ({ id: r.id, at: r.at, level: r.level, message: r.message })),

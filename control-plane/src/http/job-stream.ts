@@ -1,4 +1,5 @@
 import { streamSSE } from 'hono/streaming';
+import type { Db } from '../db/database.js';
 import { notFound } from '../problem.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
 import { jobView } from './views.js';
@@ -7,6 +8,18 @@ const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const POLL_MS = 500;
 /** A stream is closed after this long; the client reconnects with Last-Event-ID and loses nothing. */
 const MAX_STREAM_MS = 10 * 60_000;
+
+/** A job's log lines after line `after`, oldest first, at most `limit` (the logs route and the stream). */
+export function logLinesAfter(db: Db, jobId: string, after: number, limit: number) {
+  return db
+    .selectFrom('job_logs')
+    .select(['id', 'at', 'level', 'message'])
+    .where('job_id', '=', jobId)
+    .where('id', '>', after)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
 
 /**
  * GET /jobs/:id/events: the job as Server-Sent Events. `job` events carry its state and
@@ -33,14 +46,7 @@ export async function jobEvents(c: Ctx, { db }: RouteDeps, id: string) {
         seen = view;
         await stream.writeSSE({ event: 'job', data: view });
       }
-      const lines = await db
-        .selectFrom('job_logs')
-        .select(['id', 'at', 'level', 'message'])
-        .where('job_id', '=', id)
-        .where('id', '>', after)
-        .orderBy('id')
-        .limit(500)
-        .execute();
+      const lines = await logLinesAfter(db, id, after, 500);
       for (const l of lines) {
         await stream.writeSSE({ event: 'log', id: String(l.id), data: JSON.stringify(l) });
         after = l.id;
