@@ -214,13 +214,14 @@ export class AgentDaemon {
         if (applied.applied === config.version) void this.#wal.update(config);
         return applied;
       },
-      applyRetention: async (c: Extract<Command, { kind: 'retention.apply' }>) => {
+      applyRetention: async (c: Extract<Command, { kind: 'retention.apply' | 'backup.delete' }>) => {
         const { applyRetention } = await import('./jobs/retention.js');
         return applyRetention({
           target: c.target,
           storage: c.storage,
           naming: c.naming,
-          policy: c.policy,
+          policy: c.kind === 'retention.apply' ? c.policy : {},
+          ...(c.kind === 'backup.delete' ? { only: { backupId: c.backupId, reason: c.reason } } : {}),
           ...(await this.#retention.drillVerdicts(c.target.id)),
           log: (level, m) => clog[level](m),
           onDeleted: async (d) => {

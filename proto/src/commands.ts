@@ -110,6 +110,20 @@ export const RetentionApplyCommand = z.object({
 });
 
 /**
+ * Delete one backup from storage on an operator's request (meta.json first, then data),
+ * with the same guards as retention: never the newest good backup, never one a kept
+ * incremental base backup is built on, never the newest one a drill proved.
+ */
+export const BackupDeleteCommand = z.object({
+  kind: z.literal('backup.delete'),
+  target: TargetSpec,
+  storage: StorageSpec,
+  naming: z.object({ env: z.string(), agentName: z.string() }),
+  backupId: z.uuid(),
+  reason: z.string().min(1).max(200),
+});
+
+/**
  * Rewrite one backup's meta.json with its data key wrapped to a new key-encryption
  * key (key rotation). The data object is not touched; the agent checks that the
  * meta.json it rewrites is the backup named (id and data checksum) and writes it
@@ -217,6 +231,7 @@ export const Command = z.discriminatedUnion('kind', [
   MetaRewriteCommand,
   ConfigSyncCommand,
   RetentionApplyCommand,
+  BackupDeleteCommand,
   PingCommand,
   ProbeCommand,
   TargetTestCommand,

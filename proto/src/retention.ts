@@ -112,3 +112,25 @@ export function selectRetention(
   }
   return out;
 }
+
+/**
+ * An operator's deletion of one backup, as a retention decision: that backup goes and every
+ * other stays; refused (a reason in words) when it is the newest good backup of its target,
+ * the same rule retention never breaks, or when it is not among the backups given.
+ */
+export function selectOne(
+  backups: readonly RetentionCandidate[],
+  id: string,
+  reason: string,
+): RetentionDecision | { refused: string } {
+  if (!backups.some((b) => b.id === id)) return { refused: `backup ${id} is not among the target's backups` };
+  const newestGood = [...backups]
+    .filter((b) => b.good && Number.isFinite(Date.parse(b.startedAt)))
+    .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.id < b.id ? -1 : 1))[0];
+  if (newestGood?.id === id)
+    return { refused: 'it is the newest good backup of its target, which is never deleted; take a newer backup first' };
+  return {
+    keep: backups.filter((b) => b.id !== id).map((b) => ({ id: b.id, reasons: ['not the backup asked for'] })),
+    delete: [{ id, reason }],
+  };
+}

@@ -28,9 +28,10 @@
  *        pitr.restore (a base backup and WAL into a new data directory, to a point in time).
  *   1.8  command pitr.drill (a physical target's chain replayed in a scratch data directory,
  *        checked and removed).
+ *   1.9  command backup.delete (one backup removed from storage on an operator's request).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 8;
+export const PROTOCOL_MINOR = 9;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 
 /** Largest WebSocket frame either side accepts, in bytes. */

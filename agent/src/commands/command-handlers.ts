@@ -7,7 +7,7 @@ export interface HandlerContext {
   tools: () => Promise<DumpTool[]>;
   job: (jobId: string) => JobContext;
   applyConfig: (config: AgentConfig) => Promise<{ applied: number; schedules: number }>;
-  applyRetention: (c: Extract<Command, { kind: 'retention.apply' }>) => Promise<unknown>;
+  applyRetention: (c: Extract<Command, { kind: 'retention.apply' | 'backup.delete' }>) => Promise<unknown>;
 }
 
 /** Run one command; the result goes into the `command.succeeded` event. */
@@ -19,6 +19,7 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
     case 'ping':
       return { agentTime: new Date().toISOString(), ...(c.echo !== undefined ? { echo: c.echo } : {}) };
     case 'retention.apply':
+    case 'backup.delete':
       return ctx.applyRetention(c);
     case 'meta.rewrite':
       return (await import('../jobs/meta-rewrite.js')).rewriteMeta(c);

@@ -15,6 +15,7 @@ export const JOB_KINDS = [
   'pitr.drill',
   'wal.verify',
   'retention.apply',
+  'backup.delete',
 ];
 
 type QueuedCommand = NonNullable<Awaited<ReturnType<AgentStore['nextQueued']>>>;

@@ -5,6 +5,7 @@ import {
   type RetentionCandidate,
   type RetentionPolicy,
   type StorageSpec,
+  selectOne,
   selectRetention,
   type TargetSpec,
   targetDbName,
@@ -40,6 +41,8 @@ export async function applyRetention(o: {
   onDeleted: (d: { backupId: string; objectKey: string; reason: string }) => Promise<void>;
   /** A physical target's WAL older than its oldest kept base backup was deleted. */
   onWalPruned?: (e: WalPruned) => Promise<void>;
+  /** Delete this one backup instead of applying the policy (an operator's request), or fail saying why not. */
+  only?: { backupId: string; reason: string };
 }): Promise<RetentionOutcome> {
   const store = await openStore(o.storage);
   const prefix = store.key(
@@ -74,7 +77,12 @@ export async function applyRetention(o: {
     startedAt: m.startTime,
     good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes && !o.unproven?.has(m.backupId),
   }));
-  const decision = selectRetention(candidates, o.policy, o.now ?? new Date());
+  const decision = o.only ? selectOne(candidates, o.only.backupId, o.only.reason) : selectRetention(candidates, o.policy, o.now ?? new Date());
+  if ('refused' in decision) {
+    const m = `not deleted: ${decision.refused}`;
+    o.log('error', m);
+    throw new Error(m);
+  }
   const isGood = (m: BackupMeta) => candidates.find((c) => c.id === m.backupId)?.good === true;
   const coverBoundary = chainKeep(metas, isGood, o.policy, o.now ?? new Date());
   const deleted: RetentionOutcome['deleted'] = [];
@@ -87,6 +95,7 @@ export async function applyRetention(o: {
     const why = keptBecause(d.id, coverBoundary, o.keep, builtOn);
     if (why) {
       o.log('info', `retention: kept ${d.id}, ${why}`);
+      if (o.only) throw new Error(`not deleted: ${why}`);
       continue;
     }
     const meta = metas.find((m) => m.backupId === d.id)!;

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { notFound } from '../problem.js';
+import { requestBackupDelete } from '../services/backup-delete.js';
 import { startRestoreOrVerify } from '../services/job-creation.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam, uuidQuery } from './input.js';
@@ -37,6 +38,13 @@ export function backupRoutes(d: RouteDeps) {
     const row = await db.selectFrom('backups').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('backup');
     return c.json(backupView(row));
+  });
+  /** Delete one backup from storage (202: the agent's command to follow; the catalogue keeps a tombstone). */
+  api.delete('/backups/:id', async (c) => {
+    const p = c.get('principal');
+    const r = await requestBackupDelete(db, uuidParam(c, 'id', 'backup'), { tokenId: p.tokenId, name: p.name });
+    await d.bus.publish({ kind: 'commands', agentId: r.agentId });
+    return c.json({ commandId: r.commandId, backupId: r.backupId }, 202);
   });
   api.post('/backups/:id/verify', (c) => readBack(c, d, { type: 'verify' }));
   api.post('/backups/:id/restore', async (c) => {

@@ -160,6 +160,10 @@ const SPECS: Record<string, Spec> = {
     summary:
       "Every target's health in one row, with a 30-day strip (g good, f failed, m missed, r running, - none)",
   },
+  'GET /api/v1/dashboard/targets/:id': {
+    summary:
+      "A database's page: its row, health with firing alerts, its 50 newest backups (job, newest verify) and 20 newest restores",
+  },
   'GET /api/v1/jobs/:id/events': {
     summary:
       'A job as Server-Sent Events: job (state, progress), log (id = line id; resume with Last-Event-ID), end',
@@ -227,6 +231,11 @@ const SPECS: Record<string, Spec> = {
   },
   'GET /api/v1/backups': { summary: 'The catalogue', response: list(Backup) },
   'GET /api/v1/backups/:id': { summary: 'A backup', response: Backup },
+  'DELETE /api/v1/backups/:id': {
+    summary:
+      "Delete a backup from storage (409 for the newest good one, or one a kept backup is built on); the agent's command to follow",
+    status: 202,
+  },
   'POST /api/v1/backups/:id/verify': { summary: 'Verify a backup', response: Job, status: 202 },
   'POST /api/v1/backups/:id/restore': { summary: 'Restore a backup', response: Job, status: 202 },
   'GET /api/v1/keys/kek': { summary: 'The active key-encryption public key' },

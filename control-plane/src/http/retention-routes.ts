@@ -44,11 +44,34 @@ export function retentionRoutes(d: RouteDeps) {
   });
   api.get('/targets/:id/retention/preview', async (c) => {
     const t = await targetRow(db, uuidParam(c, 'id', 'target'));
-    const policy = (t.options as { retention?: RetentionPolicy }).retention ?? {};
+    const policy = policyFromQuery(c) ?? (t.options as { retention?: RetentionPolicy }).retention ?? {};
     return c.json({ policy, ...(await decide(db, t.id, policy)) });
   });
   api.post('/targets/:id/cleanup', (c) => cleanup(c, d));
   return api;
+}
+
+const POLICY_KEYS = ['keepLast', 'keepDays', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+
+/**
+ * A policy to preview before it is saved: `?keepLast=7&daily=14` (the preview of the saved
+ * policy when no rule is given; `?empty=true` previews the empty policy).
+ */
+function policyFromQuery(c: Ctx): RetentionPolicy | undefined {
+  const given = POLICY_KEYS.filter((k) => c.req.query(k) !== undefined);
+  if (given.length === 0) return c.req.query('empty') === 'true' ? {} : undefined;
+  const raw: Record<string, number> = {};
+  for (const k of given) {
+    const v = c.req.query(k) ?? '';
+    if (!/^\d{1,6}$/.test(v)) throw badRequest(`${k}: a whole number`, { field: k });
+    raw[k] = Number(v);
+  }
+  const parsed = RetentionPolicy.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw badRequest(`${String(issue.path[0])}: ${issue.message}`, { field: String(issue.path[0]) });
+  }
+  return parsed.data;
 }
 
 async function targetRow(db: Db, id: string) {

@@ -12,7 +12,7 @@ import { ProblemError } from '../problem.js';
  * only, no inline script, never framed.
  */
 
-export const WEB_PATHS = ['/', '/login', '/databases', '/hosts', '/jobs/:id'];
+export const WEB_PATHS = ['/', '/login', '/databases', '/databases/:id', '/hosts', '/settings', '/jobs/:id'];
 
 export const CSP = [
   "default-src 'self'",

@@ -128,7 +128,7 @@ type TargetRow = {
 };
 
 /** Every target's health in one row (at most `limit`), with its day strip and next scheduled run. */
-export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
+export async function targetsOverview(db: Db, now = new Date(), limit = 5000, only?: string) {
   const { rows } = await sql<TargetRow>`
     SELECT t.id, t.name, t.engine, t.agent_id, a.hostname, a.status AS agent_status, s.name AS storage,
            coalesce(t.options->>'physical', 'false') = 'true' AS physical,
@@ -150,13 +150,12 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000) {
       LEFT JOIN LATERAL (SELECT b.started_at, b.size_bytes FROM backups b
                           WHERE b.target_id = t.id AND b.status = 'completed' AND b.deleted_at IS NULL
                           ORDER BY b.started_at DESC LIMIT 1) lg ON true
+     ${only ? sql`WHERE t.id = ${only}` : sql``}
      ORDER BY t.name, t.id
      LIMIT ${limit}`.execute(db);
-  const schedules = await db
-    .selectFrom('schedules')
-    .select(['target_id', 'cron', 'timezone', 'enabled'])
-    .where('enabled', '=', true)
-    .execute();
+  let sq = db.selectFrom('schedules').select(['target_id', 'cron', 'timezone', 'enabled']).where('enabled', '=', true);
+  if (only) sq = sq.where('target_id', '=', only);
+  const schedules = await sq.execute();
   const next = new Map<string, string>();
   for (const s of schedules) {
     const at = nextRunOf(s);

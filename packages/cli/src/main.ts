@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiError, CliError, EXIT, usage } from './api.js';
-import { alerts, audit, rotateKeys } from './commands/admin.js';
+import { alerts, audit, rawApi, rotateKeys } from './commands/admin.js';
 import { drill, report } from './commands/drills.js';
 import { agents, enrollToken, status, targets } from './commands/fleet.js';
 import { backup, backups, logs, restore, verify } from './commands/jobs.js';
@@ -39,6 +39,7 @@ or what \`dbbackup login\` saved (owner-only file under ~/.config/dbbackup/).
   alerts ls [--state firing|resolved]
   audit export [--format jsonl|csv] [--out FILE]
   rotate-keys [--wait]
+  api METHOD PATH [--data JSON]           any API call below /api/v1 (what the dashboard shows where no command fits)
 
 Every read takes --json. TARGET is a target's id or its name; AGENT an id or a host name.
 Exit codes: 0 ok, 1 failure (a job failed, a conflict, the server unreachable),
@@ -81,6 +82,7 @@ const OPTIONS = {
   state: { type: 'string' },
   format: { type: 'string' },
   out: { type: 'string' },
+  data: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -104,6 +106,7 @@ const COMMANDS: Record<string, (c: Ctx) => Promise<number>> = {
   alerts,
   audit,
   'rotate-keys': rotateKeys,
+  api: rawApi,
 };
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { currentUser, logout, onConnection, onSession, renew, type User } from './api.js';
+import { DatabasePage } from './DatabasePage.js';
 import { Databases } from './Databases.js';
 import { Hosts } from './Hosts.js';
 import { JobPage } from './JobPage.js';
@@ -83,7 +84,7 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
             <a
               key={href}
               href={href}
-              aria-current={path === href ? 'page' : undefined}
+              aria-current={path === href || (href !== '/' && path.startsWith(`${href}/`)) ? 'page' : undefined}
               onClick={(e) => {
                 e.preventDefault();
                 go(href!);
@@ -112,6 +113,8 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
 function Screen({ user, path, go }: { user: User; path: string; go: (p: string) => void }) {
   const job = /^\/jobs\/([0-9a-f-]{36})$/.exec(path);
   if (job) return <JobPage id={job[1]!} />;
+  const db = /^\/databases\/([0-9a-f-]{36})$/.exec(path);
+  if (db) return <DatabasePage key={db[1]} id={db[1]!} user={user} go={go} />;
   if (path === '/databases') return <Databases user={user} go={go} />;
   if (path === '/hosts') return <Hosts user={user} />;
   return <Overview user={user} go={go} />;

@@ -117,7 +117,16 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
           {shown.map((r) => (
             <tr key={r.id} data-testid={`target-${r.name}`}>
               <td>
-                {r.name} <span className="muted">{r.physical ? 'postgresql (physical)' : r.engine}</span>
+                <a
+                  href={`/databases/${r.id}`}
+                  onClick={(e) => {
+                    e.preventDefault();
+                    go(`/databases/${r.id}`);
+                  }}
+                >
+                  {r.name}
+                </a>{' '}
+                <span className="muted">{r.physical ? 'postgresql (physical)' : r.engine}</span>
               </td>
               <td>
                 <span className={`badge badge-${r.health}`}>{r.health}</span>

@@ -45,3 +45,54 @@ export type Job = {
 };
 
 export type Alert = { id: string; kind: string; message: string; targetId?: string | null };
+
+export type BackupRow = {
+  id: string;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  sizeBytes: number | null;
+  dumpBytes: number | null;
+  durationMs: number | null;
+  storage: string | null;
+  jobId: string | null;
+  verified: 'passed' | 'failed' | null;
+  verifiedAt: string | null;
+  physical: boolean;
+  tables: string[];
+};
+
+export type RestoreRow = {
+  jobId: string;
+  type: string;
+  state: string;
+  backupId: string | null;
+  destination: string | null;
+  database: string | null;
+  conflict: string | null;
+  error: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+};
+
+export type TargetDetail = {
+  target: TargetRow;
+  health: {
+    lastGoodBackupAt: string | null;
+    rpoSeconds: number | null;
+    nextExpectedRun: string | null;
+    alerts: { kind: string; message: string; firedAt: string }[];
+  };
+  backups: BackupRow[];
+  restores: RestoreRow[];
+};
+
+export type Schedule = {
+  id: string;
+  cron: string;
+  timezone: string;
+  enabled: boolean;
+  storageId: string | null;
+  compression: string | null;
+  nextRun: string | null;
+};

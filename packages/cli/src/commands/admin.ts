@@ -53,3 +53,28 @@ export async function rotateKeys(c: Ctx): Promise<number> {
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/**
+ * Any API call with the saved session: `api METHOD PATH [--data JSON]` (the path below
+ * /api/v1). What the dashboard shows for an action no other command covers.
+ */
+export async function rawApi(c: Ctx): Promise<number> {
+  const { api, out, flags, sub, rest } = c;
+  const method = (sub ?? '').toUpperCase();
+  if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method))
+    throw usage('api: expected GET, POST, PUT, PATCH or DELETE, then a path');
+  const p = rest[0];
+  if (!p?.startsWith('/') || p.startsWith('//') || p.includes('..'))
+    throw usage('api: the path starts with / and is below /api/v1, like /targets');
+  let body: unknown;
+  if (flags.data !== undefined) {
+    try {
+      body = JSON.parse(flags.data as string);
+    } catch {
+      throw usage('api: --data is not JSON');
+    }
+  }
+  const r = await api.call<unknown>(method, `/api/v1${p}`, body);
+  if (r !== undefined) out.write(`${JSON.stringify(r, null, 2)}\n`);
+  return EXIT.ok;
+}
