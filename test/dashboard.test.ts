@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -13,8 +13,17 @@ import {
   trackDir,
   waitFor,
 } from '@dbbackup/testkit';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  accessibilityProblems,
+  forge,
+  launchChromium,
+  newPage as openPage,
+  PASSWORD,
+  shot,
+  logIn as signIn,
+} from './browser-support.js';
 import { controlPlane } from './support.js';
 
 /**
@@ -22,52 +31,14 @@ import { controlPlane } from './support.js';
  * control plane. Screenshots of each screen go to .tmp/screenshots/ (a test artifact).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const PASSWORD = 'correct horse battery staple';
-const SHOTS = path.join(REPO_ROOT, '.tmp', 'screenshots');
-const AXE = readFileSync(path.join(REPO_ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
-
 let cp: ControlPlane;
 let browser: Browser;
 let agent: Awaited<ReturnType<typeof startAgent>>;
 let storageId: string;
 let work: string;
 
-async function newPage(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const problems: string[] = [];
-  // The page must run under its Content-Security-Policy without a violation or a script error.
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(String(e)));
-  return { context, page, problems };
-}
-
-async function logIn(page: Page, username: string, password = PASSWORD) {
-  await page.goto(`${cp.url}/`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-}
-
-/** axe-core's serious and critical violations on the page as it is now. */
-async function accessibilityProblems(page: Page) {
-  // Evaluated through the DevTools protocol: the page's CSP (no inline script) stays as it is.
-  await page.evaluate(`${AXE}\n;0`);
-  const violations = (await page.evaluate('axe.run().then((r) => r.violations)')) as {
-    id: string;
-    impact: string;
-    help: string;
-  }[];
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-}
-
-async function shot(page: Page, name: string) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
+const newPage = () => openPage(browser);
+const logIn = (page: Page, username: string, password = PASSWORD) => signIn(cp, page, username, password);
 
 beforeAll(async () => {
   // The agent bundle install.sh downloads from this control plane.
@@ -88,18 +59,7 @@ beforeAll(async () => {
   });
   expect(s.status, JSON.stringify(s.body)).toBe(201);
   storageId = s.body.id;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -297,14 +257,9 @@ describe('acting from the dashboard', () => {
     const before = (await cp.api<{ items: unknown[] }>('GET', `/api/v1/jobs?target=${shopId}`)).body.items
       .length;
     // The page's own session, used by hand: renew it from the cookie, then ask for a backup.
-    const forged = (await page.evaluate(`(async () => {
-      const csrf = document.cookie.split('; ').find((c) => c.startsWith('dbb_csrf=')).slice(9);
-      const t = await (await fetch('/api/v1/auth/session/refresh', { method: 'POST', headers: { 'x-csrf-token': csrf } })).json();
-      const r = await fetch('/api/v1/targets/${shopId}/backups', { method: 'POST', headers: { authorization: 'Bearer ' + t.accessToken } });
-      return { status: r.status, body: await r.json() };
-    })()`)) as { status: number; body: { detail: string } };
+    const forged = await forge(page, 'POST', `/targets/${shopId}/backups`);
     expect(forged.status).toBe(403);
-    expect(forged.body.detail).toContain('operator');
+    expect(forged.body?.detail).toContain('operator');
     expect(
       (await cp.api<{ items: unknown[] }>('GET', `/api/v1/jobs?target=${shopId}`)).body.items.length,
     ).toBe(before);

@@ -128,9 +128,14 @@ export function selectOne(
     .filter((b) => b.good && Number.isFinite(Date.parse(b.startedAt)))
     .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.id < b.id ? -1 : 1))[0];
   if (newestGood?.id === id)
-    return { refused: 'it is the newest good backup of its target, which is never deleted; take a newer backup first' };
+    return {
+      refused:
+        'it is the newest good backup of its target, which is never deleted; take a newer backup first',
+    };
   return {
-    keep: backups.filter((b) => b.id !== id).map((b) => ({ id: b.id, reasons: ['not the backup asked for'] })),
+    keep: backups
+      .filter((b) => b.id !== id)
+      .map((b) => ({ id: b.id, reasons: ['not the backup asked for'] })),
     delete: [{ id, reason }],
   };
 }

@@ -45,31 +45,7 @@ export async function applyRetention(o: {
   only?: { backupId: string; reason: string };
 }): Promise<RetentionOutcome> {
   const store = await openStore(o.storage);
-  const prefix = store.key(
-    backupTargetPrefix({ ...o.naming, dbType: o.target.engine, dbName: targetDbName(o.target) }),
-  );
-  let listing: { key: string; size: number }[];
-  try {
-    listing = await store.list(prefix);
-  } catch (err) {
-    const m = `retention: listing ${prefix} failed, nothing deleted: ${(err as Error).message}`;
-    o.log('error', m);
-    throw new Error(m);
-  }
-  const sizes = new Map(listing.map((l) => [l.key, l.size]));
-  const metas: BackupMeta[] = [];
-  for (const { key } of listing) {
-    if (!key.endsWith('.meta.json')) continue;
-    let meta: BackupMeta;
-    try {
-      meta = BackupMeta.parse(JSON.parse((await readAll(store, key)).toString('utf8')));
-    } catch (err) {
-      const m = `retention: cannot read ${key}, nothing deleted: ${(err as Error).message}`;
-      o.log('error', m);
-      throw new Error(m);
-    }
-    if (meta.targetId === o.target.id) metas.push(meta);
-  }
+  const { metas, sizes } = await readTargetMetas(store, o);
   // Good: committed, its data object there with the size the metadata records, and not
   // failed by a restore drill (so the newest proven backup is never deleted for it).
   const candidates: RetentionCandidate[] = metas.map((m) => ({
@@ -77,7 +53,9 @@ export async function applyRetention(o: {
     startedAt: m.startTime,
     good: m.status === 'completed' && sizes.get(m.objectKey) === m.sizeBytes && !o.unproven?.has(m.backupId),
   }));
-  const decision = o.only ? selectOne(candidates, o.only.backupId, o.only.reason) : selectRetention(candidates, o.policy, o.now ?? new Date());
+  const decision = o.only
+    ? selectOne(candidates, o.only.backupId, o.only.reason)
+    : selectRetention(candidates, o.policy, o.now ?? new Date());
   if ('refused' in decision) {
     const m = `not deleted: ${decision.refused}`;
     o.log('error', m);
@@ -112,6 +90,43 @@ export async function applyRetention(o: {
   const pruned = await pruneWal({ store, ...o, kept });
   if (pruned) await o.onWalPruned?.(pruned);
   return { kept: decision.keep.length, deleted };
+}
+
+/** Every meta.json of the target in its folder, and each object's size; any failure deletes nothing. */
+async function readTargetMetas(
+  store: Awaited<ReturnType<typeof openStore>>,
+  o: {
+    target: TargetSpec;
+    naming: { env: string; agentName: string };
+    log: (level: 'error', m: string) => void;
+  },
+) {
+  const prefix = store.key(
+    backupTargetPrefix({ ...o.naming, dbType: o.target.engine, dbName: targetDbName(o.target) }),
+  );
+  let listing: { key: string; size: number }[];
+  try {
+    listing = await store.list(prefix);
+  } catch (err) {
+    const m = `retention: listing ${prefix} failed, nothing deleted: ${(err as Error).message}`;
+    o.log('error', m);
+    throw new Error(m);
+  }
+  const sizes = new Map(listing.map((l) => [l.key, l.size]));
+  const metas: BackupMeta[] = [];
+  for (const { key } of listing) {
+    if (!key.endsWith('.meta.json')) continue;
+    let meta: BackupMeta;
+    try {
+      meta = BackupMeta.parse(JSON.parse((await readAll(store, key)).toString('utf8')));
+    } catch (err) {
+      const m = `retention: cannot read ${key}, nothing deleted: ${(err as Error).message}`;
+      o.log('error', m);
+      throw new Error(m);
+    }
+    if (meta.targetId === o.target.id) metas.push(meta);
+  }
+  return { metas, sizes };
 }
 
 /** Why retention keeps a backup its policy alone would delete (undefined: it goes). */

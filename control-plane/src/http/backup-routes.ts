@@ -42,7 +42,10 @@ export function backupRoutes(d: RouteDeps) {
   /** Delete one backup from storage (202: the agent's command to follow; the catalogue keeps a tombstone). */
   api.delete('/backups/:id', async (c) => {
     const p = c.get('principal');
-    const r = await requestBackupDelete(db, uuidParam(c, 'id', 'backup'), { tokenId: p.tokenId, name: p.name });
+    const r = await requestBackupDelete(db, uuidParam(c, 'id', 'backup'), {
+      tokenId: p.tokenId,
+      name: p.name,
+    });
     await d.bus.publish({ kind: 'commands', agentId: r.agentId });
     return c.json({ commandId: r.commandId, backupId: r.backupId }, 202);
   });

@@ -13,6 +13,8 @@ export function dashboardRoutes({ db }: RouteDeps) {
     const items = await targetsOverview(db);
     return c.json({ items, total: items.length });
   });
-  api.get('/dashboard/targets/:id', async (c) => c.json(await targetDetail(db, uuidParam(c, 'id', 'target'))));
+  api.get('/dashboard/targets/:id', async (c) =>
+    c.json(await targetDetail(db, uuidParam(c, 'id', 'target'))),
+  );
   return api;
 }

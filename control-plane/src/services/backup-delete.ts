@@ -14,10 +14,18 @@ import { targetSpecFromRow } from './target-specs.js';
  * delete it (`backup.delete`), checks the same rules against what the storage holds, and
  * reports `backup.deleted`, which leaves a tombstone in the catalogue.
  */
-export async function requestBackupDelete(db: Db, backupId: string, by: { tokenId: string | null; name: string }) {
+export async function requestBackupDelete(
+  db: Db,
+  backupId: string,
+  by: { tokenId: string | null; name: string },
+) {
   const b = await db.selectFrom('backups').selectAll().where('id', '=', backupId).executeTakeFirst();
   if (!b) throw notFound('backup');
-  if (b.deleted_at) throw conflict(`backup ${b.id} was already deleted (${b.deleted_reason ?? 'no reason recorded'})`, 'backup-deleted');
+  if (b.deleted_at)
+    throw conflict(
+      `backup ${b.id} was already deleted (${b.deleted_reason ?? 'no reason recorded'})`,
+      'backup-deleted',
+    );
   const t = await db.selectFrom('targets').selectAll().where('id', '=', b.target_id).executeTakeFirst();
   if (!t) throw notFound('target');
   const rows = await db
@@ -40,20 +48,27 @@ export async function requestBackupDelete(db: Db, backupId: string, by: { tokenI
   );
   if ('refused' in decision) throw conflict(`backup ${b.id} stays: ${decision.refused}`, 'backup-protected');
   if (drills.keep.includes(b.id))
-    throw conflict(`backup ${b.id} stays: it is the newest backup a drill proved, and a newer one failed its drill`, 'backup-protected');
+    throw conflict(
+      `backup ${b.id} stays: it is the newest backup a drill proved, and a newer one failed its drill`,
+      'backup-protected',
+    );
   const others = rows.filter((r) => r.id !== b.id);
   const builtOn = chainAncestors(
     rows.map((r) => ({ backupId: r.id, engineMeta: r.em ?? undefined })),
     others.map((r) => r.id),
   );
   if (builtOn.has(b.id))
-    throw conflict(`backup ${b.id} stays: an incremental base backup is built on it; delete that one first`, 'backup-protected');
+    throw conflict(
+      `backup ${b.id} stays: an incremental base backup is built on it; delete that one first`,
+      'backup-protected',
+    );
   const agent = await db
     .selectFrom('agents')
     .select(['hostname', 'labels', 'status'])
     .where('id', '=', t.agent_id)
     .executeTakeFirstOrThrow();
-  if (agent.status === 'revoked') throw conflict('the agent of this backup is revoked; nothing can delete it for you', 'agent-revoked');
+  if (agent.status === 'revoked')
+    throw conflict('the agent of this backup is revoked; nothing can delete it for you', 'agent-revoked');
   const commandId = await createCommand(db, {
     agentId: t.agent_id,
     command: {

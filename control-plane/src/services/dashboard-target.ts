@@ -83,7 +83,10 @@ export async function targetDetail(db: Db, id: string, now = new Date()) {
   ]);
   return {
     target: row,
-    health: { ...health, alerts: alerts.map((a) => ({ kind: a.kind, message: a.message, firedAt: iso(a.fired_at) })) },
+    health: {
+      ...health,
+      alerts: alerts.map((a) => ({ kind: a.kind, message: a.message, firedAt: iso(a.fired_at) })),
+    },
     backups: backups.rows.map((b) => ({
       id: b.id,
       status: b.status,

@@ -153,7 +153,10 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000, on
      ${only ? sql`WHERE t.id = ${only}` : sql``}
      ORDER BY t.name, t.id
      LIMIT ${limit}`.execute(db);
-  let sq = db.selectFrom('schedules').select(['target_id', 'cron', 'timezone', 'enabled']).where('enabled', '=', true);
+  let sq = db
+    .selectFrom('schedules')
+    .select(['target_id', 'cron', 'timezone', 'enabled'])
+    .where('enabled', '=', true);
   if (only) sq = sq.where('target_id', '=', only);
   const schedules = await sq.execute();
   const next = new Map<string, string>();

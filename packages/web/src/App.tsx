@@ -84,7 +84,9 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
             <a
               key={href}
               href={href}
-              aria-current={path === href || (href !== '/' && path.startsWith(`${href}/`)) ? 'page' : undefined}
+              aria-current={
+                path === href || (href !== '/' && path.startsWith(`${href}/`)) ? 'page' : undefined
+              }
               onClick={(e) => {
                 e.preventDefault();
                 go(href!);

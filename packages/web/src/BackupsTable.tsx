@@ -104,11 +104,20 @@ export function BackupsTable({
                 {canOperate && (
                   <td className="row-actions">
                     {!b.physical && (
-                      <button type="button" onClick={() => setRestoring(b)} title={`dbbackup restore ${b.id}`}>
+                      <button
+                        type="button"
+                        onClick={() => setRestoring(b)}
+                        title={`dbbackup restore ${b.id}`}
+                      >
                         Restore
                       </button>
                     )}
-                    <button type="button" className="secondary" onClick={() => void verify(b)} title={`dbbackup verify ${b.id}`}>
+                    <button
+                      type="button"
+                      className="secondary"
+                      onClick={() => void verify(b)}
+                      title={`dbbackup verify ${b.id}`}
+                    >
                       Verify
                     </button>
                     {confirming === b.id ? (

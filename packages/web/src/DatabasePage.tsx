@@ -115,7 +115,9 @@ function Actions({ detail, go }: { detail: TargetDetail; go: (p: string) => void
         Verify latest
       </button>
       {error ? <ErrorNote error={error} /> : null}
-      <Cli cmd={`dbbackup backup ${shellWord(t.name)} --wait · dbbackup verify --target ${shellWord(t.name)} --latest`} />
+      <Cli
+        cmd={`dbbackup backup ${shellWord(t.name)} --wait · dbbackup verify --target ${shellWord(t.name)} --latest`}
+      />
     </div>
   );
 }

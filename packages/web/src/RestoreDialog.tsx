@@ -67,14 +67,22 @@ export function RestoreDialog({
       >
         <h2 id="restore-title">Restore the backup of {new Date(backup.startedAt).toLocaleString()}</h2>
         <label>
-          {usesPath ? 'Destination path (on the agent’s host, under its restore directories)' : 'Destination database'}
+          {usesPath
+            ? 'Destination path (on the agent’s host, under its restore directories)'
+            : 'Destination database'}
           <input value={database} onChange={(e) => setDatabase(e.target.value)} spellCheck={false} />
         </label>
         <fieldset>
           <legend>If the destination exists</legend>
           {POLICIES.map(([p, words]) => (
             <label key={p} className="check">
-              <input type="radio" name="conflict" value={p} checked={conflict === p} onChange={() => setConflict(p)} />
+              <input
+                type="radio"
+                name="conflict"
+                value={p}
+                checked={conflict === p}
+                onChange={() => setConflict(p)}
+              />
               <span>
                 <strong>{p}</strong>: {words}
               </span>
@@ -89,7 +97,9 @@ export function RestoreDialog({
                 <input
                   type="checkbox"
                   checked={tables.includes(t)}
-                  onChange={(e) => setTables(e.target.checked ? [...tables, t] : tables.filter((x) => x !== t))}
+                  onChange={(e) =>
+                    setTables(e.target.checked ? [...tables, t] : tables.filter((x) => x !== t))
+                  }
                 />
                 {t}
               </label>

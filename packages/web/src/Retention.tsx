@@ -65,7 +65,10 @@ export function Retention({ targetId, canOperate }: { targetId: string; canOpera
     <section aria-labelledby="retention-title" className="card">
       <h2 id="retention-title">Retention</h2>
       {saved.error && <ErrorNote error={saved.error} />}
-      <p className="muted">A backup stays when any rule keeps it; the newest good backup always stays. No rule: every backup stays.</p>
+      <p className="muted">
+        A backup stays when any rule keeps it; the newest good backup always stays. No rule: every backup
+        stays.
+      </p>
       <form
         className="form rules"
         aria-label="Retention policy"
@@ -97,8 +100,8 @@ export function Retention({ targetId, canOperate }: { targetId: string; canOpera
       {preview.data && (
         <div data-testid="retention-preview">
           <p>
-            {preview.data.delete.length} of {preview.data.delete.length + preview.data.keep.length} backups would be
-            removed.
+            {preview.data.delete.length} of {preview.data.delete.length + preview.data.keep.length} backups
+            would be removed.
           </p>
           <ul className="plain">
             {preview.data.delete.map((d) => (

@@ -31,7 +31,15 @@ export function nextFive(cron: string, timezone: string): { runs: string[] } | {
 }
 
 /** A target's schedules: list, create, edit (next five runs shown as typed), enable, delete. */
-export function Schedules({ targetId, name, canOperate }: { targetId: string; name: string; canOperate: boolean }) {
+export function Schedules({
+  targetId,
+  name,
+  canOperate,
+}: {
+  targetId: string;
+  name: string;
+  canOperate: boolean;
+}) {
   const qc = useQueryClient();
   const key = ['schedules', targetId];
   const q = useQuery({
@@ -55,7 +63,9 @@ export function Schedules({ targetId, name, canOperate }: { targetId: string; na
       <h2 id="schedules-title">Schedules</h2>
       {q.error && <ErrorNote error={q.error} />}
       {error ? <ErrorNote error={error} /> : null}
-      {q.data && q.data.items.length === 0 && <p className="muted">No schedule: this database is backed up only on demand.</p>}
+      {q.data && q.data.items.length === 0 && (
+        <p className="muted">No schedule: this database is backed up only on demand.</p>
+      )}
       <ul className="plain">
         {q.data?.items.map((s) => (
           <li key={s.id} data-testid={`schedule-${s.cron}`}>
@@ -70,7 +80,9 @@ export function Schedules({ targetId, name, canOperate }: { targetId: string; na
                   className="secondary"
                   title={`dbbackup schedule ${s.enabled ? 'disable' : 'enable'} ${name} ${s.id}`}
                   onClick={() =>
-                    void act(() => api('PATCH', `/targets/${targetId}/schedules/${s.id}`, { enabled: !s.enabled }))
+                    void act(() =>
+                      api('PATCH', `/targets/${targetId}/schedules/${s.id}`, { enabled: !s.enabled }),
+                    )
                   }
                 >
                   {s.enabled ? 'Disable' : 'Enable'}
@@ -126,7 +138,12 @@ function ScheduleForm({
   const [allowClash, setAllowClash] = useState(false);
   const [error, setError] = useState<unknown>();
   const preview = useMemo(() => nextFive(d.cron, d.timezone), [d.cron, d.timezone]);
-  const body = { cron: d.cron, timezone: d.timezone, enabled: d.enabled, ...(allowClash ? { allowClash } : {}) };
+  const body = {
+    cron: d.cron,
+    timezone: d.timezone,
+    enabled: d.enabled,
+    ...(allowClash ? { allowClash } : {}),
+  };
   const save = async () => {
     setError(undefined);
     try {
@@ -156,10 +173,18 @@ function ScheduleForm({
       </label>
       <label>
         Time zone
-        <input value={d.timezone} onChange={(e) => setD({ ...d, timezone: e.target.value })} spellCheck={false} />
+        <input
+          value={d.timezone}
+          onChange={(e) => setD({ ...d, timezone: e.target.value })}
+          spellCheck={false}
+        />
       </label>
       <label className="check">
-        <input type="checkbox" checked={d.enabled} onChange={(e) => setD({ ...d, enabled: e.target.checked })} />
+        <input
+          type="checkbox"
+          checked={d.enabled}
+          onChange={(e) => setD({ ...d, enabled: e.target.checked })}
+        />
         Enabled
       </label>
       <div aria-live="polite" data-testid="next-runs">
