@@ -12,6 +12,8 @@ export const PingCommand = z.object({ kind: z.literal('ping'), echo: z.string().
 export const ProbeCommand = z.object({ kind: z.literal('probe') });
 
 export const TargetTestCommand = z.object({ kind: z.literal('target.test'), target: TargetSpec });
+/** Write a small object to a storage profile from the agent's host, read it back, delete it (the profile's test). */
+export const StorageTestCommand = z.object({ kind: z.literal('storage.test'), storage: StorageSpec });
 export const BackupCommand = z.object({
   kind: z.literal('backup'),
   jobId: z.string(),
@@ -235,6 +237,7 @@ export const Command = z.discriminatedUnion('kind', [
   PingCommand,
   ProbeCommand,
   TargetTestCommand,
+  StorageTestCommand,
   BackupCommand,
   VerifyCommand,
   RestoreCommand,

@@ -28,7 +28,8 @@
  *        pitr.restore (a base backup and WAL into a new data directory, to a point in time).
  *   1.8  command pitr.drill (a physical target's chain replayed in a scratch data directory,
  *        checked and removed).
- *   1.9  command backup.delete (one backup removed from storage on an operator's request).
+ *   1.9  commands backup.delete (one backup removed from storage on an operator's request) and
+ *        storage.test (a storage profile written, read back and cleaned from the agent's host).
  */
 export const PROTOCOL_MAJOR = 1;
 export const PROTOCOL_MINOR = 9;

@@ -31,6 +31,8 @@ export async function runCommand(kind: string, payload: unknown, ctx: HandlerCon
       return { tools, servers } satisfies ProbeResult;
     }
     // Engines and the pipeline are loaded on first use: an idle agent stays small.
+    case 'storage.test':
+      return (await import('../storage/storage-test.js')).testStorage(c.storage);
     case 'target.test':
       return (await (await import('../engines/registry.js')).engineFor(c.target)).testConnection(c.target);
     case 'backup':

@@ -206,6 +206,11 @@ const SPECS: Record<string, Spec> = {
   'GET /api/v1/storage': { summary: 'List storage profiles', response: list(Storage) },
   'GET /api/v1/storage/:id': { summary: 'A storage profile', response: Storage },
   'POST /api/v1/storage/:id/rescan': { summary: 'Rebuild catalogue entries from the bucket' },
+  'POST /api/v1/storage/:id/test': {
+    summary:
+      "Test a storage profile from an agent's host {agentId}: write, read back, delete a 64 KiB object",
+    status: 202,
+  },
   'DELETE /api/v1/storage/:id': { summary: 'Delete a storage profile', status: 204 },
   'POST /api/v1/agents/:id/targets': {
     summary: 'Add a target (tested through the agent first)',

@@ -31,6 +31,7 @@ export const PERMISSIONS: Readonly<Record<string, Role>> = {
   'GET /api/v1/storage': 'viewer',
   'GET /api/v1/storage/:id': 'viewer',
   'POST /api/v1/storage/:id/rescan': 'admin',
+  'POST /api/v1/storage/:id/test': 'operator',
   'DELETE /api/v1/storage/:id': 'admin',
   'POST /api/v1/agents/:id/targets': 'operator',
   'GET /api/v1/agents/:id/discovered': 'viewer',

@@ -20,6 +20,8 @@ export interface RouteDeps {
   targetTestTimeoutMs: number;
   publicUrl: string | undefined;
   auth: AuthSettings;
+  /** Where the agent bundles install.sh serves are (the dashboard's upgrade hint reads their versions). */
+  agentBundleDir: string;
 }
 
 /** A request context behind authentication: `c.get('principal')` is who asks. */

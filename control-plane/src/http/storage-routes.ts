@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { json } from '../db/database.js';
 import { conflict, notFound, ProblemError } from '../problem.js';
 import { rescanS3 } from '../services/catalog-rescan.js';
-import { storageSpecFor } from '../services/storage-specs.js';
+import { createCommand } from '../services/command-state.js';
+import { storageRefFor, storageSpecFor } from '../services/storage-specs.js';
 import type { AuthEnv } from './auth.js';
 import { parseJson, uuidParam } from './input.js';
 import type { Ctx, RouteDeps } from './route-deps.js';
@@ -46,6 +47,7 @@ export function storageRoutes(d: RouteDeps) {
     return c.json(storageView(row));
   });
   api.post('/storage/:id/rescan', (c) => rescanStorage(c, d));
+  api.post('/storage/:id/test', (c) => testStorage(c, d));
   api.delete('/storage/:id', (c) => deleteStorage(c, d));
   return api;
 }
@@ -76,6 +78,36 @@ async function createStorage(c: Ctx, { db, box }: RouteDeps) {
     .where('id', '=', id)
     .executeTakeFirstOrThrow();
   return c.json(storageView(row), 201);
+}
+
+/**
+ * Test a profile from an agent's host (the one place that matters: backups are written from
+ * there): the agent writes a small object, reads it back and deletes it. 202 with the
+ * command to follow; 409 when the agent is not online to do it now.
+ */
+async function testStorage(c: Ctx, { db, bus }: RouteDeps) {
+  const id = uuidParam(c, 'id', 'storage profile');
+  const body = await parseJson(c, z.object({ agentId: z.uuid() }).strict());
+  const agent = await db
+    .selectFrom('agents')
+    .select(['id', 'status', 'hostname'])
+    .where('id', '=', body.agentId)
+    .executeTakeFirst();
+  if (!agent) throw notFound('agent');
+  if (agent.status !== 'online')
+    throw conflict(
+      `agent ${agent.hostname} is ${agent.status}; a storage test needs it online`,
+      'agent-offline',
+    );
+  const storage = await storageRefFor(db, id);
+  const commandId = await createCommand(db, {
+    agentId: agent.id,
+    command: { kind: 'storage.test', storage },
+    ttlSeconds: 300,
+    createdBy: c.get('principal').tokenId,
+  });
+  await bus.publish({ kind: 'commands', agentId: agent.id });
+  return c.json({ commandId, agentId: agent.id }, 202);
 }
 
 /** Rebuild catalogue entries from the bucket's meta.json commit markers (S3 profiles). */

@@ -6,6 +6,7 @@ import { Hosts } from './Hosts.js';
 import { JobPage } from './JobPage.js';
 import { Login } from './Login.js';
 import { Overview } from './Overview.js';
+import { Settings } from './Settings.js';
 
 /** Where the page is: the path, kept in the address bar (history API). */
 function usePath(): [string, (p: string) => void] {
@@ -80,6 +81,7 @@ function Shell({ user, path, go }: { user: User; path: string; go: (p: string) =
             ['/', 'Overview'],
             ['/databases', 'Databases'],
             ['/hosts', 'Hosts'],
+            ['/settings', 'Settings'],
           ].map(([href, label]) => (
             <a
               key={href}
@@ -119,5 +121,6 @@ function Screen({ user, path, go }: { user: User; path: string; go: (p: string) 
   if (db) return <DatabasePage key={db[1]} id={db[1]!} user={user} go={go} />;
   if (path === '/databases') return <Databases user={user} go={go} />;
   if (path === '/hosts') return <Hosts user={user} />;
+  if (path === '/settings') return <Settings user={user} />;
   return <Overview user={user} go={go} />;
 }

@@ -102,41 +102,47 @@ export function BackupsTable({
                   )}
                 </td>
                 {canOperate && (
-                  <td className="row-actions">
-                    {!b.physical && (
+                  <td>
+                    <div className="row-actions">
+                      {!b.physical && (
+                        <button
+                          type="button"
+                          onClick={() => setRestoring(b)}
+                          title={`dbbackup restore ${b.id}`}
+                        >
+                          Restore
+                        </button>
+                      )}
                       <button
                         type="button"
-                        onClick={() => setRestoring(b)}
-                        title={`dbbackup restore ${b.id}`}
+                        className="secondary"
+                        onClick={() => void verify(b)}
+                        title={`dbbackup verify ${b.id}`}
                       >
-                        Restore
+                        Verify
                       </button>
-                    )}
-                    <button
-                      type="button"
-                      className="secondary"
-                      onClick={() => void verify(b)}
-                      title={`dbbackup verify ${b.id}`}
-                    >
-                      Verify
-                    </button>
-                    {confirming === b.id ? (
-                      <>
-                        <button type="button" className="danger" onClick={() => void remove(b)}>
-                          Delete for good
+                      {confirming === b.id ? (
+                        <>
+                          <button type="button" className="danger" onClick={() => void remove(b)}>
+                            Delete for good
+                          </button>
+                          <button
+                            type="button"
+                            className="secondary"
+                            onClick={() => setConfirming(undefined)}
+                          >
+                            Keep it
+                          </button>
+                          <Cli cmd={apiCli('DELETE', `/backups/${b.id}`)} />
+                        </>
+                      ) : (
+                        <button type="button" className="danger" onClick={() => setConfirming(b.id)}>
+                          Delete
                         </button>
-                        <button type="button" className="secondary" onClick={() => setConfirming(undefined)}>
-                          Keep it
-                        </button>
-                        <Cli cmd={apiCli('DELETE', `/backups/${b.id}`)} />
-                      </>
-                    ) : (
-                      <button type="button" className="danger" onClick={() => setConfirming(b.id)}>
-                        Delete
-                      </button>
-                    )}
-                    {note?.id === b.id && note.error ? <ErrorNote error={note.error} /> : null}
-                    {note?.id === b.id && note.text ? <span role="status">{note.text}</span> : null}
+                      )}
+                      {note?.id === b.id && note.error ? <ErrorNote error={note.error} /> : null}
+                      {note?.id === b.id && note.text ? <span role="status">{note.text}</span> : null}
+                    </div>
                   </td>
                 )}
               </tr>

@@ -37,10 +37,10 @@ export function DatabasePage({ id, user, go }: { id: string; user: User; go: (p:
       {q.error && <ErrorNote error={q.error} />}
       <Health detail={d} />
       {canOperate && <Actions detail={d} go={go} />}
-      <Schedules targetId={t.id} name={t.name} canOperate={canOperate} />
-      <Retention targetId={t.id} canOperate={canOperate} />
       <BackupsTable detail={d} canOperate={canOperate} go={go} />
       <Restores detail={d} go={go} />
+      <Schedules targetId={t.id} name={t.name} canOperate={canOperate} />
+      <Retention targetId={t.id} canOperate={canOperate} />
     </section>
   );
 }

@@ -1,6 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, type User } from './api.js';
+import { Cli } from './Cli.js';
 import { ErrorNote } from './ErrorNote.js';
 import { relative } from './format.js';
 
@@ -87,33 +88,142 @@ export function Hosts({ user }: { user: User }) {
           )}
         </section>
       )}
-      <table className="hosts">
-        <thead>
-          <tr>
-            <th scope="col">Host</th>
-            <th scope="col">Status</th>
-            <th scope="col">Last seen</th>
-            <th scope="col">Version</th>
-            <th scope="col">Tools found</th>
-          </tr>
-        </thead>
-        <tbody>
-          {agents.data?.items.map((a) => (
-            <tr key={a.id} data-testid={`host-${a.hostname}`}>
-              <td>{a.hostname}</td>
-              <td>
-                <span className={`badge badge-${a.status === 'online' ? 'healthy' : 'failing'}`}>
-                  {a.status}
-                </span>
-              </td>
-              <td>{relative(a.lastSeenAt)}</td>
-              <td>{a.agentVersion}</td>
-              <td>{[...new Set((a.facts?.tools ?? []).map((t) => t.name))].join(', ')}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <HostsTable
+        agents={agents.data?.items ?? []}
+        canOperate={canOperate}
+        onChange={() => void agents.refetch()}
+      />
     </section>
+  );
+}
+
+/** Whether `v` is older than the release `r` (X.Y.Z). */
+export function olderThan(v: string, r: string | null | undefined): boolean {
+  if (!r) return false;
+  const a = v.split('.').map(Number);
+  const b = r.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) return false;
+    if (a[i]! !== b[i]!) return a[i]! < b[i]!;
+  }
+  return false;
+}
+
+function HostsTable({
+  agents,
+  canOperate,
+  onChange,
+}: {
+  agents: Agent[];
+  canOperate: boolean;
+  onChange: () => void;
+}) {
+  const overview = useQuery({
+    queryKey: ['dashboard/overview'],
+    queryFn: () => api<{ agentRelease: string | null }>('GET', '/dashboard/overview'),
+  });
+  const release = overview.data?.agentRelease;
+  return (
+    <table className="hosts">
+      <thead>
+        <tr>
+          <th scope="col">Host</th>
+          <th scope="col">Status</th>
+          <th scope="col">Last seen</th>
+          <th scope="col">Version</th>
+          <th scope="col">Tools found</th>
+          <th scope="col">Details</th>
+        </tr>
+      </thead>
+      <tbody>
+        {agents.map((a) => (
+          <tr key={a.id} data-testid={`host-${a.hostname}`}>
+            <td>{a.hostname}</td>
+            <td>
+              <span className={`badge badge-${a.status === 'online' ? 'healthy' : 'failing'}`}>
+                {a.status}
+              </span>
+            </td>
+            <td>{relative(a.lastSeenAt)}</td>
+            <td>
+              {a.agentVersion}
+              {a.status !== 'revoked' && olderThan(a.agentVersion, release) && (
+                <div className="warning" data-testid="upgrade-hint">
+                  {release} is available: run the install one-liner again on this host (it upgrades in place).
+                </div>
+              )}
+            </td>
+            <td>{[...new Set((a.facts?.tools ?? []).map((t) => t.name))].join(', ')}</td>
+            <td>
+              <HostDetails agent={a} canOperate={canOperate} onChange={onChange} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function HostDetails({
+  agent: a,
+  canOperate,
+  onChange,
+}: {
+  agent: Agent;
+  canOperate: boolean;
+  onChange: () => void;
+}) {
+  const [open, setOpen] = useState(false);
+  const [confirm, setConfirm] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const revoke = async () => {
+    setError(undefined);
+    try {
+      await api('DELETE', `/agents/${a.id}`);
+      setConfirm(false);
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>
+        Facts and databases<span className="visually-hidden"> of {a.hostname}</span>
+      </summary>
+      <dl className="facts">
+        <dt>Operating system</dt>
+        <dd>{a.facts?.os ?? 'not reported'}</dd>
+        <dt>Enrolled</dt>
+        <dd>{relative(a.enrolledAt)}</dd>
+        <dt>Tools</dt>
+        <dd>
+          {(a.facts?.tools ?? []).map((t) => `${t.name} ${t.version ?? ''}`.trim()).join(', ') ||
+            'none found'}
+        </dd>
+      </dl>
+      {open && a.status !== 'revoked' && <Discovered agent={a} canOperate={canOperate} />}
+      {canOperate && a.status !== 'revoked' && (
+        <div className="row-actions">
+          {confirm ? (
+            <>
+              <button type="button" className="danger" onClick={() => void revoke()}>
+                Revoke {a.hostname} for good
+              </button>
+              <button type="button" className="secondary" onClick={() => setConfirm(false)}>
+                Keep it
+              </button>
+            </>
+          ) : (
+            <button type="button" className="danger" onClick={() => setConfirm(true)}>
+              Revoke
+            </button>
+          )}
+          <Cli cmd={`dbbackup agents revoke ${a.hostname}`} />
+        </div>
+      )}
+      {error ? <ErrorNote error={error} /> : null}
+    </details>
   );
 }
 

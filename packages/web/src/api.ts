@@ -155,6 +155,27 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 
 export const currentUser = () => session?.user;
 
+/** Save what an API call answers as a file (an export): fetched with the token, never shown on the page. */
+export async function download(path: string, filename: string, method = 'GET') {
+  const call = () =>
+    fetch(`/api/v1${path}`, {
+      method,
+      headers: session ? { authorization: `Bearer ${session.accessToken}` } : {},
+    });
+  let res = await call();
+  if (res.status === 401 && (await renew())) res = await call();
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as { detail?: string };
+    throw new ApiError(body.detail ?? `${res.status} ${res.statusText}`, res.status);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 /**
  * Follow a Server-Sent Events stream with the access token (EventSource cannot send one):
  * reconnects after a drop with Last-Event-ID, so no event is lost or repeated. Returns a stop function.
