@@ -56,7 +56,7 @@ export function SettingsAudit() {
           setFilters(draft);
         }}
       >
-        {field('actor', 'Who')}
+        {field('actor', 'Who (like user:ada or token:nightly)')}
         {field('action', 'Action (like POST /api/v1/users)')}
         <label>
           Outcome
