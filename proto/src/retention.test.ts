@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type RetentionCandidate, type RetentionPolicy, selectRetention } from './retention.js';
+import { type RetentionCandidate, type RetentionPolicy, selectOne, selectRetention } from './retention.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
 const DAY = 86_400_000;
@@ -121,5 +121,35 @@ describe('retention selection (property-based)', () => {
       { id: 'b', reason: 'not kept by any rule of the policy' },
       { id: 'e', reason: 'not a good backup (failed or failed verification)' },
     ]);
+  });
+});
+
+describe('selectOne: an operator deletes one backup', () => {
+  const candidates = fc.uniqueArray(candidate, { minLength: 1, maxLength: 30, selector: (c) => c.id });
+
+  it('never deletes the newest good backup; otherwise deletes exactly the one asked for and keeps every other', () => {
+    fc.assert(
+      fc.property(candidates, fc.nat(), (bs, i) => {
+        const asked = bs[i % bs.length]!;
+        const d = selectOne(bs, asked.id, 'asked');
+        const policy = selectRetention(bs, { keepLast: 1 }, NOW);
+        // selectRetention keeps the newest good backup whatever the policy: the same one is refused here.
+        const newestGood = policy.keep.find((k) => k.reasons.includes('keepLast 1/1'))?.id;
+        if (asked.id === newestGood) return 'refused' in d;
+        if ('refused' in d) return false;
+        return (
+          d.delete.length === 1 &&
+          d.delete[0]!.id === asked.id &&
+          d.keep.length === bs.length - 1 &&
+          !d.keep.some((k) => k.id === asked.id)
+        );
+      }),
+    );
+  });
+
+  it('refuses an id that is not among the backups', () => {
+    expect(selectOne([{ id: 'a', startedAt: NOW.toISOString(), good: true }], 'zzz', 'x')).toEqual({
+      refused: "backup zzz is not among the target's backups",
+    });
   });
 });
