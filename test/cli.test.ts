@@ -111,6 +111,52 @@ describe('dbbackup CLI', () => {
     ).toContain('POST /api/v1/targets/:id/backups');
   });
 
+  it('api: any call below /api/v1 with the saved session, as the dashboard shows it', async () => {
+    const targets = json<{ items: { id: string; name: string }[] }>(await cli(['api', 'GET', '/targets']));
+    const shop = targets.items.find((t) => t.name === 'shop')!;
+    const put = await cli([
+      'api',
+      'PUT',
+      `/targets/${shop.id}/retention`,
+      '--data',
+      '{"policy":{"keepLast":7}}',
+    ]);
+    expect(put.code, put.err).toBe(0);
+    expect(json<{ policy: unknown }>(put).policy).toEqual({ keepLast: 7 });
+    expect(
+      json<{ policy: unknown }>(await cli(['api', 'get', `/targets/${shop.id}/retention`])).policy,
+    ).toEqual({
+      keepLast: 7,
+    });
+    // Bad input: a usage error naming it, nothing sent.
+    for (const args of [
+      ['api', 'FETCH', '/targets'],
+      ['api', 'GET', 'targets'],
+      ['api', 'GET', '//evil.example/x'],
+      ['api', 'GET', '/../auth/me'],
+      ['api', 'PUT', `/targets/${shop.id}/retention`, '--data', '{not json'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toMatch(/^dbbackup: api: /);
+    }
+    const refused = await cli([
+      'api',
+      'PUT',
+      `/targets/${shop.id}/retention`,
+      '--data',
+      '{"policy":{"keepLast":0}}',
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/keepLast/);
+    expect(
+      json<{ policy: unknown }>(await cli(['api', 'GET', `/targets/${shop.id}/retention`])).policy,
+    ).toEqual({
+      keepLast: 7,
+    });
+    await cli(['api', 'PUT', `/targets/${shop.id}/retention`, '--data', '{"policy":{}}']);
+  });
+
   it('exit codes tell usage errors, failures and not found apart, with the server detail', async () => {
     const usage = await cli(['backup']);
     expect(usage.code).toBe(2);
