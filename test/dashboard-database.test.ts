@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { type ControlPlane, cleanupAll, startAgent, waitFor } from '@dbbackup/testkit';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, fingerprint, pgPort, runBackup, seedDatabase } from './backup-support.js';
+import { createDb, fingerprint, pgPort, runBackup, seedDatabase, smallPgTarget } from './backup-support.js';
 import {
   accessibilityProblems,
   forge,
@@ -217,6 +217,66 @@ describe('a database’s page', () => {
     expect(await schedules()).toHaveLength(2);
     expect(await accessibilityProblems(page)).toEqual([]);
     await shot(page, 'database-viewer');
+    await context.close();
+  }, 120_000);
+});
+
+describe('the overview after a missed backup', () => {
+  it('an agent away past its schedule: the overview counts the overdue database and the offline agent as the API does', async () => {
+    const away = await startAgent(cp);
+    await waitFor(async () => (await getAgent(cp, away.id)).status === 'online', {
+      what: 'second agent online',
+    });
+    const late = await smallPgTarget(cp, away.id, storageId, 'late-ledger');
+    expect(
+      (await cp.api('POST', `/api/v1/targets/${late}/schedules`, { cron: '*/4 * * * * *' })).status,
+    ).toBe(201);
+    await waitFor(
+      async () =>
+        ((await cp.api<{ rpoSeconds: number | null }>('GET', `/api/v1/targets/${late}/health`)).body
+          .rpoSeconds ?? -1) >= 0,
+      { timeoutMs: 30_000, what: 'a first scheduled backup' },
+    );
+    await away.proc.kill('SIGKILL');
+    await waitFor(
+      async () =>
+        (
+          await cp.api<{ items: unknown[] }>(
+            'GET',
+            `/api/v1/alerts?target=${late}&state=firing&kind=backup_missed`,
+          )
+        ).body.items.length === 1,
+      { timeoutMs: 30_000, what: 'backup_missed' },
+    );
+    await waitFor(async () => (await getAgent(cp, away.id)).status === 'offline', {
+      what: 'second agent offline',
+    });
+    const { context, page, problems } = await newPage(browser);
+    await logIn(cp, page, 'bob');
+    await page.getByTestId('fleet-sentence').waitFor();
+    const o = (
+      await cp.api<{
+        agents: { online: number; offline: number };
+        targets: { total: number; overdue: number };
+      }>('GET', '/api/v1/dashboard/overview')
+    ).body;
+    expect(o.targets.overdue).toBe(1);
+    expect(o.agents.offline).toBe(1);
+    await expect.poll(() => page.getByTestId('targets-overdue').textContent(), { timeout: 10_000 }).toBe('1');
+    expect(await page.getByTestId('agents-offline').textContent()).toBe(String(o.agents.offline));
+    expect(await page.getByTestId('agents-online').textContent()).toBe(String(o.agents.online));
+    expect(await page.getByTestId('targets-total').textContent()).toBe(String(o.targets.total));
+    expect(await page.getByTestId('fleet-sentence').textContent()).toContain('1 overdue');
+    // The database's own page says it is overdue, in red.
+    await page.getByRole('link', { name: 'Databases' }).click();
+    await page.getByRole('link', { name: 'late-ledger' }).click();
+    await page.getByRole('heading', { name: /^late-ledger/ }).waitFor();
+    expect(await page.getByRole('heading', { name: /^late-ledger/ }).textContent()).toContain('overdue');
+    expect(await page.getByTestId('last-good').getAttribute('class')).toBe('late');
+    expect(await page.getByText('backup_missed').count()).toBe(1);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await shot(page, 'database-overdue');
+    expect(problems).toEqual([]);
     await context.close();
   }, 120_000);
 });
