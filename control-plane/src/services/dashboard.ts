@@ -115,8 +115,10 @@ type TargetRow = {
   agent_status: string;
   storage: string | null;
   physical: boolean;
+  last_good_id: string | null;
   last_good_at: Date | null;
   last_good_bytes: string | null;
+  prev_good_bytes: string | null;
   last_verified_at: Date | null;
   latest_state: string | null;
   overdue: boolean;
@@ -132,7 +134,8 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000, on
   const { rows } = await sql<TargetRow>`
     SELECT t.id, t.name, t.engine, t.agent_id, a.hostname, a.status AS agent_status, s.name AS storage,
            coalesce(t.options->>'physical', 'false') = 'true' AS physical,
-           lg.started_at AS last_good_at, lg.size_bytes AS last_good_bytes,
+           lg.id AS last_good_id, lg.started_at AS last_good_at, lg.size_bytes AS last_good_bytes,
+           lg.prev_bytes AS prev_good_bytes,
            (SELECT v.finished_at FROM jobs v WHERE v.target_id = t.id AND v.type = 'verify' AND v.state = 'succeeded'
              ORDER BY v.finished_at DESC LIMIT 1) AS last_verified_at,
            (SELECT j.state FROM jobs j WHERE j.target_id = t.id AND j.type = 'backup'
@@ -147,9 +150,12 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000, on
       JOIN agents a ON a.id = t.agent_id
       LEFT JOIN storage_profiles s ON s.id = t.storage_id
       LEFT JOIN target_days td ON td.target_id = t.id
-      LEFT JOIN LATERAL (SELECT b.started_at, b.size_bytes FROM backups b
-                          WHERE b.target_id = t.id AND b.status = 'completed' AND b.deleted_at IS NULL
-                          ORDER BY b.started_at DESC LIMIT 1) lg ON true
+      LEFT JOIN LATERAL (SELECT x.id, x.started_at, x.size_bytes,
+                                lead(x.size_bytes) OVER (ORDER BY x.started_at DESC) AS prev_bytes
+                           FROM (SELECT b.id, b.started_at, b.size_bytes FROM backups b
+                                  WHERE b.target_id = t.id AND b.status = 'completed' AND b.deleted_at IS NULL
+                                  ORDER BY b.started_at DESC LIMIT 2) x
+                          ORDER BY x.started_at DESC LIMIT 1) lg ON true
      ${only ? sql`WHERE t.id = ${only}` : sql``}
      ORDER BY t.name, t.id
      LIMIT ${limit}`.execute(db);
@@ -175,7 +181,10 @@ export async function targetsOverview(db: Db, now = new Date(), limit = 5000, on
     agentStatus: r.agent_status,
     storage: r.storage,
     lastGoodAt: r.last_good_at ? new Date(r.last_good_at).toISOString() : null,
+    lastGoodId: r.last_good_id,
     lastGoodBytes: r.last_good_bytes === null ? null : Number(r.last_good_bytes),
+    /** The good backup before the last one: the size trend. */
+    prevGoodBytes: r.prev_good_bytes === null ? null : Number(r.prev_good_bytes),
     lastVerifiedAt: r.last_verified_at ? new Date(r.last_verified_at).toISOString() : null,
     health: r.running
       ? 'running'

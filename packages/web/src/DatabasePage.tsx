@@ -6,6 +6,7 @@ import { Cli, shellWord } from './Cli.js';
 import { DayStrip } from './DayStrip.js';
 import { ErrorNote } from './ErrorNote.js';
 import { bytes, relative } from './format.js';
+import { PointInTime } from './PointInTime.js';
 import { Retention } from './Retention.js';
 import { Schedules } from './Schedules.js';
 import type { Job, TargetDetail } from './types.js';
@@ -37,6 +38,7 @@ export function DatabasePage({ id, user, go }: { id: string; user: User; go: (p:
       {q.error && <ErrorNote error={q.error} />}
       <Health detail={d} />
       {canOperate && <Actions detail={d} go={go} />}
+      {t.physical && <PointInTime targetId={t.id} name={t.name} canOperate={canOperate} go={go} />}
       <BackupsTable detail={d} canOperate={canOperate} go={go} />
       <Restores detail={d} go={go} />
       <Schedules targetId={t.id} name={t.name} canOperate={canOperate} />

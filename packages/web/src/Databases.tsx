@@ -3,7 +3,7 @@ import { useMemo, useState } from 'react';
 import { type ApiError, api, type User } from './api.js';
 import { DayStrip } from './DayStrip.js';
 import { ErrorNote } from './ErrorNote.js';
-import { bytes, relative } from './format.js';
+import { bytes, relative, trend } from './format.js';
 import type { Job, TargetRow } from './types.js';
 
 type SortKey = 'name' | 'health' | 'lastGoodAt' | 'host' | 'lastGoodBytes';
@@ -40,10 +40,10 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
   const pages = Math.max(1, Math.ceil(rows.length / PAGE));
   const at = Math.min(page, pages - 1);
   const shown = rows.slice(at * PAGE, (at + 1) * PAGE);
-  const backupNow = async (r: TargetRow) => {
+  const act = async (r: TargetRow, path: string) => {
     setActionError(undefined);
     try {
-      const job = await api<Job>('POST', `/targets/${r.id}/backups`);
+      const job = await api<Job>('POST', path);
       go(`/jobs/${job.id}`);
     } catch (error) {
       setActionError({ id: r.id, error });
@@ -137,16 +137,37 @@ export function Databases({ user, go }: { user: User; go: (p: string) => void })
               <td className={r.health === 'overdue' ? 'late' : ''}>{relative(r.lastGoodAt)}</td>
               <td>{r.nextRunAt ? relative(r.nextRunAt) : 'not scheduled'}</td>
               <td>{relative(r.lastVerifiedAt)}</td>
-              <td>{bytes(r.lastGoodBytes)}</td>
+              <td>
+                {bytes(r.lastGoodBytes)}{' '}
+                <span className="muted" title="against the backup before">
+                  {trend(r.lastGoodBytes, r.prevGoodBytes)}
+                </span>
+              </td>
               <td>{r.storage ?? ''}</td>
               <td>
                 <DayStrip strip={r.strip} name={r.name} />
               </td>
               {canOperate && (
                 <td>
-                  <button type="button" onClick={() => void backupNow(r)} title={`dbbackup backup ${r.name}`}>
-                    Backup now
-                  </button>
+                  <div className="row-actions">
+                    <button type="button" onClick={() => void act(r, `/targets/${r.id}/backups`)}>
+                      Backup now
+                    </button>
+                    {r.lastGoodId && (
+                      <button
+                        type="button"
+                        className="secondary"
+                        onClick={() => void act(r, `/backups/${r.lastGoodId}/verify`)}
+                      >
+                        Verify latest
+                      </button>
+                    )}
+                    {r.lastGoodId && !r.physical && (
+                      <button type="button" className="secondary" onClick={() => go(`/databases/${r.id}`)}>
+                        Restore…
+                      </button>
+                    )}
+                  </div>
                   {actionError?.id === r.id && <ErrorNote error={actionError.error as ApiError} />}
                   <div className="cli">
                     <code>dbbackup backup {r.name}</code>

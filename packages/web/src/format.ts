@@ -33,3 +33,11 @@ export const STRIP_WORDS: Record<string, string> = {
   r: 'running',
   '-': 'no backup',
 };
+
+/** The size against the backup before: "▲ 12%" / "▼ 3%" / "" (no earlier backup, or within 1%). */
+export function trend(now: number | null, before: number | null): string {
+  if (now === null || before === null || before === 0) return '';
+  const pct = Math.round(((now - before) / before) * 100);
+  if (Math.abs(pct) < 1) return '';
+  return pct > 0 ? `▲ ${pct}%` : `▼ ${-pct}%`;
+}

@@ -18,7 +18,9 @@ export type TargetRow = {
   agentStatus: string;
   storage: string | null;
   lastGoodAt: string | null;
+  lastGoodId: string | null;
   lastGoodBytes: number | null;
+  prevGoodBytes: number | null;
   lastVerifiedAt: string | null;
   health: 'healthy' | 'running' | 'overdue' | 'failing' | 'never';
   nextRunAt: string | null;
