@@ -162,6 +162,7 @@ describe('settings', () => {
       .click();
     await page.getByTestId('token-nightly-report').waitFor({ state: 'detached', timeout: 10_000 });
     expect((await asToken()).status).toBe(401);
+    expect(await page.getByTestId('new-token').count()).toBe(0);
 
     const filters = page.getByRole('form', { name: 'Audit filters' });
     await filters.getByLabel(/^Who/).fill('user:root');

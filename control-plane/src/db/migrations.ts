@@ -619,6 +619,16 @@ const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  // A database's page: each backup's job and newest verify, and the target's restores, by index.
+  '0017_dashboard_target': {
+    async up(db) {
+      await sql`
+        CREATE INDEX jobs_by_backup ON jobs (backup_id, type, created_at DESC) WHERE backup_id IS NOT NULL;
+        CREATE INDEX jobs_target_restores ON jobs (target_id, created_at DESC)
+          WHERE type IN ('restore', 'pitr_restore');
+      `.execute(db);
+    },
+  },
 };
 
 class InlineProvider implements MigrationProvider {

@@ -76,8 +76,10 @@ export async function targetDetail(db: Db, id: string, now = new Date()) {
              dt.name AS destination
         FROM jobs j
         LEFT JOIN targets dt ON dt.id = j.target_id
-       WHERE j.type IN ('restore', 'pitr_restore')
-         AND (j.target_id = ${id} OR j.backup_id IN (SELECT b.id FROM backups b WHERE b.target_id = ${id}))
+       WHERE j.id IN (SELECT r.id FROM jobs r WHERE r.target_id = ${id} AND r.type IN ('restore', 'pitr_restore')
+                      UNION
+                      SELECT r.id FROM backups b JOIN jobs r ON r.backup_id = b.id
+                       WHERE b.target_id = ${id} AND r.type IN ('restore', 'pitr_restore'))
        ORDER BY j.created_at DESC
        LIMIT ${DETAIL_RESTORES}`.execute(db),
   ]);

@@ -159,6 +159,8 @@ function Tokens() {
               onClick={() =>
                 void act.run(async () => {
                   await api('DELETE', `/tokens/${t.id}`);
+                  // A revoked token's one showing is of no use any more.
+                  if (created.result?.name === t.name) created.setResult(undefined);
                   await qc.invalidateQueries({ queryKey: ['tokens'] });
                 })
               }
