@@ -42,7 +42,11 @@ export function DatabasePage({ id, user, go }: { id: string; user: User; go: (p:
       <BackupsTable detail={d} canOperate={canOperate} go={go} />
       <Restores detail={d} go={go} />
       <Schedules targetId={t.id} name={t.name} canOperate={canOperate} />
-      <Retention targetId={t.id} canOperate={canOperate} />
+      <Retention
+        targetId={t.id}
+        canOperate={canOperate}
+        backups={`${d.backups[0]?.id ?? ''}:${d.backups.length}`}
+      />
     </section>
   );
 }

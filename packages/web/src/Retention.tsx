@@ -25,7 +25,16 @@ function previewPath(targetId: string, p: Policy): string {
 }
 
 /** A target's retention policy, and before it is saved, what it would remove and why. */
-export function Retention({ targetId, canOperate }: { targetId: string; canOperate: boolean }) {
+export function Retention({
+  targetId,
+  canOperate,
+  backups,
+}: {
+  targetId: string;
+  canOperate: boolean;
+  /** The newest backup's id and how many the page lists: a new or deleted backup renews the preview. */
+  backups: string;
+}) {
   const qc = useQueryClient();
   const saved = useQuery({
     queryKey: ['retention', targetId],
@@ -37,7 +46,7 @@ export function Retention({ targetId, canOperate }: { targetId: string; canOpera
   }, [saved.data, policy]);
   const shown = policy ?? {};
   const preview = useQuery({
-    queryKey: ['retention-preview', targetId, shown],
+    queryKey: ['retention-preview', targetId, shown, backups],
     queryFn: () => api<Preview>('GET', previewPath(targetId, shown)),
     enabled: policy !== undefined,
   });
