@@ -79,3 +79,11 @@ export async function forge(page: Page, method: string, apiPath: string, body?: 
     return { status: r.status, body: await r.json().catch(() => null) };
   })()`)) as { status: number; body: { detail: string } | null };
 }
+
+/** Dashboard users of the given roles, all with PASSWORD. */
+export async function addUsers(cp: ControlPlane, users: [string, 'viewer' | 'operator' | 'admin'][]) {
+  for (const [username, role] of users) {
+    const r = await cp.api('POST', '/api/v1/users', { username, password: PASSWORD, role });
+    if (r.status !== 201) throw new Error(`user ${username}: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+}

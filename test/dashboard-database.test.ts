@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, fingerprint, pgPort, runBackup, seedDatabase, smallPgTarget } from './backup-support.js';
 import {
   accessibilityProblems,
+  addUsers,
   forge,
   launchChromium,
   logIn,
   newPage,
-  PASSWORD,
   shot,
 } from './browser-support.js';
 import { controlPlane, getAgent } from './support.js';
@@ -32,11 +32,10 @@ type Backup = { id: string; objectKey: string; deletedAt: string | null; deleted
 
 beforeAll(async () => {
   cp = await controlPlane({ env: { DBBACKUP_MISSED_BACKUP_GRACE_MS: '2000' } });
-  for (const [username, role] of [
+  await addUsers(cp, [
     ['ada', 'operator'],
     ['bob', 'viewer'],
-  ])
-    expect((await cp.api('POST', '/api/v1/users', { username, password: PASSWORD, role })).status).toBe(201);
+  ]);
   agent = await startAgent(cp);
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
   storeDir = `${agent.stateDir}/backups`;

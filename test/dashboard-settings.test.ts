@@ -8,6 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   accessibilityProblems,
+  addUsers,
   forge,
   launchChromium,
   logIn,
@@ -36,11 +37,10 @@ beforeAll(async () => {
   writeFileSync(path.join(bundles, file), 'not a real bundle');
   writeFileSync(path.join(bundles, `${file}.sha256`), `${'0'.repeat(64)}  ${file}\n`);
   cp = await controlPlane({ env: { DBBACKUP_AGENT_BUNDLE_DIR: bundles } });
-  for (const [username, role] of [
+  await addUsers(cp, [
     ['root', 'admin'],
     ['ada', 'operator'],
-  ])
-    expect((await cp.api('POST', '/api/v1/users', { username, password: PASSWORD, role })).status).toBe(201);
+  ]);
   agent = await startAgent(cp);
   await waitFor(async () => (await getAgent(cp, agent.id)).status === 'online', { what: 'online' });
   for (const [name, directory] of [
