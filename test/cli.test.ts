@@ -168,6 +168,14 @@ describe('dbbackup CLI', () => {
     const gone = await cli(['restore', '00000000-0000-4000-8000-000000000000', '--wait']);
     expect(gone.code).toBe(3);
     expect(gone.err).toMatch(/Not Found: backup not found/);
+    const nowhere = await cli([
+      'restore',
+      '00000000-0000-4000-8000-000000000000',
+      '--target',
+      'no-such-target',
+    ]);
+    expect(nowhere.code).toBe(3);
+    expect(nowhere.err).toMatch(/no target named "no-such-target"/);
     const bad = await cli(['cleanup', 'shop', '--older-than', 'forever', '--dry-run']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/olderThan/);

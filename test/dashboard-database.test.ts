@@ -151,6 +151,31 @@ describe('a database’s page', () => {
     await context.close();
   }, 300_000);
 
+  it('the restore dialog restores through another target of the same engine, and the CLI line says so', async () => {
+    const warehouse = await smallPgTarget(cp, agent.id, storageId, 'warehouse');
+    const { context, page, problems } = await newPage(browser);
+    await openDatabase(page, 'ada');
+    await page.locator('[data-testid^="backup-"]').first().getByRole('button', { name: 'Restore' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Through the server of').selectOption(warehouse);
+    const into = `${source}_via`;
+    await dialog.getByLabel('Destination database').fill(into);
+    await dialog.getByLabel(/^create/).check();
+    expect(await dialog.getByText(`--target warehouse --to ${into} --on-conflict create`).count()).toBe(1);
+    await dialog.getByRole('button', { name: 'Restore' }).click();
+    await page.waitForURL(/\/jobs\//);
+    await expect
+      .poll(() => page.getByTestId('job-state').textContent(), { timeout: 120_000 })
+      .toBe('succeeded');
+    const jobId = page.url().split('/').pop()!;
+    expect((await cp.api<{ targetId: string }>('GET', `/api/v1/jobs/${jobId}`)).body.targetId).toBe(
+      warehouse,
+    );
+    expect(await fingerprint(into)).toEqual(await fingerprint(source));
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 180_000);
+
   it('retention previews a policy before it is saved; Delete refuses the newest good backup and removes an older one', async () => {
     expect((await runBackup(cp, targetId)).job.state).toBe('succeeded');
     const items = (await cp.api<{ items: Backup[] }>('GET', `/api/v1/backups?target=${targetId}`)).body.items;

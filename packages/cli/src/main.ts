@@ -24,7 +24,7 @@ or what \`dbbackup login\` saved (owner-only file under ~/.config/dbbackup/).
           [--host H --port P --database D --user U --path P --secret NAME]
         | discover AGENT
   backup TARGET [--wait]                  run a backup now (progress bar with --wait)
-  restore BACKUP [--to DB] [--tables a,b] [--on-conflict fail|clean|create] [--wait]
+  restore BACKUP [--to DB] [--target T] [--tables a,b] [--on-conflict fail|clean|create] [--wait]
   restore TARGET --data-dir DIR (--to-time T | --to-lsn L | --latest) [--port P] [--wait]
                                           a physical PostgreSQL target to a point in time, into a new data directory
   recovery-window TARGET                  a physical target's restorable span and WAL gaps

@@ -153,6 +153,7 @@ export function BackupsTable({
       {restoring && (
         <RestoreDialog
           backup={restoring}
+          targetId={target.id}
           targetName={target.name}
           engine={target.engine}
           go={go}

@@ -1,8 +1,9 @@
+import { useQuery } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import { api } from './api.js';
 import { Cli, shellWord } from './Cli.js';
 import { ErrorNote } from './ErrorNote.js';
-import type { BackupRow, Job } from './types.js';
+import type { BackupRow, Job, TargetRow } from './types.js';
 
 const POLICIES = [
   ['create', 'Create the destination; stop without changing anything if it already exists.'],
@@ -13,12 +14,14 @@ const POLICIES = [
 /** Restore one backup: where to, what to do when the destination exists, which tables. */
 export function RestoreDialog({
   backup,
+  targetId,
   targetName,
   engine,
   go,
   onClose,
 }: {
   backup: BackupRow;
+  targetId: string;
   targetName: string;
   engine: string;
   go: (p: string) => void;
@@ -28,6 +31,14 @@ export function RestoreDialog({
   const [database, setDatabase] = useState(usesPath ? '' : `${targetName}_restored`);
   const [conflict, setConflict] = useState<'fail' | 'create' | 'clean'>('create');
   const [tables, setTables] = useState<string[]>([]);
+  const [through, setThrough] = useState(targetId);
+  // Another target of the same engine can take the restore: its server, its credentials.
+  const targets = useQuery({
+    queryKey: ['dashboard/targets'],
+    queryFn: () => api<{ items: TargetRow[] }>('GET', '/dashboard/targets'),
+  });
+  const servers = (targets.data?.items ?? []).filter((t) => t.engine === engine && !t.physical);
+  const throughName = servers.find((t) => t.id === through)?.name;
   const [error, setError] = useState<unknown>();
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
@@ -35,6 +46,7 @@ export function RestoreDialog({
     if (d && !d.open) d.showModal();
   }, []);
   const body = {
+    ...(through !== targetId ? { targetId: through } : {}),
     ...(database ? { database } : {}),
     conflict,
     ...(tables.length ? { tables } : {}),
@@ -50,6 +62,7 @@ export function RestoreDialog({
   };
   const cli = [
     `dbbackup restore ${backup.id}`,
+    through !== targetId && throughName ? ` --target ${shellWord(throughName)}` : '',
     database ? ` --to ${shellWord(database)}` : '',
     ` --on-conflict ${conflict}`,
     tables.length ? ` --tables ${shellWord(tables.join(','))}` : '',
@@ -72,6 +85,18 @@ export function RestoreDialog({
             : 'Destination database'}
           <input value={database} onChange={(e) => setDatabase(e.target.value)} spellCheck={false} />
         </label>
+        {servers.length > 1 && (
+          <label>
+            Through the server of
+            <select value={through} onChange={(e) => setThrough(e.target.value)}>
+              {servers.map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.name} ({t.host}){t.id === targetId ? ', where it was taken' : ''}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <fieldset>
           <legend>If the destination exists</legend>
           {POLICIES.map(([p, words]) => (

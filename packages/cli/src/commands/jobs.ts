@@ -20,8 +20,11 @@ export async function restore(c: Ctx): Promise<number> {
   const backupId = need(sub, 'a backup id');
   const conflict = (flags['on-conflict'] as string | undefined) ?? 'fail';
   if (!['fail', 'clean', 'create'].includes(conflict)) throw usage('--on-conflict: fail, clean or create');
+  // --target: restore through another target of the same engine (its server, its credentials).
+  const through = flags.target ? await resolveTarget(api, flags.target as string) : undefined;
   const job = await api.post<{ id: string }>(`/api/v1/backups/${backupId}/restore`, {
     conflict,
+    ...(through ? { targetId: through.id } : {}),
     ...(flags.to ? { database: flags.to } : {}),
     ...(flags.tables ? { tables: (flags.tables as string).split(',').map((s) => s.trim()) } : {}),
   });
