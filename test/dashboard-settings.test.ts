@@ -190,6 +190,38 @@ describe('settings', () => {
     await context.close();
   }, 120_000);
 
+  it('an admin adds a channel from the form (a bad one refused in words), tests it, and disables it; its secret never shows again', async () => {
+    const { context, page, problems } = await newPage(browser);
+    await openSettings(page, 'root');
+    const form = page.getByRole('form', { name: 'New channel' });
+    const channels = async () =>
+      (await cp.api<{ items: { name: string; enabled: boolean }[] }>('GET', '/api/v1/notifications/channels'))
+        .body.items;
+    const before = await channels();
+    await form.getByLabel('Name').fill('pager');
+    await form.getByLabel('URL').fill(`${hookUrl}/pager`);
+    await form.getByLabel(/^Signing secret/).fill('short');
+    await form.getByRole('button', { name: 'Add the channel' }).click();
+    await expect.poll(() => form.getByRole('alert').textContent(), { timeout: 10_000 }).toMatch(/\(422\)/);
+    expect(await channels()).toEqual(before);
+    const secret = 'pager secret of more than sixteen';
+    await form.getByLabel(/^Signing secret/).fill(secret);
+    expect(await form.getByText('"secret":"…"').count()).toBe(1);
+    await form.getByRole('button', { name: 'Add the channel' }).click();
+    const row = page.getByTestId('channel-pager');
+    await row.waitFor({ timeout: 10_000 });
+    expect(await page.content()).not.toContain(secret);
+    await row.getByRole('button', { name: /Send a test/ }).click();
+    await row.getByText('Delivered.').waitFor({ timeout: 30_000 });
+    expect(received.some((b) => b.includes('Test message for channel pager'))).toBe(true);
+    await row.getByRole('button', { name: /^Disable/ }).click();
+    await expect
+      .poll(async () => (await channels()).find((c) => c.name === 'pager')?.enabled, { timeout: 10_000 })
+      .toBe(false);
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 120_000);
+
   it('the key: its export is a download holding the active key; a rotation shows its progress to the end', async () => {
     const before = (await cp.api<{ kid: string }>('GET', '/api/v1/keys/kek')).body.kid;
     const { context, page, problems } = await newPage(browser);

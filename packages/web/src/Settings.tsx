@@ -13,7 +13,7 @@ export function Settings({ user }: { user: User }) {
     <section aria-labelledby="settings-title">
       <h1 id="settings-title">Settings</h1>
       <SettingsStorage canOperate={operator} />
-      {operator && <SettingsNotifications />}
+      {operator && <SettingsNotifications admin={admin} />}
       {admin && <SettingsAccess />}
       {admin && <SettingsKeys />}
       {admin && <SettingsAudit />}

@@ -1,5 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { api } from './api.js';
+import { ChannelForm } from './ChannelForm.js';
 import { apiCli, Cli } from './Cli.js';
 import { ErrorNote } from './ErrorNote.js';
 import { useAction } from './useAction.js';
@@ -8,7 +9,7 @@ type Channel = { id: string; name: string; kind: string; enabled: boolean; event
 type Outcome = { state: 'delivered' | 'failed'; error: string | null };
 
 /** Notification channels, each with a test message sent now (operators; admins manage them by API). */
-export function SettingsNotifications() {
+export function SettingsNotifications({ admin }: { admin: boolean }) {
   const q = useQuery({
     queryKey: ['channels'],
     queryFn: () => api<{ items: Channel[] }>('GET', '/notifications/channels'),
@@ -22,16 +23,31 @@ export function SettingsNotifications() {
       )}
       <ul className="plain">
         {q.data?.items.map((c) => (
-          <ChannelRow key={c.id} channel={c} />
+          <ChannelRow key={c.id} channel={c} admin={admin} onChange={() => void q.refetch()} />
         ))}
       </ul>
       <Cli cmd={apiCli('GET', '/notifications/channels')} />
+      {admin && <ChannelForm onCreated={() => void q.refetch()} />}
     </section>
   );
 }
 
-function ChannelRow({ channel: c }: { channel: Channel }) {
+function ChannelRow({
+  channel: c,
+  admin,
+  onChange,
+}: {
+  channel: Channel;
+  admin: boolean;
+  onChange: () => void;
+}) {
   const test = useAction<Outcome>();
+  const change = useAction<unknown>();
+  const act = (method: string, body?: unknown) =>
+    void change.run(async () => {
+      await api(method, `/notifications/channels/${c.id}`, body);
+      onChange();
+    });
   return (
     <li data-testid={`channel-${c.name}`}>
       <strong>{c.name}</strong> <span className="muted">{c.kind}</span>
@@ -44,7 +60,19 @@ function ChannelRow({ channel: c }: { channel: Channel }) {
       >
         Send a test<span className="visually-hidden"> to {c.name}</span>
       </button>
+      {admin && (
+        <>
+          <button type="button" className="secondary" onClick={() => act('PATCH', { enabled: !c.enabled })}>
+            {c.enabled ? 'Disable' : 'Enable'}
+            <span className="visually-hidden"> {c.name}</span>
+          </button>
+          <button type="button" className="danger" onClick={() => act('DELETE')}>
+            Delete<span className="visually-hidden"> {c.name}</span>
+          </button>
+        </>
+      )}
       <Cli cmd={apiCli('POST', '/notifications/test', { channelId: c.id })} />
+      {change.error ? <ErrorNote error={change.error} /> : null}
       {test.error ? <ErrorNote error={test.error} /> : null}
       {test.result && (
         <span role="status" className={test.result.state === 'delivered' ? '' : 'error'}>
