@@ -1,12 +1,11 @@
-import { chainAncestors, type RetentionCandidate, RetentionPolicy, selectRetention } from '@dbbackup/proto';
+import { chainAncestors, RetentionPolicy, selectRetention } from '@dbbackup/proto';
 import { Hono } from 'hono';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { badRequest, notFound } from '../problem.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
 import { createCommand } from '../services/command-state.js';
-import { drillVerdicts } from '../services/drill-verdicts.js';
+import { catalogueCandidates } from '../services/retention-catalogue.js';
 import { checkStorage, storageRefFor } from '../services/storage-specs.js';
 import { targetSpecFromRow } from '../services/target-specs.js';
 import type { AuthEnv } from './auth.js';
@@ -80,42 +79,12 @@ async function targetRow(db: Db, id: string) {
   return t;
 }
 
-/**
- * Retention as the catalogue sees it: good = committed, not failed by a verify, and not a
- * backup whose newest drill failed; the newest backup a drill proved stays while a newer one
- * failed its drill (the agent applies the same rules from its configuration).
- */
+/** What a policy would keep and delete, and why, as the catalogue sees the target (the agent applies the same rules). */
 async function decide(db: Db, targetId: string, policy: RetentionPolicy) {
-  const rows = await db
-    .selectFrom('backups')
-    .select(['id', 'started_at', 'status', sql<Record<string, string> | null>`meta->'engineMeta'`.as('em')])
-    .where('target_id', '=', targetId)
-    .where('deleted_at', 'is', null)
-    .execute();
-  const failedVerify = new Set(
-    (
-      await db
-        .selectFrom('jobs')
-        .select('backup_id')
-        .where('type', '=', 'verify')
-        .where('state', '=', 'failed')
-        .where('target_id', '=', targetId)
-        .execute()
-    ).map((j) => j.backup_id),
-  );
-  const drills = await drillVerdicts(db, targetId);
-  const unproven = new Set(drills.unproven);
-  const candidates: RetentionCandidate[] = rows.map((r) => ({
-    id: r.id,
-    startedAt: new Date(r.started_at).toISOString(),
-    good: r.status === 'completed' && !failedVerify.has(r.id) && !unproven.has(r.id),
-  }));
+  const { candidates, chain, drills } = await catalogueCandidates(db, targetId);
   const d = selectRetention(candidates, policy, new Date());
   const pinned = d.delete.filter((x) => drills.keep.includes(x.id));
-  const builtOn = chainAncestors(
-    rows.map((r) => ({ backupId: r.id, engineMeta: r.em ?? undefined })),
-    [...d.keep.map((k) => k.id), ...pinned.map((x) => x.id)],
-  );
+  const builtOn = chainAncestors(chain, [...d.keep.map((k) => k.id), ...pinned.map((x) => x.id)]);
   const why = (id: string) =>
     drills.keep.includes(id)
       ? 'the newest backup a drill proved (a newer one failed its drill)'

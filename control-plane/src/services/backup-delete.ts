@@ -1,9 +1,8 @@
 import { chainAncestors, selectOne } from '@dbbackup/proto';
-import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { conflict, notFound } from '../problem.js';
 import { createCommand } from './command-state.js';
-import { drillVerdicts } from './drill-verdicts.js';
+import { catalogueCandidates } from './retention-catalogue.js';
 import { storageRefFor } from './storage-specs.js';
 import { targetSpecFromRow } from './target-specs.js';
 
@@ -28,34 +27,18 @@ export async function requestBackupDelete(
     );
   const t = await db.selectFrom('targets').selectAll().where('id', '=', b.target_id).executeTakeFirst();
   if (!t) throw notFound('target');
-  const rows = await db
-    .selectFrom('backups')
-    .select(['id', 'started_at', 'status', sql<Record<string, string> | null>`meta->'engineMeta'`.as('em')])
-    .where('target_id', '=', t.id)
-    .where('deleted_at', 'is', null)
-    .execute();
-  const drills = await drillVerdicts(db, t.id);
-  const unproven = new Set(drills.unproven);
+  const { candidates, chain, drills } = await catalogueCandidates(db, t.id);
   const reason = `deleted on request by ${by.name}`.slice(0, 200);
-  const decision = selectOne(
-    rows.map((r) => ({
-      id: r.id,
-      startedAt: new Date(r.started_at).toISOString(),
-      good: r.status === 'completed' && !unproven.has(r.id),
-    })),
-    b.id,
-    reason,
-  );
+  const decision = selectOne(candidates, b.id, reason);
   if ('refused' in decision) throw conflict(`backup ${b.id} stays: ${decision.refused}`, 'backup-protected');
   if (drills.keep.includes(b.id))
     throw conflict(
       `backup ${b.id} stays: it is the newest backup a drill proved, and a newer one failed its drill`,
       'backup-protected',
     );
-  const others = rows.filter((r) => r.id !== b.id);
   const builtOn = chainAncestors(
-    rows.map((r) => ({ backupId: r.id, engineMeta: r.em ?? undefined })),
-    others.map((r) => r.id),
+    chain,
+    candidates.map((c) => c.id).filter((id) => id !== b.id),
   );
   if (builtOn.has(b.id))
     throw conflict(
