@@ -1,7 +1,7 @@
 import { type ControlPlane, cleanupAll, query, startAgent, waitFor } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, dbUrl, pgPort, smallPgTarget } from './backup-support.js';
-import { controlPlane, getAgent } from './support.js';
+import { controlPlane, getAgent, missedSinceLastGood } from './support.js';
 
 type Alert = {
   id: string;
@@ -10,6 +10,7 @@ type Alert = {
   targetId: string;
   message: string;
   resolvedAt: string | null;
+  details: { lastGoodBackupAt: string | null };
 };
 
 let cp: ControlPlane;
@@ -50,10 +51,10 @@ describe('missed backups', () => {
     expect(await alerts('&state=firing')).toEqual([]);
 
     await agent.proc.kill('SIGKILL');
-    const { value: firing } = await waitFor(
-      async () => (await alerts('&state=firing&kind=backup_missed'))[0],
-      { timeoutMs: 30_000, what: 'backup_missed to fire' },
-    );
+    await waitFor(async () => (await getAgent(cp, agent.id)).status === 'offline', { what: 'offline' });
+    // The alert about the dead agent: one that fired while a backup was still being written may
+    // resolve when that backup lands.
+    const firing = await missedSinceLastGood<Alert>(cp, targetId);
     expect(firing.message).toMatch(/no good backup of watched since .*; one was expected at/);
     const health = (
       await cp.api<{ rpoSeconds: number; nextExpectedRun: string; firingAlerts: unknown[] }>(
@@ -78,9 +79,9 @@ describe('missed backups', () => {
       what: 'backup_missed to resolve',
     });
     const all = await alerts('&kind=backup_missed');
-    expect(all).toHaveLength(1);
+    expect(all.map((a) => a.id)).toContain(firing.id);
     expect((await cp.api<{ overdue: number }>('GET', '/api/v1/targets/summary')).body.overdue).toBe(0);
-    expect(all[0]!.resolvedAt).not.toBeNull();
+    expect(all.every((a) => a.resolvedAt !== null)).toBe(true);
     await cp.api('DELETE', `/api/v1/targets/${targetId}/schedules/${sch.body.id}`);
   }, 120_000);
 

@@ -12,7 +12,7 @@ import {
   newPage,
   shot,
 } from './browser-support.js';
-import { controlPlane, getAgent } from './support.js';
+import { controlPlane, getAgent, missedSinceLastGood } from './support.js';
 
 /**
  * A database's page in Debian's Chromium against a real control plane, agent and
@@ -262,19 +262,10 @@ describe('the overview after a missed backup', () => {
       { timeoutMs: 30_000, what: 'a first scheduled backup' },
     );
     await away.proc.kill('SIGKILL');
-    await waitFor(
-      async () =>
-        (
-          await cp.api<{ items: unknown[] }>(
-            'GET',
-            `/api/v1/alerts?target=${late}&state=firing&kind=backup_missed`,
-          )
-        ).body.items.length === 1,
-      { timeoutMs: 30_000, what: 'backup_missed' },
-    );
     await waitFor(async () => (await getAgent(cp, away.id)).status === 'offline', {
       what: 'second agent offline',
     });
+    await missedSinceLastGood(cp, late);
     const { context, page, problems } = await newPage(browser);
     await logIn(cp, page, 'bob');
     await page.getByTestId('fleet-sentence').waitFor();

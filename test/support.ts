@@ -158,3 +158,36 @@ export async function pingAnswered(cp: ControlPlane, agentId: string) {
     { what: 'ping answered' },
   );
 }
+
+/**
+ * Waits for the firing backup_missed alert of a target whose agent is gone, and returns it.
+ * With a schedule every few seconds and a short grace, an alert can fire while a backup is still
+ * being written and resolve when it lands; the one that names the newest good backup in the
+ * catalogue cannot be moved on by anything the dead agent sends, so it stays firing.
+ */
+export async function missedSinceLastGood<A extends { details: { lastGoodBackupAt: string | null } }>(
+  cp: ControlPlane,
+  targetId: string,
+): Promise<A> {
+  const { value } = await waitFor(
+    async () => {
+      const good = (
+        await cp.api<{ items: { status: string; startedAt: string }[] }>(
+          'GET',
+          `/api/v1/backups?target=${targetId}`,
+        )
+      ).body.items.find((b) => b.status === 'completed');
+      const firing = (
+        await cp.api<{ items: A[] }>(
+          'GET',
+          `/api/v1/alerts?target=${targetId}&state=firing&kind=backup_missed`,
+        )
+      ).body.items;
+      return firing.length === 1 && firing[0]!.details.lastGoodBackupAt === (good?.startedAt ?? null)
+        ? firing[0]
+        : undefined;
+    },
+    { timeoutMs: 30_000, what: 'backup_missed since the last good backup' },
+  );
+  return value;
+}
