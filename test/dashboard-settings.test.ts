@@ -55,7 +55,7 @@ beforeAll(async () => {
       body += d;
     });
     req.on('end', () => {
-      received.push(body);
+      received.push(`${req.url} ${body}`);
       res.end('ok');
     });
   });
@@ -190,13 +190,17 @@ describe('settings', () => {
     await context.close();
   }, 120_000);
 
-  it('an admin adds a channel from the form (a bad one refused in words), tests it, and disables it; its secret never shows again', async () => {
+  it('an admin adds a channel from the form (a bad one refused in words), tests it, changes its events and its connection, and disables it; its secrets never show again', async () => {
     const { context, page, problems } = await newPage(browser);
     await openSettings(page, 'root');
     const form = page.getByRole('form', { name: 'New channel' });
     const channels = async () =>
-      (await cp.api<{ items: { name: string; enabled: boolean }[] }>('GET', '/api/v1/notifications/channels'))
-        .body.items;
+      (
+        await cp.api<{ items: { name: string; enabled: boolean; events: string[]; settings: unknown }[] }>(
+          'GET',
+          '/api/v1/notifications/channels',
+        )
+      ).body.items;
     const before = await channels();
     await form.getByLabel('Name').fill('pager');
     await form.getByLabel('URL').fill(`${hookUrl}/pager`);
@@ -207,13 +211,49 @@ describe('settings', () => {
     const secret = 'pager secret of more than sixteen';
     await form.getByLabel(/^Signing secret/).fill(secret);
     expect(await form.getByText('"secret":"…"').count()).toBe(1);
+    // The successes, which a new channel is not sent unless asked, are asked for.
+    await form.getByRole('checkbox', { name: 'backup.succeeded' }).check();
     await form.getByRole('button', { name: 'Add the channel' }).click();
     const row = page.getByTestId('channel-pager');
     await row.waitFor({ timeout: 10_000 });
     expect(await page.content()).not.toContain(secret);
-    await row.getByRole('button', { name: /Send a test/ }).click();
-    await row.getByText('Delivered.').waitFor({ timeout: 30_000 });
-    expect(received.some((b) => b.includes('Test message for channel pager'))).toBe(true);
+    const pager = async () => (await channels()).find((c) => c.name === 'pager')!;
+    expect((await pager()).events).toContain('backup.succeeded');
+    const tested = async (path: string) => {
+      const count = received.length;
+      await row.getByRole('button', { name: /Send a test/ }).click();
+      await row.getByText('Delivered.').waitFor({ timeout: 30_000 });
+      expect(
+        received
+          .slice(count)
+          .some((b) => b.startsWith(`${path} `) && b.includes('Test message for channel pager')),
+      ).toBe(true);
+    };
+    await tested('/hook/pager');
+    // A change of events keeps the connection settings, secret included, untouched.
+    await row.getByRole('button', { name: 'Change pager' }).click();
+    const change = page.getByRole('form', { name: 'Change pager' });
+    await change.getByRole('checkbox', { name: 'agent.offline' }).uncheck();
+    expect(await change.getByLabel('URL', { exact: true }).count()).toBe(0);
+    await change.getByRole('button', { name: 'Save pager' }).click();
+    await change.waitFor({ state: 'detached', timeout: 10_000 });
+    expect((await pager()).events).not.toContain('agent.offline');
+    expect((await pager()).events).toContain('backup.succeeded');
+    await tested('/hook/pager');
+    // Its connection replaced: the URL and secret typed again, the old ones gone.
+    await row.getByRole('button', { name: 'Change pager' }).click();
+    await change.getByLabel(/^Replace its connection settings/).check();
+    await change.getByLabel('URL', { exact: true }).fill(`${hookUrl}/pager-2`);
+    const secret2 = 'the second pager secret, long enough';
+    await change.getByLabel(/^Signing secret/).fill(secret2);
+    expect(await change.getByText('"secret":"…"').count()).toBe(1);
+    await shot(page, 'settings-channel-change');
+    await change.getByRole('button', { name: 'Save pager' }).click();
+    await change.waitFor({ state: 'detached', timeout: 10_000 });
+    expect((await pager()).settings).toEqual({ urlHost: new URL(hookUrl).host });
+    await tested('/hook/pager-2');
+    expect(await page.content()).not.toContain(secret2);
+    expect(await accessibilityProblems(page)).toEqual([]);
     await row.getByRole('button', { name: /^Disable/ }).click();
     await expect
       .poll(async () => (await channels()).find((c) => c.name === 'pager')?.enabled, { timeout: 10_000 })

@@ -295,6 +295,20 @@ describe('notifications', () => {
     expect((await cp.api('PATCH', '/api/v1/notifications/channels/nope', { enabled: true })).status).toBe(
       404,
     );
+    // A change naming no event, or one that does not exist, is refused and changes nothing.
+    const slackBefore = (await cp.api('GET', `/api/v1/notifications/channels/${channel['ops-slack']}`)).body;
+    for (const events of [[], ['backup.exploded']]) {
+      const r = await cp.api('PATCH', `/api/v1/notifications/channels/${channel['ops-slack']}`, { events });
+      expect(r.status, JSON.stringify(events)).toBe(422);
+    }
+    expect((await cp.api('GET', `/api/v1/notifications/channels/${channel['ops-slack']}`)).body).toEqual(
+      slackBefore,
+    );
+    // The list names the events a channel can be sent, for a form to offer.
+    const catalogue = list.body as { events: string[]; defaultEvents: string[] };
+    expect(catalogue.events).toContain('backup.succeeded');
+    expect(catalogue.defaultEvents).not.toContain('backup.succeeded');
+    expect(catalogue.events).toEqual(expect.arrayContaining(catalogue.defaultEvents));
     const dup = await cp.api('POST', '/api/v1/notifications/channels', {
       name: 'ops-slack',
       config: { kind: 'slack', url: `${slack.url}/x` },

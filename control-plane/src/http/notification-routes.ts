@@ -65,7 +65,12 @@ export function notificationRoutes(d: { db: Db; box: SecretBox; notifier: Notifi
   r.post('/notifications/channels', (c) => createChannel(c, db, box));
   r.get('/notifications/channels', async (c) => {
     const rows = await db.selectFrom('notification_channels').selectAll().orderBy('name').execute();
-    return c.json({ items: rows.map((x) => channelView(box, x)) });
+    // With the events a channel can name, and those it gets when it names none.
+    return c.json({
+      items: rows.map((x) => channelView(box, x)),
+      events: NOTIFY_EVENTS,
+      defaultEvents: DEFAULT_EVENTS,
+    });
   });
 
   r.get('/notifications/channels/:id', async (c) => {

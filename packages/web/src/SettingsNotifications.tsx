@@ -1,18 +1,18 @@
 import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
 import { api } from './api.js';
-import { ChannelForm } from './ChannelForm.js';
+import { type Channel, ChannelForm, type EventCatalogue } from './ChannelForm.js';
 import { apiCli, Cli } from './Cli.js';
 import { ErrorNote } from './ErrorNote.js';
 import { useAction } from './useAction.js';
 
-type Channel = { id: string; name: string; kind: string; enabled: boolean; events: string[] | null };
 type Outcome = { state: 'delivered' | 'failed'; error: string | null };
 
-/** Notification channels, each with a test message sent now (operators; admins manage them by API). */
+/** Notification channels, each with a test message sent now (operators); admins add, change and delete them. */
 export function SettingsNotifications({ admin }: { admin: boolean }) {
   const q = useQuery({
     queryKey: ['channels'],
-    queryFn: () => api<{ items: Channel[] }>('GET', '/notifications/channels'),
+    queryFn: () => api<{ items: Channel[] } & EventCatalogue>('GET', '/notifications/channels'),
   });
   return (
     <section aria-labelledby="channels-title" className="card">
@@ -23,24 +23,33 @@ export function SettingsNotifications({ admin }: { admin: boolean }) {
       )}
       <ul className="plain">
         {q.data?.items.map((c) => (
-          <ChannelRow key={c.id} channel={c} admin={admin} onChange={() => void q.refetch()} />
+          <ChannelRow
+            key={c.id}
+            channel={c}
+            catalogue={q.data}
+            admin={admin}
+            onChange={() => void q.refetch()}
+          />
         ))}
       </ul>
       <Cli cmd={apiCli('GET', '/notifications/channels')} />
-      {admin && <ChannelForm onCreated={() => void q.refetch()} />}
+      {admin && q.data && <ChannelForm catalogue={q.data} onDone={() => void q.refetch()} />}
     </section>
   );
 }
 
 function ChannelRow({
   channel: c,
+  catalogue,
   admin,
   onChange,
 }: {
   channel: Channel;
+  catalogue: EventCatalogue;
   admin: boolean;
   onChange: () => void;
 }) {
+  const [editing, setEditing] = useState(false);
   const test = useAction<Outcome>();
   const change = useAction<unknown>();
   const act = (method: string, body?: unknown) =>
@@ -66,10 +75,24 @@ function ChannelRow({
             {c.enabled ? 'Disable' : 'Enable'}
             <span className="visually-hidden"> {c.name}</span>
           </button>
+          <button type="button" className="secondary" onClick={() => setEditing(!editing)}>
+            {editing ? 'Close' : 'Change'}
+            <span className="visually-hidden"> {c.name}</span>
+          </button>
           <button type="button" className="danger" onClick={() => act('DELETE')}>
             Delete<span className="visually-hidden"> {c.name}</span>
           </button>
         </>
+      )}
+      {editing && (
+        <ChannelForm
+          channel={c}
+          catalogue={catalogue}
+          onDone={() => {
+            setEditing(false);
+            onChange();
+          }}
+        />
       )}
       <Cli cmd={apiCli('POST', '/notifications/test', { channelId: c.id })} />
       {change.error ? <ErrorNote error={change.error} /> : null}
