@@ -49,6 +49,18 @@ export async function logIn(cp: ControlPlane, page: Page, username: string, pass
   await page.getByRole('button', { name: 'Log in' }).click();
 }
 
+/** Log in, and wait for the overview the dashboard opens on. */
+export async function logInToOverview(cp: ControlPlane, page: Page, username: string) {
+  await logIn(cp, page, username);
+  await page.getByTestId('fleet-sentence').waitFor();
+}
+
+/** Follow a link of the page and wait for the heading of the screen it opens. */
+export async function openScreen(page: Page, link: string, heading: string | RegExp) {
+  await page.getByRole('link', { name: link }).click();
+  await page.getByRole('heading', { name: heading }).waitFor();
+}
+
 /** axe-core's serious and critical violations on the page as it is now. */
 export async function accessibilityProblems(page: Page) {
   // Evaluated through the DevTools protocol: the page's CSP (no inline script) stays as it is.

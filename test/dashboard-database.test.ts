@@ -8,8 +8,9 @@ import {
   addUsers,
   forge,
   launchChromium,
-  logIn,
+  logInToOverview,
   newPage,
+  openScreen,
   shot,
 } from './browser-support.js';
 import { controlPlane, getAgent, missedSinceLastGood } from './support.js';
@@ -65,11 +66,9 @@ afterAll(async () => {
 });
 
 async function openDatabase(page: Page, user: string) {
-  await logIn(cp, page, user);
-  await page.getByTestId('fleet-sentence').waitFor();
+  await logInToOverview(cp, page, user);
   await page.getByRole('link', { name: 'Databases' }).click();
-  await page.getByRole('link', { name: 'ledger' }).click();
-  await page.getByRole('heading', { name: /^ledger/ }).waitFor();
+  await openScreen(page, 'ledger', /^ledger/);
 }
 
 const schedules = async () =>
@@ -267,8 +266,7 @@ describe('the overview after a missed backup', () => {
     });
     await missedSinceLastGood(cp, late);
     const { context, page, problems } = await newPage(browser);
-    await logIn(cp, page, 'bob');
-    await page.getByTestId('fleet-sentence').waitFor();
+    await logInToOverview(cp, page, 'bob');
     const o = (
       await cp.api<{
         agents: { online: number; offline: number };

@@ -19,7 +19,14 @@ import {
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobLogs, runBackup, s3Profile } from './backup-support.js';
-import { accessibilityProblems, launchChromium, logIn, newPage, PASSWORD, shot } from './browser-support.js';
+import {
+  accessibilityProblems,
+  launchChromium,
+  logInToOverview,
+  newPage,
+  PASSWORD,
+  shot,
+} from './browser-support.js';
 import { controlPlane, getAgent } from './support.js';
 
 /**
@@ -87,8 +94,7 @@ describe('point-in-time recovery from the dashboard', () => {
     );
 
     const { context, page, problems } = await newPage(browser);
-    await logIn(cp, page, 'ada');
-    await page.getByTestId('fleet-sentence').waitFor();
+    await logInToOverview(cp, page, 'ada');
     await page.goto(`${cp.url}/databases/${targetId}`);
     const window = page.getByTestId('recovery-window');
     await expect

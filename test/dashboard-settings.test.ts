@@ -11,8 +11,9 @@ import {
   addUsers,
   forge,
   launchChromium,
-  logIn,
+  logInToOverview,
   newPage,
+  openScreen,
   PASSWORD,
   shot,
 } from './browser-support.js';
@@ -83,10 +84,8 @@ afterAll(async () => {
 });
 
 async function openSettings(page: Page, user: string) {
-  await logIn(cp, page, user);
-  await page.getByTestId('fleet-sentence').waitFor();
-  await page.getByRole('link', { name: 'Settings' }).click();
-  await page.getByRole('heading', { name: 'Settings' }).waitFor();
+  await logInToOverview(cp, page, user);
+  await openScreen(page, 'Settings', 'Settings');
 }
 
 describe('settings', () => {
@@ -299,8 +298,7 @@ describe('hosts', () => {
     await waitFor(async () => (await getAgent(cp, spare.id)).status === 'online', { what: 'spare online' });
     const host = ((await getAgent(cp, spare.id)) as unknown as { hostname: string }).hostname;
     const { context, page, problems } = await newPage(browser);
-    await logIn(cp, page, 'ada');
-    await page.getByTestId('fleet-sentence').waitFor();
+    await logInToOverview(cp, page, 'ada');
     await page.getByRole('link', { name: 'Hosts' }).click();
     await page.getByTestId('upgrade-hint').first().waitFor({ timeout: 10_000 });
     expect(await page.getByTestId('upgrade-hint').first().textContent()).toContain('99.0.0 is available');
