@@ -127,6 +127,18 @@ describe('settings', () => {
     expect(forged.status).toBe(403);
     const users = (await cp.api<{ items: { username: string }[] }>('GET', '/api/v1/users')).body.items;
     expect(users.map((u) => u.username)).not.toContain('mallory');
+    // Nor can it change where alerts go: no Change button, and a forged change is refused.
+    expect(await page.getByRole('button', { name: /^Change/ }).count()).toBe(0);
+    const hooks = async () =>
+      (await cp.api<{ items: { id: string; name: string }[] }>('GET', '/api/v1/notifications/channels')).body
+        .items;
+    const opsHook = (await hooks()).find((c) => c.name === 'ops-hook')!;
+    const redirect = await forge(page, 'PATCH', `/notifications/channels/${opsHook.id}`, {
+      config: { kind: 'webhook', url: 'http://127.0.0.1:9/mallory', secret: 'a secret of sixteen or more' },
+      events: ['agent.online'],
+    });
+    expect(redirect.status).toBe(403);
+    expect((await hooks()).find((c) => c.name === 'ops-hook')).toEqual(opsHook);
     expect(await accessibilityProblems(page)).toEqual([]);
     await shot(page, 'settings-operator');
     expect(problems).toEqual([]);
