@@ -24,4 +24,29 @@ describe('the day strip from a target’s bitmasks', () => {
       '-'.repeat(STRIP_DAYS),
     );
   });
+
+  it('reads every day as shifting each mask would, for 2 000 random masks and day0s', () => {
+    // A small seeded generator: the same cases on every run.
+    let seed = 42n;
+    const next = () => {
+      seed = (seed * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+      return seed >> 2n; // 62 bits
+    };
+    for (let i = 0; i < 2000; i++) {
+      const [good, failed, missed] = [next(), next(), next()].map((m, k) => (i % 4 === k ? 0n : m));
+      const lag = Number(next() % 70n) - 35;
+      const day0 = new Date(Date.parse('2026-12-02T00:00:00Z') + lag * 86_400_000).toISOString().slice(0, 10);
+      let expected = '';
+      for (let k = STRIP_DAYS - 1; k >= 0; k--) {
+        const bit = lag + k;
+        const has = (m: bigint) => bit >= 0 && bit <= 61 && ((m! >> BigInt(bit)) & 1n) === 1n;
+        expected += has(good!) ? 'g' : has(failed!) ? 'f' : has(missed!) ? 'm' : '-';
+      }
+      const got = stripOf(
+        { day0, good: good!.toString(), failed: failed!.toString(), missed: missed!.toString() },
+        now,
+      );
+      expect(got, `case ${i}`).toBe(expected);
+    }
+  });
 });

@@ -220,16 +220,20 @@ export function stripOf(
   );
   const today = Date.parse(`${isoDay(now)}T00:00:00Z`);
   const lag = Math.round((day0 - today) / 86_400_000);
-  const masks = [r.good, r.failed, r.missed].map((m) => BigInt(m ?? '0'));
+  // Each mask in binary once, then read by character: shifting a BigInt per day and mask cost
+  // a third of GET /dashboard/targets with 1 000 targets.
+  const [good, failed, missed] = [r.good, r.failed, r.missed].map((m) => BigInt(m ?? '0').toString(2)) as [
+    string,
+    string,
+    string,
+  ];
+  const has = (bits: string, bit: number) =>
+    bit < bits.length && bits.charCodeAt(bits.length - 1 - bit) === 49;
   let out = '';
   for (let k = STRIP_DAYS - 1; k >= 0; k--) {
     const bit = lag + k;
-    if (bit < 0 || bit > 61) {
-      out += '-';
-      continue;
-    }
-    const has = (m: bigint) => ((m >> BigInt(bit)) & 1n) === 1n;
-    out += has(masks[0]!) ? 'g' : has(masks[1]!) ? 'f' : has(masks[2]!) ? 'm' : '-';
+    if (bit < 0 || bit > 61) out += '-';
+    else out += has(good, bit) ? 'g' : has(failed, bit) ? 'f' : has(missed, bit) ? 'm' : '-';
   }
   return out;
 }
