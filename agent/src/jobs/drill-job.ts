@@ -92,14 +92,16 @@ export async function runDrill(cmd: DrillCommand, ctx: JobContext) {
   } finally {
     server?.kill('SIGKILL');
     await removeScratch(target, scratch).then(
-      () => ctx.clearScratch?.(),
+      async () => {
+        await ctx.clearScratch?.();
+        ctx.log('info', `removed ${describe(scratch)}`);
+      },
       (err) =>
         ctx.log(
           'error',
           `could not remove ${describe(scratch)}: ${(err as Error).message}; it is removed at the next start`,
         ),
     );
-    ctx.log('info', `removed ${describe(scratch)}`);
   }
 }
 

@@ -94,14 +94,16 @@ export async function runPitrDrill(cmd: PitrDrillCommand, ctx: JobContext) {
   } finally {
     await stopServer(pgCtl.path, dir, owner);
     await removeScratch(cmd.target, scratch).then(
-      () => ctx.clearScratch?.(),
+      async () => {
+        await ctx.clearScratch?.();
+        ctx.log('info', `stopped the drilled server and removed ${dir}`);
+      },
       (err) =>
         ctx.log(
           'error',
           `could not remove ${dir}: ${(err as Error).message}; it is removed at the next start`,
         ),
     );
-    ctx.log('info', `stopped the drilled server and removed ${dir}`);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   recoverySettings,
   startAndRecover,
 } from './pitr-server.js';
+import { eachAtMost } from './pool.js';
 
 type PitrRestoreCommand = Extract<Command, { kind: 'pitr.restore' }>;
 /** What a restore and a drill of a chain both carry: the target, its base backup and WAL. */
@@ -113,22 +114,12 @@ async function fetchAll(cmd: Chain, walDir: string, ctx: JobContext) {
   const stop = every(1000, () => ctx.progress('fetch-wal', fetched, cmd.wal.length));
   try {
     // A few at a time: each file is a zstd child and a decryption, and the host has cores to spare
-    // while recovery has not started. The first failure stops the others from taking more.
-    const queue = [...cmd.wal];
-    const worker = async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
-        await fetchWalFile(walStore, f, walDir, ctx);
-        fetched++;
-      }
-    };
-    await Promise.all(
-      Array.from({ length: FETCH_CONCURRENCY }, () =>
-        worker().catch((err) => {
-          queue.length = 0;
-          throw err;
-        }),
-      ),
-    );
+    // while recovery has not started. The first failure stops the others from taking more, and
+    // is thrown once none is still writing into the directory the caller may then remove.
+    await eachAtMost(cmd.wal, FETCH_CONCURRENCY, async (f) => {
+      await fetchWalFile(walStore, f, walDir, ctx);
+      fetched++;
+    });
   } finally {
     stop();
   }
