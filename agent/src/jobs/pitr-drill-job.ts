@@ -92,19 +92,29 @@ export async function runPitrDrill(cmd: PitrDrillCommand, ctx: JobContext) {
       rtoExceeded: cmd.maxRestoreSeconds !== undefined && rtoSeconds > cmd.maxRestoreSeconds,
     };
   } finally {
-    await stopServer(pgCtl.path, dir, owner);
-    await removeScratch(cmd.target, scratch).then(
-      async () => {
-        await ctx.clearScratch?.();
-        ctx.log('info', `stopped the drilled server and removed ${dir}`);
-      },
-      (err) =>
-        ctx.log(
-          'error',
-          `could not remove ${dir}: ${(err as Error).message}; it is removed at the next start`,
-        ),
-    );
+    await cleanUp(cmd, scratch, () => stopServer(pgCtl.path, dir, owner), ctx);
   }
+}
+
+/** The drilled server stopped and its directory removed; the scratch record cleared once it is. */
+async function cleanUp(
+  cmd: PitrDrillCommand,
+  scratch: ScratchRecord,
+  stop: () => Promise<unknown>,
+  ctx: JobContext,
+) {
+  await stop();
+  await removeScratch(cmd.target, scratch).then(
+    async () => {
+      await ctx.clearScratch?.();
+      ctx.log('info', `stopped the drilled server and removed ${scratch.dir}`);
+    },
+    (err) =>
+      ctx.log(
+        'error',
+        `could not remove ${scratch.dir}: ${(err as Error).message}; it is removed at the next start`,
+      ),
+  );
 }
 
 /** Replay must reach the newest WAL file given: an early end means a file was damaged or missing. */
