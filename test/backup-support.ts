@@ -205,3 +205,15 @@ export async function waitTargetSettled(cp: ControlPlane, targetId: string, time
     { timeoutMs, intervalMs: 1500, what: 'the catalogue to settle' },
   );
 }
+
+/**
+ * The name of the WAL segment a physical base backup starts in, worked out here from its
+ * engineMeta (timeline, start LSN, segment size) rather than by the product's own code.
+ */
+export function firstSegmentOf(em: Record<string, string>): string {
+  const [hi, lo] = em.startLsn!.split('/').map((x) => BigInt(`0x${x}`));
+  const perId = 0x1_0000_0000n / BigInt(em.walSegmentBytes!);
+  const segno = ((hi! << 32n) | lo!) / BigInt(em.walSegmentBytes!);
+  const hex = (n: bigint) => n.toString(16).toUpperCase().padStart(8, '0');
+  return `${hex(BigInt(em.timeline!))}${hex(segno / perId)}${hex(segno % perId)}`;
+}

@@ -18,7 +18,7 @@ import {
 } from '@dbbackup/testkit';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobLogs, runBackup, s3Profile } from './backup-support.js';
+import { firstSegmentOf, jobLogs, runBackup, s3Profile } from './backup-support.js';
 import {
   accessibilityProblems,
   launchChromium,
@@ -74,7 +74,7 @@ afterAll(async () => {
 
 describe('point-in-time recovery from the dashboard', () => {
   it('the picker shows the recovery window and restores to a time between two markers', async () => {
-    const { job } = await runBackup(cp, targetId);
+    const { job, backup } = await runBackup(cp, targetId);
     expect(job.state, await jobLogs(cp, job.id)).toBe('succeeded');
     await query(pg.url(), 'CREATE TABLE marker (n int PRIMARY KEY)');
     await query(pg.url(), 'INSERT INTO marker VALUES (1)');
@@ -100,6 +100,12 @@ describe('point-in-time recovery from the dashboard', () => {
     await expect
       .poll(() => window.textContent(), { timeout: 15_000 })
       .toMatch(/^Restorable from .* WAL files archived/);
+    // The retention card names the WAL a policy would remove with old base backups: what is
+    // older than the first segment of the oldest base backup left (here, the only one).
+    const first = firstSegmentOf((backup!.meta as { engineMeta: Record<string, string> }).engineMeta);
+    await expect
+      .poll(() => page.getByTestId('retention-wal').textContent(), { timeout: 15_000 })
+      .toContain(`older than ${first},`);
     const form = page.getByRole('form', { name: 'Restore to a point in time' });
     await form.getByLabel('A time').check();
     // The time as this browser shows it, to the second (datetime-local is local time).

@@ -20,7 +20,7 @@ import {
   waitFor,
 } from '@dbbackup/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Job, jobLogs, runBackup, s3Profile, waitJob } from './backup-support.js';
+import { firstSegmentOf, type Job, jobLogs, runBackup, s3Profile, waitJob } from './backup-support.js';
 import { controlPlane, getAgent, getCommand } from './support.js';
 
 type Window = {
@@ -401,9 +401,7 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
       );
       expect(em.incremental).toBeUndefined();
     }
-    const [hi, lo] = em.startLsn!.split('/').map((x) => BigInt(`0x${x}`));
-    const segno = ((hi! << 32n) | lo!) / BigInt(em.walSegmentBytes!);
-    const firstNeeded = `${em.timeline!.padStart(8, '0')}${(segno / 256n).toString(16).toUpperCase().padStart(8, '0')}${(segno % 256n).toString(16).toUpperCase().padStart(8, '0')}`;
+    const firstNeeded = firstSegmentOf(em);
     const w = (
       await waitFor(
         async () => {
@@ -439,6 +437,16 @@ describe('point-in-time recovery of PostgreSQL (physical base backups + WAL arch
     const left = walInBucket();
     expect(left.length).toBeGreaterThan(0);
     expect(left.filter((n) => n < firstNeeded)).toEqual([]);
+    // The retention preview reads the same rule off the catalogue: WAL before the first segment
+    // of the base backup left goes with the old chain; once the agent's prune is applied, none is left.
+    type WalPreview = { wal: { before: string; files: number; bytes: number } | null };
+    const preview = () =>
+      cp.api<WalPreview>('GET', `/api/v1/targets/${targetId}/retention/preview?keepLast=1`);
+    expect((await preview()).body.wal?.before).toBe(firstNeeded);
+    await waitFor(async () => (await preview()).body.wal?.files === 0, {
+      timeoutMs: 30_000,
+      what: 'no catalogued WAL older than the base backup left',
+    });
     const alerts = (
       await cp.api<{ items: { kind: string; state: string }[] }>('GET', `/api/v1/alerts?target=${targetId}`)
     ).body.items;

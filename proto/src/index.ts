@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export * from './chain-retention.js';
 export * from './codec.js';
 export * from './commands.js';
 export * from './key-binding.js';

@@ -1,7 +1,7 @@
 import {
   BackupMeta,
   backupTargetPrefix,
-  chainAncestors,
+  chainGuard,
   type RetentionCandidate,
   type RetentionPolicy,
   type StorageSpec,
@@ -13,7 +13,7 @@ import {
 } from '@dbbackup/proto';
 import { readAll } from '../storage/object-store.js';
 import { openStore } from '../storage/open-store.js';
-import { chainKeep, pruneWal } from './wal-retention.js';
+import { pruneWal } from './wal-retention.js';
 
 export interface RetentionOutcome {
   kept: number;
@@ -62,15 +62,17 @@ export async function applyRetention(o: {
     throw new Error(m);
   }
   const isGood = (m: BackupMeta) => candidates.find((c) => c.id === m.backupId)?.good === true;
-  const coverBoundary = chainKeep(metas, isGood, o.policy, o.now ?? new Date());
+  const keptBecause = chainGuard({
+    metas,
+    good: isGood,
+    policy: o.policy,
+    now: o.now ?? new Date(),
+    kept: decision.keep.map((k) => k.id),
+    drillKeep: o.keep,
+  });
   const deleted: RetentionOutcome['deleted'] = [];
-  const builtOn = chainAncestors(metas, [
-    ...decision.keep.map((k) => k.id),
-    ...(coverBoundary ? [coverBoundary] : []),
-    ...(o.keep ?? []),
-  ]);
   for (const d of decision.delete) {
-    const why = keptBecause(d.id, coverBoundary, o.keep, builtOn);
+    const why = keptBecause(d.id);
     if (why) {
       o.log('info', `retention: kept ${d.id}, ${why}`);
       if (o.only) throw new Error(`not deleted: ${why}`);
@@ -127,17 +129,4 @@ async function readTargetMetas(
     if (meta.targetId === o.target.id) metas.push(meta);
   }
   return { metas, sizes };
-}
-
-/** Why retention keeps a backup its policy alone would delete (undefined: it goes). */
-function keptBecause(
-  id: string,
-  coverBoundary: string | undefined,
-  keep: ReadonlySet<string> | undefined,
-  builtOn: Set<string>,
-) {
-  if (id === coverBoundary) return 'the base backup recovery points within keepDays start from';
-  if (keep?.has(id)) return 'the newest backup a drill proved (a newer one failed its drill)';
-  if (builtOn.has(id)) return 'a kept incremental base backup is built on it';
-  return undefined;
 }

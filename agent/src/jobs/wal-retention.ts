@@ -1,48 +1,12 @@
 import {
   type BackupMeta,
-  parseLsn,
-  type RetentionPolicy,
-  segmentName,
-  segmentOf,
+  firstNeededSegment,
   type TargetSpec,
   WAL_SEGMENT_NAME,
   type WalPruned,
   walTargetPrefix,
 } from '@dbbackup/proto';
 import type { ObjectStore } from '../storage/object-store.js';
-
-/** Retention of a physical target's chain: the base backups recovery points need, and the WAL nobody needs. */
-
-const DAY = 86_400_000;
-const isBase = (m: BackupMeta) => m.engineMeta?.kind === 'physical' && !!m.engineMeta.startLsn;
-
-/**
- * With keepDays, every point of the last keepDays days must stay restorable: the newest
- * good base backup taken before that boundary is kept too (it is what restores the points
- * between the boundary and the next base backup).
- */
-export function chainKeep(
-  metas: BackupMeta[],
-  good: (m: BackupMeta) => boolean,
-  policy: RetentionPolicy,
-  now: Date,
-) {
-  if (!policy.keepDays) return undefined;
-  const from = now.getTime() - policy.keepDays * DAY;
-  return metas
-    .filter((m) => isBase(m) && good(m) && Date.parse(m.startTime) < from)
-    .sort((a, b) => Date.parse(b.startTime) - Date.parse(a.startTime))[0]?.backupId;
-}
-
-/** The first WAL segment the oldest remaining base backup needs (undefined: no base backup left). */
-export function firstNeededSegment(remaining: BackupMeta[]): string | undefined {
-  const names = remaining.filter(isBase).map((m) => {
-    const e = m.engineMeta!;
-    const bytes = Number(e.walSegmentBytes);
-    return segmentName(Number(e.timeline), segmentOf(parseLsn(e.startLsn!), bytes), bytes);
-  });
-  return names.sort()[0];
-}
 
 /**
  * Delete the target's archived WAL segments older than the oldest kept base backup's start

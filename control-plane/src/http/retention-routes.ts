@@ -1,11 +1,11 @@
-import { chainAncestors, RetentionPolicy, selectRetention } from '@dbbackup/proto';
+import { RetentionPolicy } from '@dbbackup/proto';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { type Db, json } from '../db/database.js';
 import { badRequest, notFound } from '../problem.js';
 import { bumpAgentConfig } from '../services/agent-config.js';
 import { createCommand } from '../services/command-state.js';
-import { catalogueCandidates } from '../services/retention-catalogue.js';
+import { retentionPreview } from '../services/retention-catalogue.js';
 import { checkStorage, storageRefFor } from '../services/storage-specs.js';
 import { targetSpecFromRow } from '../services/target-specs.js';
 import type { AuthEnv } from './auth.js';
@@ -44,7 +44,7 @@ export function retentionRoutes(d: RouteDeps) {
   api.get('/targets/:id/retention/preview', async (c) => {
     const t = await targetRow(db, uuidParam(c, 'id', 'target'));
     const policy = policyFromQuery(c) ?? (t.options as { retention?: RetentionPolicy }).retention ?? {};
-    return c.json({ policy, ...(await decide(db, t.id, policy)) });
+    return c.json({ policy, ...(await retentionPreview(db, t.id, policy)) });
   });
   api.post('/targets/:id/cleanup', (c) => cleanup(c, d));
   return api;
@@ -79,27 +79,6 @@ async function targetRow(db: Db, id: string) {
   return t;
 }
 
-/** What a policy would keep and delete, and why, as the catalogue sees the target (the agent applies the same rules). */
-async function decide(db: Db, targetId: string, policy: RetentionPolicy) {
-  const { candidates, chain, drills } = await catalogueCandidates(db, targetId);
-  const d = selectRetention(candidates, policy, new Date());
-  const pinned = d.delete.filter((x) => drills.keep.includes(x.id));
-  const builtOn = chainAncestors(chain, [...d.keep.map((k) => k.id), ...pinned.map((x) => x.id)]);
-  const why = (id: string) =>
-    drills.keep.includes(id)
-      ? 'the newest backup a drill proved (a newer one failed its drill)'
-      : 'a kept incremental base backup is built on it';
-  return {
-    keep: [
-      ...d.keep,
-      ...d.delete
-        .filter((x) => drills.keep.includes(x.id) || builtOn.has(x.id))
-        .map((x) => ({ id: x.id, reasons: [why(x.id)] })),
-    ],
-    delete: d.delete.filter((x) => !drills.keep.includes(x.id) && !builtOn.has(x.id)),
-  };
-}
-
 /**
  * `cleanup --older-than 30d [--dry-run]`: backups older than the age go, except the
  * newest good one. A dry run answers from the catalogue; otherwise the agent applies it
@@ -112,7 +91,7 @@ async function cleanup(c: Ctx, { db, bus }: RouteDeps) {
   const days = body.olderThan.endsWith('w') ? n * 7 : n;
   if (days < 1) throw badRequest('olderThan: must be at least 1 day', { field: 'olderThan' });
   const policy: RetentionPolicy = { keepDays: days };
-  const decision = await decide(db, t.id, policy);
+  const decision = await retentionPreview(db, t.id, policy);
   if (body.dryRun) return c.json({ dryRun: true, olderThan: body.olderThan, ...decision });
   const agent = await db
     .selectFrom('agents')

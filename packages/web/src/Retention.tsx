@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react';
 import { api } from './api.js';
 import { apiCli, Cli } from './Cli.js';
 import { ErrorNote } from './ErrorNote.js';
+import { bytes } from './format.js';
 
 const RULES = [
   ['keepLast', 'Keep the last', 'backups'],
@@ -17,6 +18,8 @@ type Preview = {
   policy: Policy;
   keep: { id: string; reasons: string[] }[];
   delete: { id: string; reason: string }[];
+  /** A physical target's archived WAL older than the oldest base backup left. */
+  wal: { before: string; files: number; bytes: number } | null;
 };
 
 function previewPath(targetId: string, p: Policy): string {
@@ -112,6 +115,13 @@ export function Retention({
             {preview.data.delete.length} of {preview.data.delete.length + preview.data.keep.length} backups
             would be removed.
           </p>
+          {preview.data.wal && (
+            <p data-testid="retention-wal">
+              {preview.data.wal.files
+                ? `With them, ${preview.data.wal.files} archived WAL files (${bytes(preview.data.wal.bytes)}) older than ${preview.data.wal.before}, where the oldest base backup left starts: points in time before it could no longer be restored.`
+                : `No archived WAL would be removed: none is older than ${preview.data.wal.before}, where the oldest base backup left starts.`}
+            </p>
+          )}
           <ul className="plain">
             {preview.data.delete.map((d) => (
               <li key={d.id}>
