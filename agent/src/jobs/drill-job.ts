@@ -5,7 +5,7 @@ import type { Mismatch, TableStat } from '../engines/engine.js';
 import { checkRdb, keyspace, redisCmd } from '../engines/redis-engine.js';
 import {
   planScratch,
-  removeScratch,
+  removeScratchLogged,
   type ScratchRecord,
   scratchRedisTarget,
   startScratchRedis,
@@ -91,17 +91,7 @@ export async function runDrill(cmd: DrillCommand, ctx: JobContext) {
     };
   } finally {
     server?.kill('SIGKILL');
-    await removeScratch(target, scratch).then(
-      async () => {
-        await ctx.clearScratch?.();
-        ctx.log('info', `removed ${describe(scratch)}`);
-      },
-      (err) =>
-        ctx.log(
-          'error',
-          `could not remove ${describe(scratch)}: ${(err as Error).message}; it is removed at the next start`,
-        ),
-    );
+    await removeScratchLogged(target, scratch, ctx, describe(scratch));
   }
 }
 

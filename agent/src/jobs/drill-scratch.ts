@@ -8,6 +8,7 @@ import { AgentError } from '../agent-error.js';
 import { firstTool } from '../engines/engine-support.js';
 import { mysqlQuery } from '../engines/mysql-engine.js';
 import { client } from '../engines/postgres-client.js';
+import type { JobContext } from './job-context.js';
 
 /**
  * A drill's scratch destination: made by the agent, owned by it, never the target's own
@@ -89,6 +90,26 @@ export async function removeScratch(target: TargetSpec, s: ScratchRecord): Promi
   if (s.engine === 'mysql' && s.database.startsWith(DRILL_DB_PREFIX))
     await mysqlQuery(target, `DROP DATABASE IF EXISTS \`${s.database}\``);
   await rm(s.dir, { recursive: true, force: true });
+}
+
+/**
+ * A drill's scratch destination removed at its end, said in the job's log as `what`; the
+ * scratch record is cleared only once it is gone (otherwise the next start removes it).
+ */
+export async function removeScratchLogged(
+  target: TargetSpec,
+  s: ScratchRecord,
+  ctx: JobContext,
+  what: string,
+): Promise<void> {
+  try {
+    await removeScratch(target, s);
+  } catch (err) {
+    ctx.log('error', `could not remove ${what}: ${(err as Error).message}; it is removed at the next start`);
+    return;
+  }
+  await ctx.clearScratch?.();
+  ctx.log('info', `removed ${what}`);
 }
 
 /** The live PostgreSQL server running from `dir`, by its postmaster.pid (checked to be a postgres process). */

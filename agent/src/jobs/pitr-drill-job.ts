@@ -6,7 +6,7 @@ import { AgentError } from '../agent-error.js';
 import { agentConfig } from '../config.js';
 import { exactTool } from '../engines/postgres-tools.js';
 import { spaceNeeded } from './drill-job.js';
-import { freePort, removeScratch, type ScratchRecord } from './drill-scratch.js';
+import { freePort, removeScratchLogged, type ScratchRecord } from './drill-scratch.js';
 import type { JobContext } from './job-context.js';
 import { clusterOwner } from './pitr-files.js';
 import { baseVersion, checkServer, prepareDataDirectory } from './pitr-restore-job.js';
@@ -92,29 +92,9 @@ export async function runPitrDrill(cmd: PitrDrillCommand, ctx: JobContext) {
       rtoExceeded: cmd.maxRestoreSeconds !== undefined && rtoSeconds > cmd.maxRestoreSeconds,
     };
   } finally {
-    await cleanUp(cmd, scratch, () => stopServer(pgCtl.path, dir, owner), ctx);
+    await stopServer(pgCtl.path, dir, owner);
+    await removeScratchLogged(cmd.target, scratch, ctx, `the drilled server's directory ${dir}`);
   }
-}
-
-/** The drilled server stopped and its directory removed; the scratch record cleared once it is. */
-async function cleanUp(
-  cmd: PitrDrillCommand,
-  scratch: ScratchRecord,
-  stop: () => Promise<unknown>,
-  ctx: JobContext,
-) {
-  await stop();
-  await removeScratch(cmd.target, scratch).then(
-    async () => {
-      await ctx.clearScratch?.();
-      ctx.log('info', `stopped the drilled server and removed ${scratch.dir}`);
-    },
-    (err) =>
-      ctx.log(
-        'error',
-        `could not remove ${scratch.dir}: ${(err as Error).message}; it is removed at the next start`,
-      ),
-  );
 }
 
 /** Replay must reach the newest WAL file given: an early end means a file was damaged or missing. */

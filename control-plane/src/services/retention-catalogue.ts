@@ -66,11 +66,13 @@ export async function retentionPreview(db: Db, targetId: string, policy: Retenti
     kept: d.keep.map((k) => k.id),
     drillKeep: new Set(drills.keep),
   });
-  const stays = d.delete.flatMap((x) => {
+  const stays: { id: string; reasons: string[] }[] = [];
+  const gone: typeof d.delete = [];
+  for (const x of d.delete) {
     const why = keptBecause(x.id);
-    return why ? [{ id: x.id, reasons: [why] }] : [];
-  });
-  const gone = d.delete.filter((x) => !keptBecause(x.id));
+    if (why) stays.push({ id: x.id, reasons: [why] });
+    else gone.push(x);
+  }
   const left = new Set(gone.map((x) => x.id));
   const before = firstNeededSegment(chain.filter((m) => !left.has(m.backupId) && good.has(m.backupId)));
   return {
